@@ -1,0 +1,99 @@
+# micro: the service sidecar. See README.md for the two commands that matter.
+#   make                 build build/micro
+#   make run             install what is missing, build, run on the embedded defaults
+#   make test            install, build, run unit + integration tests, then again under ASan+UBSan
+#   make SANITIZE=1 test only the sanitizer pass
+#   make format-check    clang-format conformance
+#   make bench           side-by-side benchmarks (bench/)
+
+CC      ?= cc
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     ?= -O1 -g
+else
+BUILD   ?= build
+SANFLAGS =
+OPT     ?= -O2 -g
+endif
+
+LLHTTP_SRC = /usr/share/llhttp
+LLHTTP_INC = /usr/share/include/llhttp
+
+DEFS     = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
+INCS     = -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags libuv jansson uuid 2>/dev/null)
+CFLAGS  += -std=c17 $(OPT) $(DEFS) $(WARN) $(INCS) $(SANFLAGS) -MMD -MP
+LDLIBS  += $(shell pkg-config --libs libuv jansson uuid 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lm -lpthread
+LDFLAGS += $(SANFLAGS)
+
+SRCS      := $(shell find src -name '*.c' | sort)
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
+UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
+BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
+
+.PHONY: all deps run test test-unit test-integration format format-check bench clean fuzz
+
+all: $(BUILD)/micro
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/libmicro.a: $(LIB_OBJS) $(LLHTTP_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/micro: $(BUILD)/src/main.o $(BUILD)/libmicro.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Third-party parser sources from Debian's node-llhttp: compiled from where Debian puts
+# them, with our sanitizers but without our warning policy (their code, not ours).
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 $(OPT) $(SANFLAGS) -I$(LLHTTP_INC) -w -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libmicro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libmicro.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+unit-bins: $(UNIT_BINS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/micro sidecar
+
+test: deps
+	@bash scripts/test.sh
+
+test-unit: $(UNIT_BINS)
+	@bash scripts/run-unit.sh $(BUILD)
+
+test-integration: $(BUILD)/micro
+	@MICRO_BIN=$(abspath $(BUILD)/micro) /usr/bin/python3 -m pytest -q tests/integration
+
+format:
+	clang-format -i $$(find src tests bench -name '*.[ch]')
+
+format-check:
+	@clang-format --dry-run --Werror $$(find src tests bench -name '*.[ch]') && echo "format-check: ok"
+
+bench: deps
+	@bash bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,5 @@
+/* micro: wiring only. */
+int main(void)
+{
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* Growable byte buffer. */
+#include "util/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/alloc.h"
+
+void mc_buf_init(struct mc_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void mc_buf_close(struct mc_buf *b)
+{
+    mc_free(b->data);
+    mc_buf_init(b);
+}
+
+void mc_buf_reserve(struct mc_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    b->data = mc_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void mc_buf_append(struct mc_buf *b, const void *data, size_t len)
+{
+    mc_buf_reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void mc_buf_append_str(struct mc_buf *b, const char *s)
+{
+    mc_buf_append(b, s, strlen(s));
+}
+
+void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    mc_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void mc_buf_consume(struct mc_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
+}
+
+void mc_buf_reset(struct mc_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+char *mc_buf_steal(struct mc_buf *b, size_t *len)
+{
+    char *d = b->data;
+    if (len)
+        *len = b->len;
+    if (!d)
+        d = mc_strdup("");
+    mc_buf_init(b);
+    return d;
+}

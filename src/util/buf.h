@@ -1,0 +1,26 @@
+/* A growable byte buffer, the one container for bytes being assembled (responses, JSON). */
+#ifndef MC_UTIL_BUF_H
+#define MC_UTIL_BUF_H
+
+#include <stddef.h>
+
+struct mc_buf {
+    char *data; /* owned; NUL-terminated after every append when cap > 0 */
+    size_t len;
+    size_t cap;
+};
+
+/* Embeds an empty buffer; mc_buf_close() frees what it grew. */
+void mc_buf_init(struct mc_buf *b);
+void mc_buf_close(struct mc_buf *b);
+void mc_buf_reserve(struct mc_buf *b, size_t extra);
+void mc_buf_append(struct mc_buf *b, const void *data, size_t len);
+void mc_buf_append_str(struct mc_buf *b, const char *s);
+void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops the first n bytes, keeping the rest. */
+void mc_buf_consume(struct mc_buf *b, size_t n);
+void mc_buf_reset(struct mc_buf *b);
+/* Hands the bytes to the caller (who mc_free()s them) and leaves the buffer empty. */
+char *mc_buf_steal(struct mc_buf *b, size_t *len);
+
+#endif
