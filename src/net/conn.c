@@ -1,0 +1,335 @@
+/* Connections over libuv streams, with a batched output queue. */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define OWNED_SEG_MIN 4096
+#define MAX_IOV 64
+
+static void release_seg(struct mc_conn_seg *s)
+{
+    if (s->release)
+        s->release(s->release_ctx);
+    else
+        mc_free((void *)s->base);
+    s->base = NULL;
+}
+
+static void release_all(struct mc_conn_seg *segs, size_t *len)
+{
+    for (size_t i = 0; i < *len; i++)
+        release_seg(&segs[i]);
+    *len = 0;
+}
+
+static struct mc_conn_seg *push_seg(struct mc_conn *c)
+{
+    if (c->queue_len == c->queue_cap) {
+        c->queue_cap = c->queue_cap ? c->queue_cap * 2 : 8;
+        c->queue = mc_realloc(c->queue, c->queue_cap * sizeof *c->queue);
+    }
+    struct mc_conn_seg *s = &c->queue[c->queue_len++];
+    memset(s, 0, sizeof *s);
+    return s;
+}
+
+void mc_conn_write_copy(struct mc_conn *c, const void *data, size_t len)
+{
+    if (c->closing || len == 0)
+        return;
+    c->queued_bytes += len;
+    if (c->queue_len > 0) {
+        struct mc_conn_seg *last = &c->queue[c->queue_len - 1];
+        if (!last->release && last->cap - last->len >= len) {
+            memcpy((char *)last->base + last->len, data, len);
+            last->len += len;
+            return;
+        }
+    }
+    struct mc_conn_seg *s = push_seg(c);
+    s->cap = len < OWNED_SEG_MIN ? OWNED_SEG_MIN : len;
+    char *base = mc_malloc(s->cap);
+    memcpy(base, data, len);
+    s->base = base;
+    s->len = len;
+}
+
+void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_release_cb release,
+                       void *ctx)
+{
+    if (c->closing || len == 0) {
+        release(ctx);
+        return;
+    }
+    c->queued_bytes += len;
+    struct mc_conn_seg *s = push_seg(c);
+    s->base = data;
+    s->len = len;
+    s->release = release;
+    s->release_ctx = ctx;
+}
+
+static void finish_close(struct mc_conn *c);
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    struct mc_conn *c = req->data;
+    for (size_t i = 0; i < c->inflight_len; i++)
+        c->queued_bytes -= c->inflight[i].len;
+    release_all(c->inflight, &c->inflight_len);
+    c->writing = 0;
+    if (c->closing) {
+        finish_close(c);
+        return;
+    }
+    if (status < 0) {
+        /* The peer is gone; let the reader learn it through its own error path. */
+        mc_conn_close(c, 1);
+        return;
+    }
+    if (c->queue_len > 0) {
+        mc_conn_flush(c);
+    } else if (c->close_when_flushed) {
+        mc_conn_close(c, 1);
+    } else if (c->on_drain) {
+        c->on_drain(c);
+    }
+}
+
+void mc_conn_flush(struct mc_conn *c)
+{
+    if (c->writing || c->closing || c->queue_len == 0)
+        return;
+    /* Swap the queue into flight: everything produced this turn goes out in one writev. */
+    size_t n = c->queue_len < MAX_IOV ? c->queue_len : MAX_IOV;
+    if (c->inflight_cap < n) {
+        c->inflight_cap = c->queue_cap;
+        c->inflight = mc_realloc(c->inflight, c->inflight_cap * sizeof *c->inflight);
+    }
+    memcpy(c->inflight, c->queue, n * sizeof *c->queue);
+    c->inflight_len = n;
+    memmove(c->queue, c->queue + n, (c->queue_len - n) * sizeof *c->queue);
+    c->queue_len -= n;
+    uv_buf_t bufs[MAX_IOV];
+    for (size_t i = 0; i < n; i++)
+        bufs[i] = uv_buf_init((char *)c->inflight[i].base, (unsigned)c->inflight[i].len);
+    c->writing = 1;
+    int rc = c->type->write(c, bufs, (unsigned)n);
+    if (rc < 0) {
+        c->writing = 0;
+        for (size_t i = 0; i < c->inflight_len; i++)
+            c->queued_bytes -= c->inflight[i].len;
+        release_all(c->inflight, &c->inflight_len);
+        mc_conn_close(c, 1);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct mc_conn *c = h->data;
+    release_all(c->queue, &c->queue_len);
+    mc_free(c->queue);
+    c->queue = NULL;
+    mc_free(c->inflight);
+    c->inflight = NULL;
+    if (c->on_close)
+        c->on_close(c);
+}
+
+static void finish_close(struct mc_conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    c->type->close(c);
+}
+
+void mc_conn_close(struct mc_conn *c, int now)
+{
+    if (c->closing)
+        return;
+    if (!now && (c->writing || c->queue_len > 0)) {
+        c->close_when_flushed = 1;
+        mc_conn_read_stop(c);
+        mc_conn_flush(c);
+        return;
+    }
+    c->closing = 1;
+    mc_conn_read_stop(c);
+    release_all(c->queue, &c->queue_len);
+    c->queued_bytes = 0;
+    /* A write in flight still references its segments: libuv cancels it during close and
+     * on_write_done releases them before on_handle_closed runs. */
+    finish_close(c);
+}
+
+int mc_conn_read_start(struct mc_conn *c)
+{
+    if (c->reading || c->closing)
+        return 0;
+    int rc = c->type->read_start(c);
+    if (rc == 0)
+        c->reading = 1;
+    return rc;
+}
+
+int mc_conn_read_stop(struct mc_conn *c)
+{
+    if (!c->reading)
+        return 0;
+    c->reading = 0;
+    return c->type->read_stop(c);
+}
+
+/* ---- TCP transport ---- */
+
+static void tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct mc_conn *c = h->data;
+    if (c->net->read_buf_busy) {
+        /* Re-entrant read on another connection during a callback: should not happen
+         * with libuv's single-threaded dispatch; refuse the read rather than corrupt. */
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    c->net->read_buf_busy = 1;
+    *buf = uv_buf_init(c->net->read_buf, sizeof c->net->read_buf);
+}
+
+static void tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct mc_conn *c = s->data;
+    if (buf->base == c->net->read_buf)
+        c->net->read_buf_busy = 0;
+    if (nread == 0 || c->closing)
+        return;
+    c->on_read(c, buf->base, nread);
+}
+
+static int tcp_read_start(struct mc_conn *c)
+{
+    return uv_read_start((uv_stream_t *)&c->tcp, tcp_alloc, tcp_read);
+}
+
+static int tcp_read_stop(struct mc_conn *c)
+{
+    return uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static int tcp_write(struct mc_conn *c, const uv_buf_t *bufs, unsigned count)
+{
+    c->write_req.data = c;
+    return uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, count, on_write_done);
+}
+
+static void tcp_close(struct mc_conn *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+const struct mc_conn_type mc_conn_tcp_type = {
+    .name = "tcp",
+    .read_start = tcp_read_start,
+    .read_stop = tcp_read_stop,
+    .write = tcp_write,
+    .close = tcp_close,
+};
+
+int mc_conn_init_tcp(struct mc_conn *c, struct mc_net *net)
+{
+    memset(c, 0, sizeof *c);
+    c->net = net;
+    c->type = &mc_conn_tcp_type;
+    int rc = uv_tcp_init(net->loop, &c->tcp);
+    if (rc < 0)
+        return rc;
+    c->tcp.data = c;
+    return 0;
+}
+
+int mc_conn_accept(struct mc_conn *c, uv_stream_t *server)
+{
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0) {
+        uv_tcp_nodelay(&c->tcp, 1);
+        c->connected = 1;
+    }
+    return rc;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct mc_conn *c = req->data;
+    if (status == 0) {
+        c->connected = 1;
+        uv_tcp_nodelay(&c->tcp, 1);
+    }
+    if (status == UV_ECANCELED || c->closing)
+        return;
+    c->connect_cb(c, status);
+}
+
+int mc_conn_connect(struct mc_conn *c, const struct sockaddr *addr,
+                    void (*cb)(struct mc_conn *c, int status))
+{
+    c->connect_cb = cb;
+    c->connect_req.data = c;
+    return uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+}
+
+void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int namelen = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
+        if (ss.ss_family == AF_INET &&
+            uv_ip4_name((struct sockaddr_in *)&ss, buf, len) == 0)
+            return;
+        if (ss.ss_family == AF_INET6 &&
+            uv_ip6_name((struct sockaddr_in6 *)&ss, buf, len) == 0)
+            return;
+    }
+    snprintf(buf, len, "-");
+}
+
+int mc_net_parse_address(const char *text, struct sockaddr_storage *out)
+{
+    char host[256];
+    const char *port_str;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
+            return MC_EINVAL;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port_str = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof host)
+            return MC_EINVAL;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port_str = colon + 1;
+    }
+    char *end;
+    long port = strtol(port_str, &end, 10);
+    if (*port_str == '\0' || *end != '\0' || port < 0 || port > 65535)
+        return MC_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
+        return uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)out) < 0 ? MC_EINVAL : 0;
+    }
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0)
+        return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0)
+        return 0;
+    return MC_EINVAL;
+}
