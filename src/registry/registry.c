@@ -1,0 +1,672 @@
+/* The registry's local view (services sorted by (name, version), each with its nodes), the
+ * front end that validates and hands writes to the backend, and the watch fan-out. */
+#include "registry/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+struct watch {
+    int id;
+    int removed;  /* unwatched during a dispatch; compacted when the dispatch ends */
+    char *filter; /* NULL = every service */
+    mc_registry_watch_cb cb;
+    void *ctx;
+};
+
+struct mc_registry {
+    const struct mc_registry_ops *ops;
+    void *backend_data;
+    struct mc_clock clock;
+
+    /* The view: sorted by (name, version) in byte order, so the versions of a name are
+     * contiguous and already in the order reads return them. Every entry has >= 1 node. */
+    struct mc_service *services;
+    size_t count;
+    size_t cap;
+
+    struct watch *watches;
+    size_t watch_count;
+    size_t watch_cap;
+    int next_watch_id;
+    int dispatching; /* nesting depth of dispatch(): callbacks may cause events themselves */
+
+    /* mc_registry_lookup's filtered copies when expired nodes still sit in the view: grown
+     * once, reused, so the hot path does not allocate in the steady state. Shallow: they
+     * borrow the view's strings. */
+    struct mc_service *scratch_services;
+    size_t scratch_services_cap;
+    struct mc_node *scratch_nodes;
+    size_t scratch_nodes_cap;
+};
+
+/* A change waiting to be told to the watchers; its service is a deep copy, so callbacks may
+ * change the view while it is delivered. */
+struct event {
+    enum mc_registry_action action;
+    struct mc_service svc;
+};
+
+struct events {
+    struct event *v;
+    size_t n;
+    size_t cap;
+};
+
+const char *mc_registry_action_name(enum mc_registry_action action)
+{
+    switch (action) {
+    case MC_REGISTRY_CREATE:
+        return "create";
+    case MC_REGISTRY_UPDATE:
+        return "update";
+    case MC_REGISTRY_DELETE:
+        return "delete";
+    }
+    return "unknown";
+}
+
+/* ---- small helpers ---- */
+
+static const char *ver(const char *v)
+{
+    return v ? v : "";
+}
+
+static json_t *deep_copy(const json_t *j)
+{
+    if (!j)
+        return NULL;
+    json_t *c = json_deep_copy(j);
+    if (!c) {
+        fprintf(stderr, "micro: out of memory copying JSON\n");
+        abort();
+    }
+    return c;
+}
+
+static void json_replace(json_t **slot, const json_t *src)
+{
+    json_t *c = deep_copy(src);
+    if (*slot)
+        json_decref(*slot);
+    *slot = c;
+}
+
+static int live(const struct mc_node *n, uint64_t now)
+{
+    return n->expires_at_ms == 0 || now < n->expires_at_ms;
+}
+
+static size_t live_count(const struct mc_service *s, uint64_t now)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < s->node_count; i++)
+        c += live(&s->nodes[i], now);
+    return c;
+}
+
+static uint64_t now_ms(struct mc_registry *r)
+{
+    return mc_clock_now(&r->clock);
+}
+
+static int svc_names_id(const struct mc_service *svc, const char *id)
+{
+    for (size_t i = 0; i < svc->node_count; i++)
+        if (svc->nodes[i].id && strcmp(svc->nodes[i].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+static long node_index(const struct mc_service *s, const char *id)
+{
+    for (size_t i = 0; i < s->node_count; i++)
+        if (strcmp(s->nodes[i].id, id) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Takes n's fields into s (n is left empty). */
+static void node_append_move(struct mc_service *s, struct mc_node *n)
+{
+    s->nodes = mc_realloc(s->nodes, (s->node_count + 1) * sizeof(*s->nodes));
+    s->nodes[s->node_count++] = *n;
+    memset(n, 0, sizeof(*n));
+}
+
+static void node_append_copy(struct mc_service *s, const struct mc_node *n)
+{
+    struct mc_node *c = mc_service_add_node(s, n->id, n->address, n->port);
+    c->metadata = deep_copy(n->metadata);
+    c->expires_at_ms = n->expires_at_ms;
+}
+
+/* Removes node i of s, whose fields the caller already freed or moved away. */
+static void node_drop_slot(struct mc_service *s, size_t i)
+{
+    memmove(&s->nodes[i], &s->nodes[i + 1], (s->node_count - i - 1) * sizeof(*s->nodes));
+    s->node_count--;
+}
+
+/* ---- the sorted view ---- */
+
+static int key_cmp(const struct mc_service *s, const char *name, const char *version)
+{
+    int c = strcmp(s->name, name);
+    return c ? c : strcmp(ver(s->version), version);
+}
+
+/* The first index whose (name, version) is >= the key. */
+static size_t lower_bound(const struct mc_registry *r, const char *name, const char *version)
+{
+    size_t lo = 0, hi = r->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_cmp(&r->services[mid], name, version) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* [*begin, *end) are the versions of name ("" sorts before every other version). */
+static void name_range(const struct mc_registry *r, const char *name, size_t *begin, size_t *end)
+{
+    size_t i = lower_bound(r, name, "");
+    *begin = i;
+    while (i < r->count && strcmp(r->services[i].name, name) == 0)
+        i++;
+    *end = i;
+}
+
+static struct mc_service *view_get_or_insert(struct mc_registry *r, const char *name,
+                                             const char *version)
+{
+    size_t i = lower_bound(r, name, version);
+    if (i < r->count && key_cmp(&r->services[i], name, version) == 0)
+        return &r->services[i];
+    if (r->count == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->services = mc_realloc(r->services, r->cap * sizeof(*r->services));
+    }
+    memmove(&r->services[i + 1], &r->services[i], (r->count - i) * sizeof(*r->services));
+    r->count++;
+    struct mc_service *s = &r->services[i];
+    mc_service_init(s);
+    s->name = mc_strdup(name);
+    s->version = mc_strdup(version);
+    return s;
+}
+
+static void view_remove_at(struct mc_registry *r, size_t i)
+{
+    mc_service_close(&r->services[i]);
+    memmove(&r->services[i], &r->services[i + 1], (r->count - i - 1) * sizeof(*r->services));
+    r->count--;
+}
+
+/* ---- events and watches ---- */
+
+/* Queues an event for s's (name, version, metadata, endpoints) with no nodes yet; the result
+ * is valid until the next push. */
+static struct mc_service *event_push(struct events *ev, enum mc_registry_action action,
+                                     const struct mc_service *s)
+{
+    if (ev->n == ev->cap) {
+        ev->cap = ev->cap ? ev->cap * 2 : 4;
+        ev->v = mc_realloc(ev->v, ev->cap * sizeof(*ev->v));
+    }
+    struct event *e = &ev->v[ev->n++];
+    e->action = action;
+    mc_service_init(&e->svc);
+    e->svc.name = mc_strdup(s->name);
+    e->svc.version = mc_strdup(ver(s->version));
+    e->svc.metadata = deep_copy(s->metadata);
+    e->svc.endpoints = deep_copy(s->endpoints);
+    return &e->svc;
+}
+
+static void watches_compact(struct mc_registry *r)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < r->watch_count; i++) {
+        if (r->watches[i].removed) {
+            mc_free(r->watches[i].filter);
+            continue;
+        }
+        r->watches[j++] = r->watches[i];
+    }
+    r->watch_count = j;
+}
+
+/* Delivers and frees the queued events. Watches are re-read by index after every callback
+ * because a callback may add one (growing the array) or remove one (marked, compacted later);
+ * watches added during an event start with the next event. */
+static void dispatch(struct mc_registry *r, struct events *ev)
+{
+    r->dispatching++;
+    for (size_t e = 0; e < ev->n; e++) {
+        const struct event *event = &ev->v[e];
+        size_t n = r->watch_count;
+        for (size_t i = 0; i < n; i++) {
+            const struct watch *w = &r->watches[i];
+            if (w->removed)
+                continue;
+            if (w->filter && strcmp(w->filter, event->svc.name) != 0)
+                continue;
+            w->cb(w->ctx, event->action, &event->svc);
+        }
+    }
+    r->dispatching--;
+    if (r->dispatching == 0)
+        watches_compact(r);
+    for (size_t e = 0; e < ev->n; e++)
+        mc_service_close(&ev->v[e].svc);
+    mc_free(ev->v);
+    memset(ev, 0, sizeof(*ev));
+}
+
+int mc_registry_watch(struct mc_registry *r, const char *service_filter, mc_registry_watch_cb cb,
+                      void *ctx)
+{
+    if (!cb)
+        return MC_EINVAL;
+    if (r->watch_count == r->watch_cap) {
+        r->watch_cap = r->watch_cap ? r->watch_cap * 2 : 8;
+        r->watches = mc_realloc(r->watches, r->watch_cap * sizeof(*r->watches));
+    }
+    struct watch *w = &r->watches[r->watch_count++];
+    w->id = ++r->next_watch_id;
+    w->removed = 0;
+    w->filter = service_filter ? mc_strdup(service_filter) : NULL;
+    w->cb = cb;
+    w->ctx = ctx;
+    return w->id;
+}
+
+void mc_registry_unwatch(struct mc_registry *r, int id)
+{
+    for (size_t i = 0; i < r->watch_count; i++) {
+        if (r->watches[i].id != id || r->watches[i].removed)
+            continue;
+        r->watches[i].removed = 1;
+        /* During a dispatch the array is being walked: leave the slot, compact afterwards. */
+        if (r->dispatching == 0)
+            watches_compact(r);
+        return;
+    }
+}
+
+/* ---- view mutators ---- */
+
+int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_in, uint64_t ttl_ms)
+{
+    /* Nothing to upsert: creating an entry would leave a (name, version) without nodes. */
+    if (!svc_in->name || svc_in->node_count == 0)
+        return svc_in->name ? 0 : MC_EINVAL;
+    /* Work on a copy: svc_in may point into the view (a lookup result), which this changes. */
+    struct mc_service in;
+    mc_service_copy(&in, svc_in);
+    struct events ev = {0};
+    uint64_t now = now_ms(r);
+    uint64_t expires = 0;
+    if (ttl_ms)
+        expires = ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
+
+    /* 1. A node id is unique within a name: take it out of any other version first, telling
+     * the watchers, so their caches drop it there before it appears here. */
+    size_t begin, end;
+    name_range(r, in.name, &begin, &end);
+    for (size_t i = begin; i < end;) {
+        struct mc_service *s = &r->services[i];
+        if (strcmp(ver(s->version), in.version) == 0) {
+            i++;
+            continue;
+        }
+        struct mc_service *del = NULL;
+        for (size_t j = 0; j < s->node_count;) {
+            if (!svc_names_id(&in, s->nodes[j].id)) {
+                j++;
+                continue;
+            }
+            if (!del)
+                del = event_push(&ev, MC_REGISTRY_DELETE, s);
+            node_append_move(del, &s->nodes[j]);
+            node_drop_slot(s, j);
+        }
+        if (s->node_count == 0) {
+            view_remove_at(r, i);
+            end--;
+        } else {
+            i++;
+        }
+    }
+
+    /* 2. Upsert into (name, version); the latest registration's service fields win. */
+    struct mc_service *t = view_get_or_insert(r, in.name, in.version);
+    json_replace(&t->metadata, in.metadata);
+    json_replace(&t->endpoints, in.endpoints);
+    size_t *created = mc_malloc(in.node_count * sizeof(*created));
+    size_t *updated = mc_malloc(in.node_count * sizeof(*updated));
+    size_t ncreated = 0, nupdated = 0;
+    for (size_t i = 0; i < in.node_count; i++) {
+        struct mc_node *n = &in.nodes[i];
+        long k = node_index(t, n->id);
+        if (k < 0) {
+            n->expires_at_ms = expires;
+            node_append_move(t, n);
+            created[ncreated++] = t->node_count - 1;
+            continue;
+        }
+        struct mc_node *old = &t->nodes[k];
+        mc_free(old->address);
+        old->address = n->address;
+        n->address = NULL;
+        old->port = n->port;
+        json_replace(&old->metadata, n->metadata);
+        old->expires_at_ms = expires;
+        /* The same id twice in one call is still one node: report it once. */
+        int seen = 0;
+        for (size_t c = 0; c < ncreated; c++)
+            seen |= created[c] == (size_t)k;
+        for (size_t u = 0; u < nupdated; u++)
+            seen |= updated[u] == (size_t)k;
+        if (!seen)
+            updated[nupdated++] = (size_t)k;
+    }
+    if (ncreated) {
+        struct mc_service *e = event_push(&ev, MC_REGISTRY_CREATE, t);
+        for (size_t c = 0; c < ncreated; c++)
+            node_append_copy(e, &t->nodes[created[c]]);
+    }
+    if (nupdated) {
+        struct mc_service *e = event_push(&ev, MC_REGISTRY_UPDATE, t);
+        for (size_t u = 0; u < nupdated; u++)
+            node_append_copy(e, &t->nodes[updated[u]]);
+    }
+    mc_free(created);
+    mc_free(updated);
+    mc_service_close(&in);
+    dispatch(r, &ev);
+    return 0;
+}
+
+int mc_registry_view_remove(struct mc_registry *r, const struct mc_service *svc_in)
+{
+    if (!svc_in->name)
+        return MC_EINVAL;
+    struct mc_service in;
+    mc_service_copy(&in, svc_in);
+    struct events ev = {0};
+    size_t begin, end;
+    name_range(r, in.name, &begin, &end);
+    for (size_t i = begin; i < end;) {
+        struct mc_service *s = &r->services[i];
+        struct mc_service *del = NULL;
+        for (size_t j = 0; j < s->node_count;) {
+            if (!svc_names_id(&in, s->nodes[j].id)) {
+                j++;
+                continue;
+            }
+            if (!del)
+                del = event_push(&ev, MC_REGISTRY_DELETE, s);
+            node_append_move(del, &s->nodes[j]);
+            node_drop_slot(s, j);
+        }
+        if (s->node_count == 0) {
+            view_remove_at(r, i);
+            end--;
+        } else {
+            i++;
+        }
+    }
+    mc_service_close(&in);
+    dispatch(r, &ev);
+    return 0;
+}
+
+size_t mc_registry_expire(struct mc_registry *r)
+{
+    uint64_t now = now_ms(r);
+    struct events ev = {0};
+    size_t dropped = 0;
+    for (size_t i = 0; i < r->count;) {
+        struct mc_service *s = &r->services[i];
+        struct mc_service *del = NULL;
+        for (size_t j = 0; j < s->node_count;) {
+            if (live(&s->nodes[j], now)) {
+                j++;
+                continue;
+            }
+            if (!del)
+                del = event_push(&ev, MC_REGISTRY_DELETE, s);
+            node_append_move(del, &s->nodes[j]);
+            node_drop_slot(s, j);
+            dropped++;
+        }
+        if (s->node_count == 0)
+            view_remove_at(r, i);
+        else
+            i++;
+    }
+    dispatch(r, &ev);
+    return dropped;
+}
+
+uint64_t mc_registry_next_expiry_ms(struct mc_registry *r)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < r->count; i++)
+        for (size_t j = 0; j < r->services[i].node_count; j++) {
+            uint64_t e = r->services[i].nodes[j].expires_at_ms;
+            if (e && (next == 0 || e < next))
+                next = e;
+        }
+    return next;
+}
+
+/* ---- lifecycle and front end ---- */
+
+struct mc_registry *mc_registry_new(const struct mc_registry_ops *ops, const struct mc_clock *clock)
+{
+    struct mc_registry *r = mc_calloc(1, sizeof(*r));
+    r->ops = ops ? ops : &mc_registry_memory_ops;
+    r->clock = clock ? *clock : mc_clock_monotonic;
+    return r;
+}
+
+void mc_registry_free(struct mc_registry *r)
+{
+    if (!r)
+        return;
+    if (r->ops->close)
+        r->ops->close(r);
+    for (size_t i = 0; i < r->count; i++)
+        mc_service_close(&r->services[i]);
+    mc_free(r->services);
+    for (size_t i = 0; i < r->watch_count; i++)
+        mc_free(r->watches[i].filter);
+    mc_free(r->watches);
+    mc_free(r->scratch_services);
+    mc_free(r->scratch_nodes);
+    mc_free(r);
+}
+
+int mc_registry_start(struct mc_registry *r)
+{
+    return r->ops->start ? r->ops->start(r) : 0;
+}
+
+void *mc_registry_backend_data(const struct mc_registry *r)
+{
+    return r->backend_data;
+}
+
+void mc_registry_set_backend_data(struct mc_registry *r, void *data)
+{
+    r->backend_data = data;
+}
+
+const struct mc_registry_ops *mc_registry_backend_ops(const struct mc_registry *r)
+{
+    return r->ops;
+}
+
+/* What both writes need: a name and at least one node, each with an id. */
+static int validate(const struct mc_service *svc, int check_ports)
+{
+    if (!svc || !svc->name || !svc->name[0] || svc->node_count == 0 || !svc->nodes)
+        return MC_EINVAL;
+    for (size_t i = 0; i < svc->node_count; i++) {
+        const struct mc_node *n = &svc->nodes[i];
+        if (!n->id || !n->id[0])
+            return MC_EINVAL;
+        if (check_ports && (n->port < 0 || n->port > 65535))
+            return MC_EINVAL;
+    }
+    return 0;
+}
+
+int mc_registry_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
+{
+    int rc = validate(svc, 1);
+    if (rc < 0)
+        return rc;
+    return r->ops->register_service ? r->ops->register_service(r, svc, ttl_ms) : 0;
+}
+
+int mc_registry_deregister(struct mc_registry *r, const struct mc_service *svc)
+{
+    int rc = validate(svc, 0);
+    if (rc < 0)
+        return rc;
+    return r->ops->deregister_service ? r->ops->deregister_service(r, svc) : 0;
+}
+
+/* ---- reads: from the view, hiding nodes whose expiry has come ---- */
+
+static void json_append(json_t *arr, json_t *item)
+{
+    if (json_array_append_new(arr, item) < 0) {
+        fprintf(stderr, "micro: out of memory building JSON\n");
+        abort();
+    }
+}
+
+static json_t *json_array_or_die(void)
+{
+    json_t *a = json_array();
+    if (!a) {
+        fprintf(stderr, "micro: out of memory building JSON\n");
+        abort();
+    }
+    return a;
+}
+
+json_t *mc_registry_list_json(struct mc_registry *r)
+{
+    uint64_t now = now_ms(r);
+    json_t *arr = json_array_or_die();
+    const char *last = NULL;
+    for (size_t i = 0; i < r->count; i++) {
+        const struct mc_service *s = &r->services[i];
+        if (live_count(s, now) == 0 || (last && strcmp(last, s->name) == 0))
+            continue;
+        last = s->name;
+        /* go-micro's ListServices returns names only; the other fields read as absent. */
+        struct mc_service name_only;
+        mc_service_init(&name_only);
+        name_only.name = s->name;
+        json_append(arr, mc_service_to_json(&name_only, 0));
+    }
+    return arr;
+}
+
+json_t *mc_registry_get_json(struct mc_registry *r, const char *name)
+{
+    if (!name)
+        return NULL;
+    uint64_t now = now_ms(r);
+    size_t begin, end;
+    name_range(r, name, &begin, &end);
+    json_t *arr = NULL;
+    for (size_t i = begin; i < end; i++) {
+        const struct mc_service *s = &r->services[i];
+        size_t lc = live_count(s, now);
+        if (lc == 0)
+            continue;
+        /* A shallow copy holding the live nodes only: it borrows everything from the view. */
+        struct mc_service shown = *s;
+        shown.nodes = mc_malloc(lc * sizeof(*shown.nodes));
+        shown.node_count = 0;
+        for (size_t j = 0; j < s->node_count; j++)
+            if (live(&s->nodes[j], now))
+                shown.nodes[shown.node_count++] = s->nodes[j];
+        if (!arr)
+            arr = json_array_or_die();
+        json_append(arr, mc_service_to_json(&shown, 1));
+        mc_free(shown.nodes);
+    }
+    return arr;
+}
+
+size_t mc_registry_lookup(struct mc_registry *r, const char *name,
+                          const struct mc_service **versions, size_t max)
+{
+    if (!name || max == 0)
+        return 0;
+    uint64_t now = now_ms(r);
+    size_t begin, end;
+    name_range(r, name, &begin, &end);
+
+    /* Usually no node is past its expiry and the view itself is returned. Otherwise the
+     * affected versions are shown through shallow filtered copies in the scratch arrays, sized
+     * first so that pointers into them stay put while they are filled. */
+    size_t need_svc = 0, need_nodes = 0, found = 0;
+    for (size_t i = begin; i < end && found < max; i++) {
+        size_t lc = live_count(&r->services[i], now);
+        if (lc == 0)
+            continue;
+        found++;
+        if (lc < r->services[i].node_count) {
+            need_svc++;
+            need_nodes += lc;
+        }
+    }
+    if (need_svc > r->scratch_services_cap) {
+        r->scratch_services_cap = need_svc;
+        r->scratch_services =
+            mc_realloc(r->scratch_services, need_svc * sizeof(*r->scratch_services));
+    }
+    if (need_nodes > r->scratch_nodes_cap) {
+        r->scratch_nodes_cap = need_nodes;
+        r->scratch_nodes = mc_realloc(r->scratch_nodes, need_nodes * sizeof(*r->scratch_nodes));
+    }
+
+    size_t out = 0, sv = 0, nd = 0;
+    for (size_t i = begin; i < end && out < max; i++) {
+        const struct mc_service *s = &r->services[i];
+        size_t lc = live_count(s, now);
+        if (lc == 0)
+            continue;
+        if (lc == s->node_count) {
+            versions[out++] = s;
+            continue;
+        }
+        struct mc_service *c = &r->scratch_services[sv++];
+        *c = *s;
+        c->nodes = &r->scratch_nodes[nd];
+        c->node_count = 0;
+        for (size_t j = 0; j < s->node_count; j++)
+            if (live(&s->nodes[j], now))
+                r->scratch_nodes[nd + c->node_count++] = s->nodes[j];
+        nd += c->node_count;
+        versions[out++] = c;
+    }
+    return out;
+}

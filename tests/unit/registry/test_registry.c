@@ -1,0 +1,600 @@
+/* The registry's local view, memory backend, TTLs and watches, on a fake clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry/registry.h"
+#include "util/error.h"
+
+static uint64_t fake_now;
+
+static uint64_t fake_now_ms(void *ctx)
+{
+    return *(uint64_t *)ctx;
+}
+
+static const struct mc_clock fake_clock = {fake_now_ms, &fake_now};
+
+static int setup(void **state)
+{
+    fake_now = 1000;
+    *state = mc_registry_new(&mc_registry_memory_ops, &fake_clock);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    mc_registry_free(*state);
+    return 0;
+}
+
+/* A one-node service (name, version, id, address, port). */
+static void make(struct mc_service *s, const char *name, const char *version, const char *id,
+                 const char *address, int port)
+{
+    mc_service_init(s);
+    s->name = strdup(name);
+    s->version = strdup(version);
+    mc_service_add_node(s, id, address, port);
+}
+
+static void reg(struct mc_registry *r, const char *name, const char *version, const char *id,
+                const char *address, int port, uint64_t ttl)
+{
+    struct mc_service s;
+    make(&s, name, version, id, address, port);
+    assert_int_equal(mc_registry_register(r, &s, ttl), 0);
+    mc_service_close(&s);
+}
+
+static int dereg(struct mc_registry *r, const char *name, const char *id)
+{
+    struct mc_service s;
+    make(&s, name, "", id, "", 0);
+    int rc = mc_registry_deregister(r, &s);
+    mc_service_close(&s);
+    return rc;
+}
+
+static char *dump(json_t *j)
+{
+    if (!j)
+        return NULL;
+    char *s = json_dumps(j, JSON_COMPACT);
+    assert_non_null(s);
+    json_decref(j);
+    return s;
+}
+
+static void expect_get(struct mc_registry *r, const char *name, const char *want)
+{
+    char *got = dump(mc_registry_get_json(r, name));
+    if (!want) {
+        if (got)
+            fail_msg("get %s: got %s, want NULL", name ? name : "(null)", got);
+        return;
+    }
+    if (!got)
+        fail_msg("get %s: got NULL, want %s", name ? name : "(null)", want);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void expect_list(struct mc_registry *r, const char *want)
+{
+    char *got = dump(mc_registry_list_json(r));
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* Records every event as "action <service JSON>". */
+struct recorder {
+    int count;
+    char *events[32];
+    struct mc_registry *r;
+    int unwatch_id; /* unwatched from inside the callback when > 0 */
+};
+
+static void record(void *ctx, enum mc_registry_action action, const struct mc_service *svc)
+{
+    struct recorder *rec = ctx;
+    char *j = dump(mc_service_to_json(svc, 1));
+    assert_true(rec->count < 32);
+    size_t len = strlen(j) + 16;
+    rec->events[rec->count] = malloc(len);
+    snprintf(rec->events[rec->count], len, "%s %s", mc_registry_action_name(action), j);
+    rec->count++;
+    free(j);
+    if (rec->unwatch_id > 0) {
+        mc_registry_unwatch(rec->r, rec->unwatch_id);
+        rec->unwatch_id = 0;
+    }
+}
+
+static void recorder_close(struct recorder *rec)
+{
+    for (int i = 0; i < rec->count; i++)
+        free(rec->events[i]);
+    rec->count = 0;
+}
+
+#define NODE(id, addr, port)                                                                       \
+    "{\"id\":\"" id "\",\"address\":\"" addr "\",\"port\":" #port ",\"metadata\":null}"
+#define SVC(name, version, nodes)                                                                  \
+    "{\"name\":\"" name "\",\"version\":\"" version "\",\"metadata\":null,\"endpoints\":null,"     \
+    "\"nodes\":" nodes "}"
+
+static void test_register_then_get(void **state)
+{
+    struct mc_registry *r = *state;
+    expect_get(r, "foo", NULL);
+    reg(r, "foo", "1.0", "a", "127.0.0.1", 9090, 0);
+    expect_get(r, "foo", "[" SVC("foo", "1.0", "[" NODE("a", "127.0.0.1", 9090) "]") "]");
+    expect_get(r, "fo", NULL);
+    expect_get(r, "foo2", NULL);
+    expect_get(r, NULL, NULL);
+}
+
+static void test_metadata_and_endpoints_kept(void **state)
+{
+    struct mc_registry *r = *state;
+    json_t *body = json_loads("{\"Name\":\"m\",\"Metadata\":{\"a\":\"b\"},\"Endpoints\":[{\"name\":"
+                              "\"E\"}],\"Nodes\":[{\"Id\":\"n\",\"Port\":\"9091\",\"Metadata\":"
+                              "{\"k\":\"v\"}}]}",
+                              0, NULL);
+    struct mc_service s;
+    assert_int_equal(mc_service_from_json(body, MC_SERVICE_REQUIRE_NODES, &s, NULL, 0), 0);
+    json_decref(body);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    expect_get(r, "m",
+               "[{\"name\":\"m\",\"version\":\"\",\"metadata\":{\"a\":\"b\"},\"endpoints\":"
+               "[{\"name\":\"E\"}],\"nodes\":[{\"id\":\"n\",\"address\":\"\",\"port\":9091,"
+               "\"metadata\":{\"k\":\"v\"}}]}]");
+    /* The list shows names only, whatever the service carries. */
+    expect_list(r, "[" SVC("m", "", "null") "]");
+}
+
+static void test_list_sorted_with_nulls(void **state)
+{
+    struct mc_registry *r = *state;
+    expect_list(r, "[]");
+    reg(r, "zeta", "", "z1", "h", 1, 0);
+    reg(r, "alpha", "2.0", "a1", "h", 1, 0);
+    reg(r, "mid", "2.0", "m2", "h", 1, 0);
+    reg(r, "mid", "1.0", "m1", "h", 1, 0);
+    reg(r, "Zulu", "", "Z1", "h", 1, 0); /* byte order: upper case sorts first */
+    expect_list(r, "[" SVC("Zulu", "", "null") "," SVC("alpha", "", "null") "," SVC(
+                       "mid", "", "null") "," SVC("zeta", "", "null") "]");
+}
+
+static void test_upsert_by_id(void **state)
+{
+    struct mc_registry *r = *state;
+    reg(r, "foo", "", "a", "127.0.0.1", 9090, 0);
+    reg(r, "foo", "", "a", "10.0.0.2", 9191, 0);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "10.0.0.2", 9191) "]") "]");
+    reg(r, "foo", "", "b", "10.0.0.3", 1, 0);
+    expect_get(
+        r, "foo",
+        "[" SVC("foo", "", "[" NODE("a", "10.0.0.2", 9191) "," NODE("b", "10.0.0.3", 1) "]") "]");
+    const struct mc_service *v[4];
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 4), 1);
+    assert_int_equal(v[0]->node_count, 2);
+}
+
+static void test_two_versions(void **state)
+{
+    struct mc_registry *r = *state;
+    reg(r, "foo", "2.0", "b", "h", 2, 0);
+    reg(r, "foo", "1.0", "a", "h", 1, 0);
+    reg(r, "foobar", "1.0", "x", "h", 3, 0); /* a longer name sorting right after */
+    expect_get(r, "foo",
+               "[" SVC("foo", "1.0", "[" NODE("a", "h", 1) "]") "," SVC(
+                   "foo", "2.0", "[" NODE("b", "h", 2) "]") "]");
+    const struct mc_service *v[4];
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 4), 2);
+    assert_string_equal(v[0]->version, "1.0");
+    assert_string_equal(v[1]->version, "2.0");
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 1), 1);
+    assert_string_equal(v[0]->version, "1.0");
+    assert_int_equal(mc_registry_lookup(r, "nope", v, 4), 0);
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 0), 0);
+    expect_list(r, "[" SVC("foo", "", "null") "," SVC("foobar", "", "null") "]");
+}
+
+static void test_node_moves_between_versions(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder rec = {0};
+    mc_registry_watch(r, NULL, record, &rec);
+    reg(r, "foo", "1.0", "a", "h", 1, 0);
+    reg(r, "foo", "1.0", "b", "h", 2, 0);
+    reg(r, "foo", "2.0", "a", "h", 1, 0);
+    expect_get(r, "foo",
+               "[" SVC("foo", "1.0", "[" NODE("b", "h", 2) "]") "," SVC(
+                   "foo", "2.0", "[" NODE("a", "h", 1) "]") "]");
+    /* The watchers drop it from 1.0 before they see it in 2.0. */
+    assert_int_equal(rec.count, 4);
+    assert_string_equal(rec.events[2], "delete " SVC("foo", "1.0", "[" NODE("a", "h", 1) "]"));
+    assert_string_equal(rec.events[3], "create " SVC("foo", "2.0", "[" NODE("a", "h", 1) "]"));
+    recorder_close(&rec);
+}
+
+static void test_deregister(void **state)
+{
+    struct mc_registry *r = *state;
+    reg(r, "foo", "", "a", "h", 1, 0);
+    reg(r, "foo", "", "b", "h", 2, 0);
+    assert_int_equal(dereg(r, "foo", "a"), 0);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("b", "h", 2) "]") "]");
+    /* Unknown ids and unknown services are fine: idempotent. */
+    assert_int_equal(dereg(r, "foo", "a"), 0);
+    assert_int_equal(dereg(r, "foo", "zzz"), 0);
+    assert_int_equal(dereg(r, "nobody", "a"), 0);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("b", "h", 2) "]") "]");
+    /* The body's version is not needed to find the node. */
+    reg(r, "foo", "3.1", "c", "h", 3, 0);
+    assert_int_equal(dereg(r, "foo", "c"), 0);
+    assert_int_equal(dereg(r, "foo", "b"), 0);
+    expect_get(r, "foo", NULL);
+    expect_list(r, "[]");
+    assert_int_equal(mc_registry_next_expiry_ms(r), 0);
+}
+
+static void test_invalid_writes(void **state)
+{
+    struct mc_registry *r = *state;
+    struct mc_service s;
+    mc_service_init(&s);
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* no name */
+    s.name = strdup("x");
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* no nodes */
+    assert_int_equal(mc_registry_deregister(r, &s), MC_EINVAL);  /* no nodes */
+    mc_service_add_node(&s, "", "h", 1);
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* empty id */
+    mc_service_close(&s);
+    make(&s, "x", "", "a", "h", 70000);
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* port */
+    s.nodes[0].port = -1;
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL);
+    s.nodes[0].port = 65535;
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    expect_get(r, "x", "[" SVC("x", "", "[" NODE("a", "h", 65535) "]") "]");
+}
+
+static void test_ttl_expiry(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder rec = {0};
+    mc_registry_watch(r, NULL, record, &rec);
+    reg(r, "foo", "", "a", "h", 1, 5000); /* expires at 6000 */
+    reg(r, "foo", "", "b", "h", 2, 0);
+    reg(r, "bar", "", "c", "h", 3, 2000); /* expires at 3000 */
+    recorder_close(&rec);
+    assert_int_equal(mc_registry_next_expiry_ms(r), 3000);
+
+    fake_now = 2999;
+    expect_list(r, "[" SVC("bar", "", "null") "," SVC("foo", "", "null") "]");
+    fake_now = 3000;
+    /* bar's only node has expired: gone from every read before expire() runs. */
+    expect_list(r, "[" SVC("foo", "", "null") "]");
+    expect_get(r, "bar", NULL);
+    const struct mc_service *v[2];
+    assert_int_equal(mc_registry_lookup(r, "bar", v, 2), 0);
+
+    fake_now = 6000;
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("b", "h", 2) "]") "]");
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 2), 1);
+    assert_int_equal(v[0]->node_count, 1);
+    assert_string_equal(v[0]->nodes[0].id, "b");
+    assert_string_equal(v[0]->name, "foo");
+    assert_int_equal(rec.count, 0); /* nobody was told yet */
+
+    assert_int_equal(mc_registry_expire(r), 2);
+    assert_int_equal(rec.count, 2);
+    assert_string_equal(rec.events[0], "delete " SVC("bar", "", "[" NODE("c", "h", 3) "]"));
+    assert_string_equal(rec.events[1], "delete " SVC("foo", "", "[" NODE("a", "h", 1) "]"));
+    assert_int_equal(mc_registry_expire(r), 0);
+    assert_int_equal(rec.count, 2);
+    assert_int_equal(mc_registry_next_expiry_ms(r), 0);
+    /* After expire the view itself is returned again. */
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 2), 1);
+    assert_int_equal(v[0]->node_count, 1);
+    recorder_close(&rec);
+}
+
+static void test_renewal_pushes_expiry(void **state)
+{
+    struct mc_registry *r = *state;
+    fake_now = 0;
+    reg(r, "foo", "", "a", "h", 1, 5000);
+    fake_now = 4000;
+    reg(r, "foo", "", "a", "h", 1, 5000);
+    assert_int_equal(mc_registry_next_expiry_ms(r), 9000);
+    fake_now = 6000;
+    assert_int_equal(mc_registry_expire(r), 0);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h", 1) "]") "]");
+    /* Registering without a TTL makes it permanent. */
+    reg(r, "foo", "", "a", "h", 1, 0);
+    fake_now = 100000;
+    assert_int_equal(mc_registry_expire(r), 0);
+    assert_int_equal(mc_registry_next_expiry_ms(r), 0);
+    reg(r, "foo", "", "a", "h", 1, 1);
+    fake_now = 100001;
+    assert_int_equal(mc_registry_expire(r), 1);
+    expect_get(r, "foo", NULL);
+}
+
+static void test_watch_events_and_filter(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder all = {0}, foo = {0};
+    int id_all = mc_registry_watch(r, NULL, record, &all);
+    int id_foo = mc_registry_watch(r, "foo", record, &foo);
+    assert_true(id_all > 0);
+    assert_true(id_foo > 0);
+    assert_int_not_equal(id_all, id_foo);
+
+    reg(r, "foo", "", "a", "h", 1, 0);
+    reg(r, "bar", "", "x", "h", 9, 0);
+    reg(r, "foo", "", "a", "h2", 2, 0);
+    /* One registration with a known and a new node: CREATE for the new, UPDATE for the old. */
+    struct mc_service s;
+    make(&s, "foo", "", "a", "h3", 3);
+    mc_service_add_node(&s, "b", "h", 4);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(mc_registry_deregister(r, &s), 0);
+    mc_service_close(&s);
+    assert_int_equal(dereg(r, "foo", "unknown"), 0); /* nothing removed: no event */
+
+    const char *want_foo[] = {
+        "create " SVC("foo", "", "[" NODE("a", "h", 1) "]"),
+        "update " SVC("foo", "", "[" NODE("a", "h2", 2) "]"),
+        "create " SVC("foo", "", "[" NODE("b", "h", 4) "]"),
+        "update " SVC("foo", "", "[" NODE("a", "h3", 3) "]"),
+        "delete " SVC("foo", "", "[" NODE("a", "h3", 3) "," NODE("b", "h", 4) "]"),
+    };
+    assert_int_equal(foo.count, 5);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(foo.events[i], want_foo[i]);
+    assert_int_equal(all.count, 6);
+    assert_string_equal(all.events[0], want_foo[0]);
+    assert_string_equal(all.events[1], "create " SVC("bar", "", "[" NODE("x", "h", 9) "]"));
+    assert_string_equal(all.events[5], want_foo[4]);
+
+    mc_registry_unwatch(r, id_foo);
+    mc_registry_unwatch(r, 12345); /* unknown: ignored */
+    reg(r, "foo", "", "c", "h", 5, 0);
+    assert_int_equal(foo.count, 5);
+    assert_int_equal(all.count, 7);
+    recorder_close(&all);
+    recorder_close(&foo);
+}
+
+/* A hand-built service naming one id twice is still one node and one report. */
+static void test_duplicate_ids_in_one_registration(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder rec = {0};
+    mc_registry_watch(r, NULL, record, &rec);
+    struct mc_service s;
+    make(&s, "foo", "", "a", "h1", 1);
+    mc_service_add_node(&s, "a", "h2", 2);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(rec.count, 1);
+    assert_string_equal(rec.events[0], "create " SVC("foo", "", "[" NODE("a", "h2", 2) "]"));
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(rec.count, 2);
+    assert_string_equal(rec.events[1], "update " SVC("foo", "", "[" NODE("a", "h2", 2) "]"));
+    mc_service_close(&s);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h2", 2) "]") "]");
+    recorder_close(&rec);
+}
+
+static void test_unwatch_inside_callback(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder self = {0}, other = {0}, killer = {0};
+    self.r = r;
+    killer.r = r;
+    int id_self = mc_registry_watch(r, NULL, record, &self);
+    mc_registry_watch(r, NULL, record, &killer);
+    int id_other = mc_registry_watch(r, NULL, record, &other);
+    /* killer runs before other and unwatches it during the very event other was due. */
+    killer.unwatch_id = id_other;
+    reg(r, "foo", "1", "a", "h", 1, 0);
+    assert_int_equal(self.count, 1);
+    assert_int_equal(killer.count, 1);
+    assert_int_equal(other.count, 0);
+
+    /* A move is two events from one call: self unwatches itself in the first one. */
+    self.unwatch_id = id_self;
+    reg(r, "foo", "2", "a", "h", 1, 0);
+    assert_int_equal(self.count, 2);
+    assert_string_equal(self.events[1], "delete " SVC("foo", "1", "[" NODE("a", "h", 1) "]"));
+    assert_int_equal(killer.count, 3);
+    reg(r, "foo", "2", "b", "h", 1, 0);
+    assert_int_equal(self.count, 2);
+    assert_int_equal(other.count, 0);
+    assert_int_equal(killer.count, 4);
+    recorder_close(&self);
+    recorder_close(&other);
+    recorder_close(&killer);
+}
+
+/* A callback that writes to the registry while events are being delivered. */
+struct reentrant {
+    struct mc_registry *r;
+    int calls;
+    int watched;
+};
+
+static void reenter(void *ctx, enum mc_registry_action action, const struct mc_service *svc)
+{
+    struct reentrant *re = ctx;
+    re->calls++;
+    if (action == MC_REGISTRY_CREATE && strcmp(svc->name, "foo") == 0) {
+        /* Remove what was just created, and add watches (growing the array mid-dispatch). */
+        assert_int_equal(mc_registry_deregister(re->r, svc), 0);
+        for (int i = 0; i < 20; i++)
+            re->watched += mc_registry_watch(re->r, "never", reenter, re) > 0;
+    }
+}
+
+static void test_callbacks_may_write(void **state)
+{
+    struct mc_registry *r = *state;
+    struct reentrant re = {r, 0, 0};
+    mc_registry_watch(r, NULL, reenter, &re);
+    reg(r, "foo", "", "a", "h", 1, 0);
+    assert_int_equal(re.calls, 2); /* the create, then the nested delete */
+    assert_int_equal(re.watched, 20);
+    expect_get(r, "foo", NULL);
+}
+
+static void test_register_from_lookup_result(void **state)
+{
+    struct mc_registry *r = *state;
+    reg(r, "foo", "1", "a", "h", 1, 0);
+    const struct mc_service *v[1];
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 1), 1);
+    /* Writes take a copy first, so a pointer into the view is a valid argument. */
+    assert_int_equal(mc_registry_register(r, v[0], 10), 0);
+    assert_int_equal(mc_registry_lookup(r, "foo", v, 1), 1);
+    assert_int_equal(mc_registry_deregister(r, v[0]), 0);
+    expect_get(r, "foo", NULL);
+}
+
+static void test_lookup_returns_the_view(void **state)
+{
+    struct mc_registry *r = *state;
+    reg(r, "foo", "", "a", "h", 1, 0);
+    const struct mc_service *v1[1], *v2[1];
+    assert_int_equal(mc_registry_lookup(r, "foo", v1, 1), 1);
+    assert_int_equal(mc_registry_lookup(r, "foo", v2, 1), 1);
+    assert_ptr_equal(v1[0], v2[0]);
+}
+
+static void test_action_names(void **state)
+{
+    (void)state;
+    assert_string_equal(mc_registry_action_name(MC_REGISTRY_CREATE), "create");
+    assert_string_equal(mc_registry_action_name(MC_REGISTRY_UPDATE), "update");
+    assert_string_equal(mc_registry_action_name(MC_REGISTRY_DELETE), "delete");
+}
+
+/* A backend that records writes without applying them, as a remote one would before its watch
+ * reports back: the view (and so every read) must not change until the backend says so. */
+struct fake_backend {
+    int started, closed, registered, deregistered;
+    uint64_t last_ttl;
+};
+
+static int fake_start(struct mc_registry *r)
+{
+    struct fake_backend *b = mc_registry_backend_data(r);
+    b->started++;
+    return 0;
+}
+
+static int fake_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
+{
+    (void)svc;
+    struct fake_backend *b = mc_registry_backend_data(r);
+    b->registered++;
+    b->last_ttl = ttl_ms;
+    return b->registered > 1 ? MC_EUNAVAIL : 0;
+}
+
+static int fake_deregister(struct mc_registry *r, const struct mc_service *svc)
+{
+    (void)svc;
+    struct fake_backend *b = mc_registry_backend_data(r);
+    b->deregistered++;
+    return 0;
+}
+
+static void fake_close(struct mc_registry *r)
+{
+    struct fake_backend *b = mc_registry_backend_data(r);
+    b->closed++;
+}
+
+static const struct mc_registry_ops fake_ops = {"fake", fake_start, fake_register, fake_deregister,
+                                                fake_close};
+
+static void test_backend_split(void **state)
+{
+    (void)state;
+    struct fake_backend b = {0};
+    struct mc_registry *r = mc_registry_new(&fake_ops, &fake_clock);
+    mc_registry_set_backend_data(r, &b);
+    assert_ptr_equal(mc_registry_backend_ops(r), &fake_ops);
+    assert_int_equal(mc_registry_start(r), 0);
+    assert_int_equal(b.started, 1);
+
+    struct mc_service s;
+    make(&s, "foo", "", "a", "h", 1);
+    assert_int_equal(mc_registry_register(r, &s, 7000), 0);
+    assert_int_equal(b.last_ttl, 7000);
+    expect_get(r, "foo", NULL); /* not applied by the backend yet */
+    assert_int_equal(mc_registry_register(r, &s, 0), MC_EUNAVAIL); /* backend errors pass up */
+    /* The backend's watch reports the node: now reads see it. */
+    assert_int_equal(mc_registry_view_upsert(r, &s, 0), 0);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h", 1) "]") "]");
+    assert_int_equal(mc_registry_deregister(r, &s), 0);
+    assert_int_equal(b.deregistered, 1);
+    expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h", 1) "]") "]");
+    assert_int_equal(mc_registry_view_remove(r, &s), 0);
+    expect_get(r, "foo", NULL);
+    mc_service_close(&s);
+    mc_registry_free(r);
+    assert_int_equal(b.closed, 1);
+    mc_registry_free(NULL);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct mc_registry *r = mc_registry_new(NULL, NULL);
+    assert_ptr_equal(mc_registry_backend_ops(r), &mc_registry_memory_ops);
+    assert_string_equal(mc_registry_backend_ops(r)->name, "memory");
+    assert_int_equal(mc_registry_start(r), 0);
+    reg(r, "foo", "", "a", "h", 1, 60000);
+    expect_list(r, "[" SVC("foo", "", "null") "]");
+    mc_registry_free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_register_then_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metadata_and_endpoints_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_sorted_with_nulls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upsert_by_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_moves_between_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deregister, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renewal_pushes_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_events_and_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_ids_in_one_registration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwatch_inside_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_register_from_lookup_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_returns_the_view, setup, teardown),
+        cmocka_unit_test(test_action_names),
+        cmocka_unit_test(test_backend_split),
+        cmocka_unit_test(test_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
