@@ -1,0 +1,728 @@
+/* The flag table and everything derived from it: defaults, command-line and environment
+ * parsing, validation and --help. Adding a flag means adding one row to `flags` (and its field
+ * to struct mc_config); nothing else changes. */
+#include "conf/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+
+/* The target of a row, checked at compile time: _Generic has no match (a compile error) when
+ * the field's type is not the one the row's kind stores, so a table row cannot write a
+ * uint64_t into an int. */
+#define FIELD(f, type) _Generic(((struct mc_config *)0)->f, type : offsetof(struct mc_config, f))
+
+#define ROW(name_, alias_, env_, type_, ctype_, field_, default_, min_, choices_, help_)           \
+    {                                                                                              \
+        .name = name_, .alias = alias_, .env = env_, .type = type_, .default_text = default_,      \
+        .help = help_, .offset = FIELD(field_, ctype_), .min = min_, .choices = choices_           \
+    }
+#define STRING(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_STRING, char *, f, d, 0, NULL, h)
+#define BOOL(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_BOOL, int, f, d, 0, NULL, h)
+#define INT(n, a, e, f, d, min, h) ROW(n, a, e, MC_CONF_INT, int, f, d, min, NULL, h)
+#define DURATION(n, a, e, f, d, min, h) ROW(n, a, e, MC_CONF_DURATION, uint64_t, f, d, min, NULL, h)
+#define SIZE(n, a, e, f, d, min, h) ROW(n, a, e, MC_CONF_SIZE, uint64_t, f, d, min, NULL, h)
+#define CHOICE(n, a, e, f, d, c, h) ROW(n, a, e, MC_CONF_CHOICE, char *, f, d, 0, c, h)
+
+static const char *const registry_choices[] = {"memory", NULL};
+static const char *const broker_choices[] = {"memory", NULL};
+static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
+static const char *const handler_choices[] = {"rpc", "proxy", NULL};
+/* In enum mc_log_level order, so the index is the level. */
+static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
+
+/* The one table (STYLE habit 14). Minimums: counts that make no sense below 1, and periods
+ * or timeouts where 0 would mean a busy loop or an instant failure, are rejected here rather
+ * than discovered at run time; --drain_timeout 0 (do not wait) stays legal. */
+static const struct mc_flag flags[] = {
+    STRING("sidecar_address", "address", "MICRO_SIDECAR_ADDRESS", sidecar_address, ":8081",
+           "listen address of the HTTP API"),
+    STRING("server_name", NULL, "MICRO_SERVER_NAME", server_name, NULL,
+           "name of the app to register (needs --server_address)"),
+    STRING("server_address", NULL, "MICRO_SERVER_ADDRESS", server_address, NULL,
+           "host:port of the app to register (needs --server_name)"),
+    STRING("server_advertise", NULL, "MICRO_SERVER_ADVERTISE", server_advertise, NULL,
+           "address to register instead of --server_address"),
+    STRING("server_version", NULL, "MICRO_SERVER_VERSION", server_version, NULL,
+           "version registered with the app"),
+    {.name = "server_metadata",
+     .env = "MICRO_SERVER_METADATA",
+     .type = MC_CONF_METADATA,
+     .help = "metadata registered with the app node, k=v,k2=v2 (repeatable)",
+     .offset = FIELD(server_metadata, struct mc_metadata_pair *),
+     .count_offset = FIELD(server_metadata_count, size_t)},
+    STRING("healthcheck_url", NULL, "MICRO_HEALTHCHECK_URL", healthcheck_url, NULL,
+           "the app's health URL, polled by the health checker and proxied by /health"),
+    DURATION("healthcheck_interval", NULL, "MICRO_HEALTHCHECK_INTERVAL", healthcheck_interval_ms,
+             "5s", 1, "time between two health checks"),
+    DURATION("healthcheck_timeout", NULL, "MICRO_HEALTHCHECK_TIMEOUT", healthcheck_timeout_ms, "1s",
+             1, "bound of one health check"),
+    INT("healthcheck_rise", NULL, "MICRO_HEALTHCHECK_RISE", healthcheck_rise, "2", 1,
+        "consecutive successes that register the app again"),
+    INT("healthcheck_fall", NULL, "MICRO_HEALTHCHECK_FALL", healthcheck_fall, "3", 1,
+        "consecutive failures that deregister the app"),
+    DURATION("register_ttl", NULL, "MICRO_REGISTER_TTL", register_ttl_ms, "30s", 1,
+             "TTL of every node this sidecar registers"),
+    DURATION("register_interval", NULL, "MICRO_REGISTER_INTERVAL", register_interval_ms, "10s", 1,
+             "how often registrations are renewed"),
+    CHOICE("registry", NULL, "MICRO_REGISTRY", registry, "memory", registry_choices,
+           "registry backend"),
+    CHOICE("broker", NULL, "MICRO_BROKER", broker, "memory", broker_choices, "broker backend"),
+    CHOICE("selector", NULL, "MICRO_SELECTOR", selector, "p2c", selector_choices,
+           "load-balancing strategy"),
+    CHOICE("handler", NULL, "MICRO_HANDLER", handler, "rpc", handler_choices,
+           "what /{service}/... paths do"),
+    STRING("namespace", NULL, "MICRO_NAMESPACE", namespace, "go.micro.srv",
+           "namespace prefixed to service names taken from paths"),
+    DURATION("request_timeout", NULL, "MICRO_REQUEST_TIMEOUT", request_timeout_ms, "5s", 1,
+             "bound of a call to a service, retries included"),
+    DURATION("dial_timeout", NULL, "MICRO_DIAL_TIMEOUT", dial_timeout_ms, "2s", 1,
+             "bound of one connection attempt to a node"),
+    INT("retries", NULL, "MICRO_RETRIES", retries, "2", 0,
+        "extra attempts on another node after a connection failure"),
+    STRING("cors", "sidecar_cors", "MICRO_CORS", cors, "*",
+           "comma list of allowed browser origins, * for any"),
+    INT("max_connections", NULL, "MICRO_MAX_CONNECTIONS", max_connections, "10000", 1,
+        "connections served at once; more are closed"),
+    SIZE("max_body_size", NULL, "MICRO_MAX_BODY_SIZE", max_body_size, "4MiB", 1,
+         "largest request body the sidecar reads itself"),
+    SIZE("broker_max_message", NULL, "MICRO_BROKER_MAX_MESSAGE", broker_max_message, "1MiB", 1,
+         "largest broker message"),
+    DURATION("drain_timeout", NULL, "MICRO_DRAIN_TIMEOUT", drain_timeout_ms, "5s", 0,
+             "graceful shutdown bound"),
+    STRING("access_log", NULL, "MICRO_ACCESS_LOG", access_log, NULL,
+           "access log: - for stderr or a file path (off when unset)"),
+    ROW("log_level", NULL, "MICRO_LOG_LEVEL", MC_CONF_LOG_LEVEL, enum mc_log_level, log_level,
+        "info", 0, log_level_choices, "most verbose log level printed"),
+    /* No env var: MICRO_HELP in an environment would turn every start into a help page. */
+    BOOL("help", "h", NULL, help, "false", "print this help and exit"),
+};
+
+#define FLAG_COUNT (sizeof flags / sizeof flags[0])
+
+static const char *const type_names[] = {
+    [MC_CONF_STRING] = "string",     [MC_CONF_BOOL] = "bool",        [MC_CONF_INT] = "int",
+    [MC_CONF_DURATION] = "duration", [MC_CONF_SIZE] = "size",        [MC_CONF_LOG_LEVEL] = "level",
+    [MC_CONF_CHOICE] = "choice",     [MC_CONF_METADATA] = "k=v,...",
+};
+
+const struct mc_flag *mc_conf_flags(size_t *count)
+{
+    if (count)
+        *count = FLAG_COUNT;
+    return flags;
+}
+
+const char *mc_conf_type_name(enum mc_conf_type type)
+{
+    if ((size_t)type < sizeof type_names / sizeof type_names[0] && type_names[type])
+        return type_names[type];
+    return "unknown";
+}
+
+/* ---- value parsers ---- */
+
+static int parse_u64_digits(const char **pp, uint64_t *out)
+{
+    const char *p = *pp;
+    uint64_t v = 0;
+    if (!isdigit((unsigned char)*p))
+        return MC_EINVAL;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return MC_EINVAL;
+        v = v * 10 + d;
+    }
+    *pp = p;
+    *out = v;
+    return 0;
+}
+
+struct unit {
+    const char *name;
+    uint64_t scale;
+};
+
+/* Longer names first where one is a prefix of another ("ms" before "m"). */
+static const struct unit duration_units[] = {
+    {"ns", 1ULL},
+    {"us", 1000ULL},
+    {"\xc2\xb5s", 1000ULL}, /* U+00B5 micro sign, which Go accepts */
+    {"\xce\xbcs", 1000ULL}, /* U+03BC Greek mu, likewise */
+    {"ms", 1000000ULL},
+    {"s", 1000000000ULL},
+    {"m", 60ULL * 1000000000ULL},
+    {"h", 3600ULL * 1000000000ULL},
+};
+
+int mc_parse_duration_ms(const char *text, uint64_t *out)
+{
+    if (!text || !*text)
+        return MC_EINVAL;
+    const char *p = text;
+    bool bare = true;
+    for (const char *q = text; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            bare = false;
+
+    /* Sum in nanoseconds, as Go does, so "1m30s" and "1.5ms" are exact before rounding. */
+    uint64_t total_ns = 0;
+    while (*p) {
+        uint64_t whole = 0;
+        bool digits = false;
+        if (isdigit((unsigned char)*p)) {
+            if (parse_u64_digits(&p, &whole) != 0)
+                return MC_EINVAL;
+            digits = true;
+        }
+        double frac = 0, frac_scale = 1;
+        if (*p == '.') {
+            p++;
+            for (; isdigit((unsigned char)*p); p++) {
+                digits = true;
+                if (frac_scale < 1e18) { /* further digits are below a nanosecond */
+                    frac = frac * 10 + (*p - '0');
+                    frac_scale *= 10;
+                }
+            }
+        }
+        if (!digits)
+            return MC_EINVAL;
+        uint64_t scale = 0;
+        if (bare) {
+            scale = 1000000000ULL;
+        } else {
+            for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
+                size_t n = strlen(duration_units[i].name);
+                if (strncmp(p, duration_units[i].name, n) == 0) {
+                    scale = duration_units[i].scale;
+                    p += n;
+                    break;
+                }
+            }
+            if (scale == 0)
+                return MC_EINVAL; /* missing or unknown unit */
+        }
+        if (whole > UINT64_MAX / scale)
+            return MC_EINVAL;
+        uint64_t v = whole * scale;
+        double extra = frac / frac_scale * (double)scale + 0.5;
+        if (extra >= 18446744073709551616.0 || v > UINT64_MAX - (uint64_t)extra)
+            return MC_EINVAL;
+        v += (uint64_t)extra;
+        if (total_ns > UINT64_MAX - v)
+            return MC_EINVAL;
+        total_ns += v;
+    }
+    /* Round up: a timeout is never shorter than asked, and "250us" does not become 0. */
+    *out = total_ns / 1000000ULL + (total_ns % 1000000ULL != 0);
+    return 0;
+}
+
+static const struct unit size_units[] = {
+    {"", 1ULL},
+    {"b", 1ULL},
+    {"k", 1ULL << 10},
+    {"kib", 1ULL << 10},
+    {"kb", 1000ULL},
+    {"m", 1ULL << 20},
+    {"mib", 1ULL << 20},
+    {"mb", 1000000ULL},
+    {"g", 1ULL << 30},
+    {"gib", 1ULL << 30},
+    {"gb", 1000000000ULL},
+    {"t", 1ULL << 40},
+    {"tib", 1ULL << 40},
+    {"tb", 1000000000000ULL},
+};
+
+int mc_parse_size(const char *text, uint64_t *out)
+{
+    if (!text)
+        return MC_EINVAL;
+    const char *p = text;
+    uint64_t v;
+    if (parse_u64_digits(&p, &v) != 0)
+        return MC_EINVAL;
+    for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++) {
+        if (strcasecmp(p, size_units[i].name) == 0) {
+            if (v > UINT64_MAX / size_units[i].scale)
+                return MC_EINVAL;
+            *out = v * size_units[i].scale;
+            return 0;
+        }
+    }
+    return MC_EINVAL;
+}
+
+/* Go's strconv.ParseBool set. */
+static int parse_bool(const char *text, int *out)
+{
+    static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+    static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcmp(text, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcmp(text, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return MC_EINVAL;
+}
+
+static int parse_int(const char *text, int *out)
+{
+    /* strtoll alone would accept leading blanks and a '+'. */
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    if (!isdigit((unsigned char)*digits))
+        return MC_EINVAL;
+    errno = 0;
+    char *end;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < INT_MIN || v > INT_MAX)
+        return MC_EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+static int choice_index(const char *const *choices, const char *text)
+{
+    for (int i = 0; choices[i]; i++)
+        if (strcmp(choices[i], text) == 0)
+            return i;
+    return -1;
+}
+
+static void free_metadata(struct mc_metadata_pair *pairs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        mc_free(pairs[i].key);
+        mc_free(pairs[i].value);
+    }
+    mc_free(pairs);
+}
+
+/* Parses "k=v,k2=v2" into *pairs and *count (which the caller frees); "" is no pairs. A later
+ * duplicate key replaces the earlier value, as it would in the registered metadata map. */
+static int parse_metadata(const char *text, struct mc_metadata_pair **pairs, size_t *count)
+{
+    struct mc_metadata_pair *out = NULL;
+    size_t n = 0;
+    const char *p = text;
+    while (*text) { /* left by the break after the last pair; "" never enters */
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        if (!eq || eq == p)
+            goto fail;
+        char *key = mc_strndup(p, (size_t)(eq - p));
+        char *value = mc_strndup(eq + 1, len - (size_t)(eq - p) - 1);
+        size_t i;
+        for (i = 0; i < n && strcmp(out[i].key, key) != 0; i++)
+            ;
+        if (i < n) {
+            mc_free(key);
+            mc_free(out[i].value);
+            out[i].value = value;
+        } else {
+            out = mc_realloc(out, (n + 1) * sizeof *out);
+            out[n].key = key;
+            out[n].value = value;
+            n++;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *pairs = out;
+    *count = n;
+    return 0;
+fail:
+    free_metadata(out, n);
+    return MC_EINVAL;
+}
+
+/* Adds pairs to cfg's list (replace = drop what was there first), merging duplicate keys;
+ * takes ownership of pairs. */
+static void merge_metadata(struct mc_metadata_pair **list, size_t *count,
+                           struct mc_metadata_pair *pairs, size_t n, bool replace)
+{
+    if (replace) {
+        free_metadata(*list, *count);
+        *list = NULL;
+        *count = 0;
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i;
+        for (i = 0; i < *count && strcmp((*list)[i].key, pairs[j].key) != 0; i++)
+            ;
+        if (i < *count) {
+            mc_free((*list)[i].value);
+            (*list)[i].value = pairs[j].value;
+            mc_free(pairs[j].key);
+        } else {
+            *list = mc_realloc(*list, (*count + 1) * sizeof **list);
+            (*list)[*count] = pairs[j];
+            (*count)++;
+        }
+    }
+    mc_free(pairs);
+}
+
+static void join_choices(char *out, size_t outlen, const char *const *choices)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; choices[i] && used < outlen; i++) {
+        int n = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "", choices[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* Stores text into the row's field. append: an earlier value of the same source is kept
+ * (only --server_metadata accumulates; every other kind is last-one-wins). On a bad value
+ * returns MC_EINVAL and writes why into why[whylen], leaving the field untouched. */
+static int set_value(struct mc_config *cfg, const struct mc_flag *f, const char *text, bool append,
+                     char *why, size_t whylen)
+{
+    void *field = (char *)cfg + f->offset;
+    uint64_t u;
+    int i;
+    char list[128];
+
+    switch (f->type) {
+    case MC_CONF_STRING:
+        mc_free(*(char **)field);
+        *(char **)field = mc_strdup(text);
+        return 0;
+    case MC_CONF_BOOL:
+        if (parse_bool(text, &i) != 0) {
+            snprintf(why, whylen, "expected true or false");
+            return MC_EINVAL;
+        }
+        *(int *)field = i;
+        return 0;
+    case MC_CONF_INT:
+        if (parse_int(text, &i) != 0) {
+            snprintf(why, whylen, "expected an integer");
+            return MC_EINVAL;
+        }
+        if (i < f->min) {
+            snprintf(why, whylen, "must be at least %lld", f->min);
+            return MC_EINVAL;
+        }
+        *(int *)field = i;
+        return 0;
+    case MC_CONF_DURATION:
+    case MC_CONF_SIZE:
+        if (f->type == MC_CONF_DURATION ? mc_parse_duration_ms(text, &u) != 0
+                                        : mc_parse_size(text, &u) != 0) {
+            snprintf(why, whylen, "%s",
+                     f->type == MC_CONF_DURATION
+                         ? "expected a duration such as 500ms, 10s or 1m30s"
+                         : "expected a size such as 4096, 64k, 512KiB, 4MiB or 1GB");
+            return MC_EINVAL;
+        }
+        if (f->min > 0 && u < (uint64_t)f->min) {
+            if (f->min == 1)
+                snprintf(why, whylen, "must be greater than zero");
+            else
+                snprintf(why, whylen, "must be at least %lld%s", f->min,
+                         f->type == MC_CONF_DURATION ? "ms" : " bytes");
+            return MC_EINVAL;
+        }
+        *(uint64_t *)field = u;
+        return 0;
+    case MC_CONF_LOG_LEVEL:
+    case MC_CONF_CHOICE:
+        i = choice_index(f->choices, text);
+        if (i < 0) {
+            join_choices(list, sizeof list, f->choices);
+            snprintf(why, whylen, "expected one of %s", list);
+            return MC_EINVAL;
+        }
+        if (f->type == MC_CONF_LOG_LEVEL) {
+            *(enum mc_log_level *)field = (enum mc_log_level)i;
+        } else {
+            mc_free(*(char **)field);
+            *(char **)field = mc_strdup(f->choices[i]);
+        }
+        return 0;
+    case MC_CONF_METADATA: {
+        struct mc_metadata_pair *pairs;
+        size_t n;
+        if (parse_metadata(text, &pairs, &n) != 0) {
+            snprintf(why, whylen, "expected key=value pairs separated by commas");
+            return MC_EINVAL;
+        }
+        merge_metadata(field, (size_t *)((char *)cfg + f->count_offset), pairs, n, !append);
+        return 0;
+    }
+    }
+    snprintf(why, whylen, "unsupported flag type");
+    return MC_EINVAL;
+}
+
+/* ---- lifecycle ---- */
+
+void mc_config_init(struct mc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        char why[160];
+        if (flags[i].default_text &&
+            set_value(cfg, &flags[i], flags[i].default_text, false, why, sizeof why) != 0) {
+            /* A bad default is a bug in the table, caught by the first test run. */
+            fprintf(stderr, "micro: bad default %s for --%s: %s\n", flags[i].default_text,
+                    flags[i].name, why);
+            abort();
+        }
+    }
+}
+
+void mc_config_close(struct mc_config *cfg)
+{
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        void *field = (char *)cfg + flags[i].offset;
+        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE) {
+            mc_free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (flags[i].type == MC_CONF_METADATA) {
+            size_t *count = (size_t *)((char *)cfg + flags[i].count_offset);
+            free_metadata(*(struct mc_metadata_pair **)field, *count);
+            *(struct mc_metadata_pair **)field = NULL;
+            *count = 0;
+        }
+    }
+    mc_free(cfg->command);
+    for (size_t i = 0; i < cfg->arg_count; i++)
+        mc_free(cfg->args[i]);
+    mc_free(cfg->args);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- parsing ---- */
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    int n = snprintf(err, errlen, "micro: ");
+    if (n < 0 || (size_t)n >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies text for an error message: at most 64 bytes, control characters shown as '?', so
+ * the message stays one readable line whatever the user typed. */
+static void printable(char *out, size_t outlen, const char *text)
+{
+    size_t n = 0, max = outlen - 4;
+    for (; *text && n < max; text++)
+        out[n++] = iscntrl((unsigned char)*text) ? '?' : *text;
+    if (*text) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+static const struct mc_flag *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        const char *alias = flags[i].alias;
+        if ((strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0) ||
+            (alias && strlen(alias) == len && strncmp(alias, name, len) == 0))
+            return &flags[i];
+    }
+    return NULL;
+}
+
+static const char *env_lookup(char *const envp[], const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; envp[i]; i++)
+        if (strncmp(envp[i], name, len) == 0 && envp[i][len] == '=')
+            return envp[i] + len + 1;
+    return NULL;
+}
+
+static void add_positional(struct mc_config *cfg, const char *arg)
+{
+    if (!cfg->command) {
+        cfg->command = mc_strdup(arg);
+        return;
+    }
+    cfg->args = mc_realloc(cfg->args, (cfg->arg_count + 1) * sizeof *cfg->args);
+    cfg->args[cfg->arg_count++] = mc_strdup(arg);
+}
+
+static bool present(const char *s)
+{
+    return s && *s;
+}
+
+int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *const envp[],
+                    char *err, size_t errlen)
+{
+    bool seen[FLAG_COUNT] = {false};
+    bool flags_done = false;
+    char why[160], shown[68];
+
+    if (err && errlen)
+        err[0] = '\0';
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!flags_done && strcmp(arg, "--") == 0) {
+            flags_done = true;
+            continue;
+        }
+        /* "-" alone is an argument (conventionally stdin), as in Go's flag package. */
+        if (flags_done || arg[0] != '-' || arg[1] == '\0') {
+            add_positional(cfg, arg);
+            continue;
+        }
+        const char *name = arg[1] == '-' ? arg + 2 : arg + 1;
+        if (*name == '-' || *name == '=') {
+            printable(shown, sizeof shown, arg);
+            set_error(err, errlen, "bad flag syntax: %s", shown);
+            return MC_EINVAL;
+        }
+        const char *eq = strchr(name, '=');
+        int len = eq ? (int)(eq - name) : (int)strlen(name);
+        const struct mc_flag *f = find_flag(name, (size_t)len);
+        if (!f) {
+            char *typed = mc_strndup(name, (size_t)len);
+            printable(shown, sizeof shown, typed);
+            mc_free(typed);
+            set_error(err, errlen, "flag provided but not defined: --%s", shown);
+            return MC_EINVAL;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else if (f->type == MC_CONF_BOOL) {
+            value = "true"; /* never the next argument: "--help sidecar" keeps its command */
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            set_error(err, errlen, "flag needs an argument: --%.*s", len, name);
+            return MC_EINVAL;
+        }
+        size_t idx = (size_t)(f - flags);
+        if (set_value(cfg, f, value, seen[idx], why, sizeof why) != 0) {
+            printable(shown, sizeof shown, value);
+            set_error(err, errlen, "invalid value \"%s\" for flag --%.*s: %s", shown, len, name,
+                      why);
+            return MC_EINVAL;
+        }
+        seen[idx] = true;
+    }
+
+    /* The environment only fills what the command line left alone. An empty variable counts
+     * as unset, as compose files and shells often export NAME= for "nothing". */
+    for (size_t i = 0; envp && i < FLAG_COUNT; i++) {
+        if (seen[i] || !flags[i].env)
+            continue;
+        const char *value = env_lookup(envp, flags[i].env);
+        if (!present(value))
+            continue;
+        if (set_value(cfg, &flags[i], value, false, why, sizeof why) != 0) {
+            printable(shown, sizeof shown, value);
+            set_error(err, errlen, "invalid value \"%s\" for %s (flag --%s): %s", shown,
+                      flags[i].env, flags[i].name, why);
+            return MC_EINVAL;
+        }
+    }
+
+    /* Companion rule; skipped for --help so help is reachable from any half-typed command. */
+    if (!cfg->help) {
+        if (present(cfg->server_name) && !present(cfg->server_address)) {
+            set_error(err, errlen, "--server_name requires --server_address");
+            return MC_EINVAL;
+        }
+        if (present(cfg->server_address) && !present(cfg->server_name)) {
+            set_error(err, errlen, "--server_address requires --server_name");
+            return MC_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- help ---- */
+
+static void flag_names(char *out, size_t outlen, const struct mc_flag *f)
+{
+    if (f->alias)
+        snprintf(out, outlen, "--%s (%s%s)", f->name, strlen(f->alias) == 1 ? "-" : "--", f->alias);
+    else
+        snprintf(out, outlen, "--%s", f->name);
+}
+
+static void flag_default(char *out, size_t outlen, const struct mc_flag *f)
+{
+    if (f->default_text)
+        snprintf(out, outlen, "default \"%s\"", f->default_text);
+    else
+        snprintf(out, outlen, "no default");
+}
+
+void mc_config_print_help(FILE *out, const char *command)
+{
+    char names[96], def[64], list[128];
+    int wname = 0, wtype = 0, wdef = 0, wenv = 0;
+
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        flag_names(names, sizeof names, &flags[i]);
+        flag_default(def, sizeof def, &flags[i]);
+        int n = (int)strlen(names), t = (int)strlen(mc_conf_type_name(flags[i].type));
+        int d = (int)strlen(def), e = flags[i].env ? (int)strlen(flags[i].env) + 1 : 0;
+        wname = n > wname ? n : wname;
+        wtype = t > wtype ? t : wtype;
+        wdef = d > wdef ? d : wdef;
+        wenv = e > wenv ? e : wenv;
+    }
+
+    if (command && *command)
+        fprintf(out, "Usage: micro [global flags] %s [flags] [args]\n", command);
+    else
+        fprintf(out, "Usage: micro [global flags] COMMAND [command flags] [args]\n");
+    fprintf(out, "\nEvery flag is accepted before or after the command, as --flag=value or "
+                 "--flag value,\nand from its environment variable; the command line wins.\n"
+                 "Durations: 500ms, 10s, 1m30s or bare seconds. Sizes: 4096, 64k, 512KiB, "
+                 "4MiB, 1GB.\n\nFlags:\n");
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        const struct mc_flag *f = &flags[i];
+        char env[64];
+        flag_names(names, sizeof names, f);
+        flag_default(def, sizeof def, f);
+        snprintf(env, sizeof env, "%s%s", f->env ? "$" : "", f->env ? f->env : "");
+        fprintf(out, "  %-*s  %-*s  %-*s  %-*s  %s", wname, names, wtype,
+                mc_conf_type_name(f->type), wdef, def, wenv, env, f->help);
+        if (f->choices) {
+            join_choices(list, sizeof list, f->choices);
+            fprintf(out, " (one of: %s)", list);
+        }
+        fputc('\n', out);
+    }
+}

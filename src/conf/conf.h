@@ -1,0 +1,122 @@
+/* The command line: one table of flags (name, alias, env var, type, default, help, target
+ * field) from which parsing, environment lookup, defaults and --help are all derived
+ * (SPEC section 1). */
+#ifndef MC_CONF_CONF_H
+#define MC_CONF_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util/log.h"
+
+/* One key=value pair of --server_metadata; both strings owned by the config. */
+struct mc_metadata_pair {
+    char *key;
+    char *value;
+};
+
+/* Everything the command line and environment decide. Strings are owned by the config and
+ * NULL when unset and without a default; durations are milliseconds, sizes bytes. */
+struct mc_config {
+    char *sidecar_address;
+    char *server_name;
+    char *server_address;
+    char *server_advertise;
+    char *server_version;
+    struct mc_metadata_pair *server_metadata;
+    size_t server_metadata_count;
+    char *healthcheck_url;
+    uint64_t healthcheck_interval_ms;
+    uint64_t healthcheck_timeout_ms;
+    int healthcheck_rise;
+    int healthcheck_fall;
+    uint64_t register_ttl_ms;
+    uint64_t register_interval_ms;
+    char *registry; /* "memory" */
+    char *broker;   /* "memory" */
+    char *selector; /* "random", "roundrobin" or "p2c" */
+    char *handler;  /* "rpc" or "proxy" */
+    char *namespace;
+    uint64_t request_timeout_ms;
+    uint64_t dial_timeout_ms;
+    int retries;
+    char *cors;
+    int max_connections;
+    uint64_t max_body_size;
+    uint64_t broker_max_message;
+    uint64_t drain_timeout_ms;
+    char *access_log; /* NULL = off, "-" = stderr, else a path */
+    enum mc_log_level log_level;
+    int help;
+    char *command;    /* the first non-flag argument, NULL when there is none */
+    char **args;      /* later non-flag arguments, in order */
+    size_t arg_count; /* number of entries in args */
+};
+
+/* The kinds of value a flag takes. */
+enum mc_conf_type {
+    MC_CONF_STRING,    /* char * */
+    MC_CONF_BOOL,      /* int, 0 or 1 */
+    MC_CONF_INT,       /* int */
+    MC_CONF_DURATION,  /* uint64_t milliseconds */
+    MC_CONF_SIZE,      /* uint64_t bytes */
+    MC_CONF_LOG_LEVEL, /* enum mc_log_level */
+    MC_CONF_CHOICE,    /* char *, one of the row's choices */
+    MC_CONF_METADATA,  /* struct mc_metadata_pair * plus a size_t count */
+};
+
+/* One row of the flag table. */
+struct mc_flag {
+    const char *name;           /* without dashes, e.g. "sidecar_address" */
+    const char *alias;          /* another accepted name, or NULL */
+    const char *env;            /* environment variable, or NULL when there is none */
+    enum mc_conf_type type;     /* what the value is and how it is stored */
+    const char *default_text;   /* the default as it would be typed, or NULL for none */
+    const char *help;           /* one line, no trailing period */
+    size_t offset;              /* of the target field in struct mc_config */
+    size_t count_offset;        /* MC_CONF_METADATA only: offset of the size_t pair count */
+    long long min;              /* INT, DURATION (ms), SIZE: smallest accepted value */
+    const char *const *choices; /* MC_CONF_CHOICE: accepted values, NULL-terminated */
+};
+
+/* Fills cfg with every default of the flag table; cfg's previous contents are ignored (not
+ * freed). Release with mc_config_close(). */
+void mc_config_init(struct mc_config *cfg);
+
+/* Applies argv[1..argc-1], then the MICRO_* variables of envp for flags the command line did
+ * not set, on top of what cfg holds (normally mc_config_init()'s defaults). argv[0] is the
+ * program name; envp is a NULL-terminated "NAME=value" array, or NULL for no environment.
+ * Returns 0, or MC_EINVAL after writing one line (no newline) into err (errlen bytes, may be
+ * NULL/0). On failure cfg may be partly updated but stays valid for mc_config_close(). With
+ * --help set, the --server_name/--server_address companion check is skipped so that help can
+ * always be printed. Strings put into cfg are copies owned by cfg. */
+int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *const envp[],
+                    char *err, size_t errlen);
+
+/* Frees every string and array cfg owns and zeroes it; accepts a zeroed cfg. */
+void mc_config_close(struct mc_config *cfg);
+
+/* Writes the usage line and one line per flag (names, type, default, env var, help) to out.
+ * command is the command the help is for (e.g. "sidecar"), or NULL for the global usage. */
+void mc_config_print_help(FILE *out, const char *command);
+
+/* Parses a Go duration ("500ms", "10s", "1m30s", "1.5h"; units h, m, s, ms, us, ns) or a bare
+ * integer meaning seconds into milliseconds, rounding a fraction of a millisecond up so a
+ * non-zero duration never becomes 0. Returns 0, or MC_EINVAL for negative, empty, overflowing
+ * or malformed text (out untouched). */
+int mc_parse_duration_ms(const char *text, uint64_t *out);
+
+/* Parses a byte size: an integer, optionally followed by B, K/KiB, M/MiB, G/GiB, T/TiB
+ * (powers of 1024) or KB, MB, GB, TB (powers of 1000), case-insensitive ("4MiB", "64k",
+ * "10MB", "4096"). Returns 0, or MC_EINVAL for malformed or overflowing text (out untouched). */
+int mc_parse_size(const char *text, uint64_t *out);
+
+/* The flag table, for tools that document it (the README's flag table); *count receives the
+ * number of rows. The table is static and must not be modified. */
+const struct mc_flag *mc_conf_flags(size_t *count);
+
+/* A static lowercase name for type ("string", "duration", ...); never NULL. */
+const char *mc_conf_type_name(enum mc_conf_type type);
+
+#endif
