@@ -33,7 +33,7 @@ struct mc_http_conn {
     struct mc_http_request *req;
     enum hc_state state;
     enum hc_token last_token;
-    struct mc_buf raw; /* url and header strings, each NUL-terminated */
+    struct mc_buf raw;      /* url and header strings, each NUL-terminated */
     size_t *header_offsets; /* (name, value) offset pairs into raw */
     size_t header_offsets_cap;
     size_t header_count;
@@ -41,8 +41,8 @@ struct mc_http_conn {
     size_t line_bytes;
     int error_status; /* set by a parser callback that refuses the request */
     int handles_open;
-    unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1,
-        peer_eof : 1, fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1;
+    unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
+        fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1;
     const struct mc_http_route *route;
     int route_status; /* 404/405/200 decided at head time, answered at message end */
     mc_http_abort_cb drain_cb;
@@ -87,36 +87,66 @@ static void conn_close(struct mc_http_conn *hc, int now);
 const char *mc_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Request Entity Too Large";
-    case 414: return "Request URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Request Entity Too Large";
+    case 414:
+        return "Request URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -125,11 +155,21 @@ static void json_escape(struct mc_buf *out, const char *s)
     mc_buf_append(out, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': mc_buf_append(out, "\\\"", 2); break;
-        case '\\': mc_buf_append(out, "\\\\", 2); break;
-        case '\n': mc_buf_append(out, "\\n", 2); break;
-        case '\r': mc_buf_append(out, "\\r", 2); break;
-        case '\t': mc_buf_append(out, "\\t", 2); break;
+        case '"':
+            mc_buf_append(out, "\\\"", 2);
+            break;
+        case '\\':
+            mc_buf_append(out, "\\\\", 2);
+            break;
+        case '\n':
+            mc_buf_append(out, "\\n", 2);
+            break;
+        case '\r':
+            mc_buf_append(out, "\\r", 2);
+            break;
+        case '\t':
+            mc_buf_append(out, "\\t", 2);
+            break;
         default:
             if (*p < 0x20)
                 mc_buf_appendf(out, "\\u%04x", *p);
@@ -154,14 +194,22 @@ void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char
 static unsigned method_bit(int method)
 {
     switch (method) {
-    case HTTP_GET: return MC_HTTP_GET;
-    case HTTP_HEAD: return MC_HTTP_HEAD;
-    case HTTP_POST: return MC_HTTP_POST;
-    case HTTP_PUT: return MC_HTTP_PUT;
-    case HTTP_DELETE: return MC_HTTP_DELETE;
-    case HTTP_OPTIONS: return MC_HTTP_OPTIONS;
-    case HTTP_PATCH: return MC_HTTP_PATCH;
-    default: return MC_HTTP_OTHER;
+    case HTTP_GET:
+        return MC_HTTP_GET;
+    case HTTP_HEAD:
+        return MC_HTTP_HEAD;
+    case HTTP_POST:
+        return MC_HTTP_POST;
+    case HTTP_PUT:
+        return MC_HTTP_PUT;
+    case HTTP_DELETE:
+        return MC_HTTP_DELETE;
+    case HTTP_OPTIONS:
+        return MC_HTTP_OPTIONS;
+    case HTTP_PATCH:
+        return MC_HTTP_PATCH;
+    default:
+        return MC_HTTP_OTHER;
     }
 }
 
@@ -170,9 +218,9 @@ static void append_allow(struct mc_buf *out, unsigned methods)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{MC_HTTP_GET, "GET"},       {MC_HTTP_HEAD, "HEAD"}, {MC_HTTP_POST, "POST"},
-                 {MC_HTTP_PUT, "PUT"},       {MC_HTTP_DELETE, "DELETE"},
-                 {MC_HTTP_OPTIONS, "OPTIONS"}, {MC_HTTP_PATCH, "PATCH"}};
+    } names[] = {{MC_HTTP_GET, "GET"},    {MC_HTTP_HEAD, "HEAD"},     {MC_HTTP_POST, "POST"},
+                 {MC_HTTP_PUT, "PUT"},    {MC_HTTP_DELETE, "DELETE"}, {MC_HTTP_OPTIONS, "OPTIONS"},
+                 {MC_HTTP_PATCH, "PATCH"}};
     if (methods & MC_HTTP_GET)
         methods |= MC_HTTP_HEAD;
     methods |= MC_HTTP_OPTIONS;
@@ -212,7 +260,8 @@ static char *url_decode(const char *s, size_t len)
             out[o++] = ' ';
         } else if (s[i] == '%' && i + 2 < len && hexval((unsigned char)s[i + 1]) >= 0 &&
                    hexval((unsigned char)s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            out[o++] =
+                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];
@@ -589,8 +638,8 @@ static void write_access_log(struct mc_http_conn *hc, struct mc_http_request *re
     const char *referer = mc_http_request_header(req, "Referer");
     const char *ua = mc_http_request_header(req, "User-Agent");
     fprintf(f, "%s - - [%s] \"%s %s HTTP/%d.%d\" %d %llu \"%s\" \"%s\"\n", peer, stamp,
-            req->method_name ? req->method_name : "-", req->url ? req->url : "-",
-            req->http_major, req->http_minor, req->status, (unsigned long long)req->bytes_sent,
+            req->method_name ? req->method_name : "-", req->url ? req->url : "-", req->http_major,
+            req->http_minor, req->status, (unsigned long long)req->bytes_sent,
             referer ? referer : "-", ua ? ua : "-");
     fflush(f);
 }
@@ -765,10 +814,17 @@ static void refuse(struct mc_http_conn *hc, int status)
     hc->state = HC_HANDLING;
     const char *detail;
     switch (status) {
-    case 408: detail = "request timeout"; break;
-    case 413: detail = "request body too large"; break;
-    case 431: detail = "request header fields too large"; break;
-    default: detail = llhttp_get_error_reason(&hc->parser);
+    case 408:
+        detail = "request timeout";
+        break;
+    case 413:
+        detail = "request body too large";
+        break;
+    case 431:
+        detail = "request header fields too large";
+        break;
+    default:
+        detail = llhttp_get_error_reason(&hc->parser);
         if (!detail || !*detail)
             detail = "malformed request";
     }

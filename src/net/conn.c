@@ -288,11 +288,9 @@ void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len)
     struct sockaddr_storage ss;
     int namelen = sizeof ss;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
-        if (ss.ss_family == AF_INET &&
-            uv_ip4_name((struct sockaddr_in *)&ss, buf, len) == 0)
+        if (ss.ss_family == AF_INET && uv_ip4_name((struct sockaddr_in *)&ss, buf, len) == 0)
             return;
-        if (ss.ss_family == AF_INET6 &&
-            uv_ip6_name((struct sockaddr_in6 *)&ss, buf, len) == 0)
+        if (ss.ss_family == AF_INET6 && uv_ip6_name((struct sockaddr_in6 *)&ss, buf, len) == 0)
             return;
     }
     snprintf(buf, len, "-");

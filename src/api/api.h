@@ -1,0 +1,45 @@
+/* The sidecar's HTTP API: one route table, one handler file per route family. Handlers reach
+ * the daemon's modules through struct mc_api, never through globals. */
+#ifndef MC_API_API_H
+#define MC_API_API_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "registry/registry.h"
+
+struct mc_broker;
+struct mc_ws_hub;
+
+struct mc_api {
+    struct mc_net *net;
+    const struct mc_config *config;
+    struct mc_registry *registry;
+    struct mc_http_client *client;
+    struct mc_broker *broker;
+    struct mc_ws_hub *ws_hub; /* every live WebSocket session (broker, registry watch) */
+};
+
+/* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.
+ * api must outlive the server using the routes. */
+size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t max);
+
+/* Route handlers (ctx is the struct mc_api). */
+void mc_api_registry(struct mc_http_request *req, void *ctx);
+void mc_api_health(struct mc_http_request *req, void *ctx);
+void mc_api_root(struct mc_http_request *req, void *ctx);
+void mc_api_fallback(struct mc_http_request *req, void *ctx);
+void mc_api_broker(struct mc_http_request *req, void *ctx);
+/* GET /registry with a WebSocket upgrade: streams watch events (src/api/registry_watch.c). */
+void mc_api_registry_watch(struct mc_http_request *req, struct mc_api *api);
+
+/* Parses a request body as JSON whatever its Content-Type; on failure answers 400 with id and
+ * returns NULL. The caller decrefs the result. */
+struct json_t;
+struct json_t *mc_api_parse_json_body(struct mc_http_request *req, const char *id);
+/* Answers 200 with the JSON value (not stolen). */
+void mc_api_respond_json(struct mc_http_request *req, int status, const struct json_t *value);
+
+#endif

@@ -1,0 +1,215 @@
+/* App health checker. */
+#include "health/checker.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http/url.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/log.h"
+
+struct probe_call {
+    mc_health_probe_cb cb;
+    void *ctx;
+    int status;
+};
+
+static void on_probe_head(struct mc_http_call *call, const struct mc_http_response_head *head,
+                          void *ctx)
+{
+    (void)call;
+    struct probe_call *p = ctx;
+    p->status = head->status;
+}
+
+static void on_probe_done(struct mc_http_call *call, int err, int retryable, void *ctx)
+{
+    (void)call;
+    (void)retryable;
+    struct probe_call *p = ctx;
+    struct mc_health_result r;
+    char reason[160];
+    if (err < 0 && p->status == 0) {
+        snprintf(reason, sizeof reason, "%s", mc_strerror(err));
+        r.status = 0;
+        r.reason = reason;
+    } else {
+        r.status = p->status;
+        r.reason = "";
+    }
+    mc_health_probe_cb cb = p->cb;
+    void *cb_ctx = p->ctx;
+    mc_free(p);
+    cb(cb_ctx, &r);
+}
+
+struct bad_url {
+    uv_timer_t timer;
+    mc_health_probe_cb cb;
+    void *ctx;
+};
+
+static void bad_url_closed(uv_handle_t *h)
+{
+    mc_free(h->data);
+}
+
+static void bad_url_fire(uv_timer_t *t)
+{
+    struct bad_url *b = t->data;
+    struct mc_health_result r = {0, "invalid health check URL"};
+    b->cb(b->ctx, &r);
+    uv_close((uv_handle_t *)t, bad_url_closed);
+}
+
+void mc_health_probe(uv_loop_t *loop, struct mc_http_client *client, const char *url,
+                     uint64_t timeout_ms, mc_health_probe_cb cb, void *ctx)
+{
+    struct mc_url u;
+    if (mc_url_parse(url, &u) < 0 || u.tls) {
+        if (u.address)
+            mc_url_close(&u);
+        /* Report on the next turn, like every other outcome, so callers see one order. */
+        struct bad_url *b = mc_calloc(1, sizeof *b);
+        b->cb = cb;
+        b->ctx = ctx;
+        b->timer.data = b;
+        uv_timer_init(loop, &b->timer);
+        uv_timer_start(&b->timer, bad_url_fire, 0, 0);
+        return;
+    }
+    struct probe_call *p = mc_calloc(1, sizeof *p);
+    p->cb = cb;
+    p->ctx = ctx;
+    struct mc_http_header headers[] = {{"Host", u.host}, {"User-Agent", "micro-sidecar"}};
+    struct mc_http_call_options o = {
+        .address = u.address,
+        .method = "GET",
+        .target = u.target,
+        .headers = headers,
+        .header_count = 2,
+        .dial_timeout_ms = timeout_ms,
+        .timeout_ms = timeout_ms,
+        .buffer_body = 1,
+        .max_body = 64 * 1024,
+        .on_head = on_probe_head,
+        .on_done = on_probe_done,
+        .ctx = p,
+    };
+    mc_http_call_start(client, &o);
+    mc_url_close(&u);
+}
+
+struct mc_health_checker {
+    uv_timer_t timer;
+    struct mc_http_client *client;
+    char *url;
+    uint64_t interval_ms, timeout_ms;
+    int rise, fall;
+    mc_health_change_cb on_change;
+    void *ctx;
+    int healthy;       /* -1 unknown (before the first pass), 0, 1 */
+    int passes, fails; /* consecutive */
+    int refs;          /* the timer handle, plus a probe in flight */
+    int freed;
+};
+
+static void checker_unref(struct mc_health_checker *hc)
+{
+    if (--hc->refs == 0) {
+        mc_free(hc->url);
+        mc_free(hc);
+    }
+}
+
+static void checker_closed(uv_handle_t *h)
+{
+    checker_unref(h->data);
+}
+
+static void check_now(uv_timer_t *t);
+
+/* Hysteresis: unknown -> healthy on the first pass (the app registers as soon as it is up);
+ * healthy -> unhealthy after `fall` consecutive failures; unhealthy -> healthy after `rise`
+ * consecutive passes. */
+static int next_state(const struct mc_health_checker *hc, int ok)
+{
+    switch (hc->healthy) {
+    case -1:
+        return ok ? 1 : -1;
+    case 1:
+        return !ok && hc->fails >= hc->fall ? 0 : 1;
+    default:
+        return ok && hc->passes >= hc->rise ? 1 : 0;
+    }
+}
+
+static void on_check(void *ctx, const struct mc_health_result *r)
+{
+    struct mc_health_checker *hc = ctx;
+    if (hc->freed) {
+        checker_unref(hc);
+        return;
+    }
+    hc->refs--;
+    int ok = r->status == 200;
+    if (ok) {
+        hc->passes++;
+        hc->fails = 0;
+    } else {
+        hc->fails++;
+        hc->passes = 0;
+        if (r->status)
+            mc_log_warn("health check %s failed: status %d", hc->url, r->status);
+        else
+            mc_log_warn("health check %s failed: %s", hc->url, r->reason);
+    }
+    int next = next_state(hc, ok);
+    if (next != hc->healthy) {
+        hc->healthy = next;
+        mc_log_info("app health changed: %s (%s)", next ? "healthy" : "unhealthy", hc->url);
+        hc->on_change(hc->ctx, next);
+    }
+    uv_timer_start(&hc->timer, check_now, hc->interval_ms, 0);
+}
+
+static void check_now(uv_timer_t *t)
+{
+    struct mc_health_checker *hc = t->data;
+    hc->refs++;
+    mc_health_probe(t->loop, hc->client, hc->url, hc->timeout_ms, on_check, hc);
+}
+
+struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_client *client,
+                                                const struct mc_health_checker_config *config)
+{
+    struct mc_health_checker *hc = mc_calloc(1, sizeof *hc);
+    hc->client = client;
+    hc->url = mc_strdup(config->url);
+    hc->interval_ms = config->interval_ms;
+    hc->timeout_ms = config->timeout_ms;
+    hc->rise = config->rise;
+    hc->fall = config->fall;
+    hc->on_change = config->on_change;
+    hc->ctx = config->ctx;
+    hc->healthy = -1;
+    hc->refs = 1;
+    uv_timer_init(loop, &hc->timer);
+    hc->timer.data = hc;
+    uv_timer_start(&hc->timer, check_now, 0, 0);
+    return hc;
+}
+
+void mc_health_checker_free(struct mc_health_checker *hc)
+{
+    if (!hc)
+        return;
+    hc->freed = 1;
+    uv_close((uv_handle_t *)&hc->timer, checker_closed);
+}
+
+int mc_health_checker_healthy(const struct mc_health_checker *hc)
+{
+    return hc->healthy == 1;
+}

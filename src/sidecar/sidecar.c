@@ -1,0 +1,385 @@
+/* The daemon's wiring and lifecycle. */
+#include "sidecar/sidecar.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "broker/broker.h"
+#include "health/checker.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "registry/registry.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "ws/hub.h"
+
+#define MAX_ROUTES 16
+#define EXPIRE_TICK_MS 1000
+
+/* A node this sidecar registers itself and keeps alive: renewed every interval while
+ * active, deregistered on shutdown. */
+struct owned_node {
+    struct mc_service service; /* exactly one node */
+    int active;
+};
+
+struct sidecar {
+    const struct mc_config *config;
+    uv_loop_t loop;
+    struct mc_net net;
+    struct mc_registry *registry;
+    struct mc_http_client *client;
+    struct mc_http_server *server;
+    struct mc_health_checker *checker;
+    struct mc_broker *broker;
+    struct mc_ws_hub *ws_hub;
+    struct mc_api api;
+    struct mc_http_route routes[MAX_ROUTES];
+    FILE *access_log;
+    struct owned_node self, app;
+    int has_app;
+    uv_timer_t renew_timer, expire_timer, drain_timer;
+    uv_signal_t sigterm, sigint;
+    int stopping;
+    int drains_pending; /* HTTP server and WebSocket hub */
+    int exit_code;
+};
+
+static void new_uuid(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+/* "host:port" -> host and port; the host may be empty (":8081"). */
+static int split_host_port(const char *text, char *host, size_t host_len, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon)
+        return -1;
+    const char *h = text;
+    size_t hl = (size_t)(colon - text);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= host_len)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+/* SPEC 1: a registry address may not be empty or a wildcard: use the first non-loopback
+ * IPv4 address, else 127.0.0.1. */
+static void advertised_host(const char *host, char *out, size_t len)
+{
+    if (host[0] && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0) {
+        snprintf(out, len, "%s", host);
+        return;
+    }
+    snprintf(out, len, "127.0.0.1");
+    uv_interface_address_t *ifs;
+    int count;
+    if (uv_interface_addresses(&ifs, &count) != 0)
+        return;
+    for (int i = 0; i < count; i++) {
+        if (!ifs[i].is_internal && ifs[i].address.address4.sin_family == AF_INET) {
+            uv_ip4_name(&ifs[i].address.address4, out, len);
+            break;
+        }
+    }
+    uv_free_interface_addresses(ifs, count);
+}
+
+static void owned_node_init(struct owned_node *n, const char *name, const char *version,
+                            const char *host, int port)
+{
+    mc_service_init(&n->service);
+    n->service.name = mc_strdup(name);
+    n->service.version = mc_strdup(version ? version : "");
+    char uuid[37];
+    new_uuid(uuid);
+    char *id = mc_sprintf("%s-%s", name, uuid);
+    mc_service_add_node(&n->service, id, host, port);
+    mc_free(id);
+}
+
+static void owned_node_register(struct sidecar *sc, struct owned_node *n)
+{
+    int rc = mc_registry_register(sc->registry, &n->service, sc->config->register_ttl_ms);
+    if (rc < 0) {
+        mc_log_warn("registering %s failed: %s", n->service.nodes[0].id, mc_strerror(rc));
+        return;
+    }
+    if (!n->active)
+        mc_log_info("registered %s at %s:%d", n->service.nodes[0].id, n->service.nodes[0].address,
+                    n->service.nodes[0].port);
+    n->active = 1;
+}
+
+static void owned_node_deregister(struct sidecar *sc, struct owned_node *n)
+{
+    if (!n->active)
+        return;
+    n->active = 0;
+    mc_registry_deregister(sc->registry, &n->service);
+    mc_log_info("deregistered %s", n->service.nodes[0].id);
+}
+
+static void on_renew(uv_timer_t *t)
+{
+    struct sidecar *sc = t->data;
+    if (sc->self.active)
+        owned_node_register(sc, &sc->self);
+    if (sc->has_app && sc->app.active)
+        owned_node_register(sc, &sc->app);
+}
+
+static void on_expire_tick(uv_timer_t *t)
+{
+    struct sidecar *sc = t->data;
+    mc_registry_expire(sc->registry);
+}
+
+static void on_app_health(void *ctx, int healthy)
+{
+    struct sidecar *sc = ctx;
+    if (sc->stopping)
+        return;
+    if (healthy)
+        owned_node_register(sc, &sc->app);
+    else
+        owned_node_deregister(sc, &sc->app);
+}
+
+/* ---- shutdown ---- */
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish_shutdown(struct sidecar *sc)
+{
+    uv_timer_stop(&sc->drain_timer);
+    mc_http_server_free(sc->server);
+    sc->server = NULL;
+    mc_health_checker_free(sc->checker);
+    sc->checker = NULL;
+    mc_http_client_free(sc->client);
+    sc->client = NULL;
+    mc_ws_hub_free(sc->ws_hub);
+    sc->ws_hub = NULL;
+    uv_stop(&sc->loop);
+}
+
+static void on_drained(void *ctx)
+{
+    struct sidecar *sc = ctx;
+    if (--sc->drains_pending == 0)
+        finish_shutdown(sc);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct sidecar *sc = t->data;
+    mc_log_warn("drain timeout: closing %zu connection(s) still busy",
+                mc_http_server_connections(sc->server));
+    finish_shutdown(sc);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct sidecar *sc = s->data;
+    if (sc->stopping) {
+        mc_log_warn("second signal %d: exiting now", signum);
+        _exit(1);
+    }
+    sc->stopping = 1;
+    mc_log_info("signal %d: shutting down", signum);
+    uv_timer_stop(&sc->renew_timer);
+    owned_node_deregister(sc, &sc->app);
+    owned_node_deregister(sc, &sc->self);
+    uv_timer_start(&sc->drain_timer, on_drain_timeout, sc->config->drain_timeout_ms, 0);
+    sc->drains_pending = 2;
+    mc_ws_hub_close_all(sc->ws_hub, 1001, on_drained, sc);
+    mc_http_server_drain(sc->server, on_drained, sc);
+}
+
+/* ---- start-up ---- */
+
+static int prepare_app(struct sidecar *sc, char *err, size_t errlen)
+{
+    const struct mc_config *cfg = sc->config;
+    if (!cfg->server_name)
+        return 0;
+    const char *addr = cfg->server_advertise ? cfg->server_advertise : cfg->server_address;
+    char host[256], adv[256];
+    int port;
+    if (split_host_port(addr, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "invalid value \"%s\" for flag --%s: expected host:port", addr,
+                 cfg->server_advertise ? "server_advertise" : "server_address");
+        return -1;
+    }
+    advertised_host(host, adv, sizeof adv);
+    owned_node_init(&sc->app, cfg->server_name, cfg->server_version, adv, port);
+    if (cfg->server_metadata_count) {
+        json_t *md = json_object();
+        for (size_t i = 0; i < cfg->server_metadata_count; i++)
+            json_object_set_new(md, cfg->server_metadata[i].key,
+                                json_string(cfg->server_metadata[i].value));
+        sc->app.service.nodes[0].metadata = md;
+    }
+    sc->has_app = 1;
+    return 0;
+}
+
+static int start(struct sidecar *sc)
+{
+    const struct mc_config *cfg = sc->config;
+    char err[512];
+    if (prepare_app(sc, err, sizeof err) < 0) {
+        fprintf(stderr, "micro: %s\n", err);
+        return 2;
+    }
+    if (cfg->access_log) {
+        if (strcmp(cfg->access_log, "-") == 0) {
+            sc->access_log = stderr;
+        } else {
+            sc->access_log = fopen(cfg->access_log, "a");
+            if (!sc->access_log) {
+                fprintf(stderr, "micro: cannot open access log %s: %s\n", cfg->access_log,
+                        strerror(errno));
+                return 1;
+            }
+        }
+    }
+    sc->registry = mc_registry_new(&mc_registry_memory_ops, NULL);
+    if (mc_registry_start(sc->registry) < 0)
+        mc_log_warn("registry backend not reachable yet; retrying");
+    struct mc_http_client_config ccfg = {.max_idle_per_host = 16, .idle_timeout_ms = 60000};
+    sc->client = mc_http_client_new(&sc->net, &ccfg);
+    sc->broker = mc_broker_new(&mc_broker_memory_ops);
+    if (mc_broker_start(sc->broker, &sc->loop, NULL) < 0)
+        mc_log_warn("broker backend not reachable yet; retrying");
+    sc->ws_hub = mc_ws_hub_new(&sc->loop);
+    sc->api = (struct mc_api){.net = &sc->net,
+                              .config = cfg,
+                              .registry = sc->registry,
+                              .client = sc->client,
+                              .broker = sc->broker,
+                              .ws_hub = sc->ws_hub};
+    size_t nroutes = mc_api_routes(&sc->api, sc->routes, MAX_ROUTES);
+    struct mc_http_server_config scfg = {
+        .address = cfg->sidecar_address,
+        .routes = sc->routes,
+        .route_count = nroutes,
+        .max_body_size = cfg->max_body_size,
+        .max_connections = (unsigned)cfg->max_connections,
+        .cors = cfg->cors,
+        .access_log = sc->access_log,
+    };
+    sc->server = mc_http_server_new(&sc->net, &scfg);
+    if (!sc->server) {
+        fprintf(stderr, "micro: invalid value \"%s\" for flag --cors\n", cfg->cors);
+        return 2;
+    }
+    if (mc_http_server_listen(sc->server, err, sizeof err) < 0) {
+        fprintf(stderr, "micro: %s\n", err);
+        return 1;
+    }
+    mc_log_info("sidecar listening on %s (port %d)", cfg->sidecar_address,
+                mc_http_server_port(sc->server));
+
+    /* Only now that start-up has succeeded is anything registered. */
+    char host[256], adv[256];
+    int port;
+    if (split_host_port(cfg->sidecar_address, host, sizeof host, &port) < 0)
+        host[0] = '\0';
+    advertised_host(host, adv, sizeof adv);
+    owned_node_init(&sc->self, "go.micro.sidecar", "", adv, mc_http_server_port(sc->server));
+    owned_node_register(sc, &sc->self);
+    if (sc->has_app) {
+        if (cfg->healthcheck_url) {
+            struct mc_health_checker_config hcfg = {
+                .url = cfg->healthcheck_url,
+                .interval_ms = cfg->healthcheck_interval_ms,
+                .timeout_ms = cfg->healthcheck_timeout_ms,
+                .rise = cfg->healthcheck_rise,
+                .fall = cfg->healthcheck_fall,
+                .on_change = on_app_health,
+                .ctx = sc,
+            };
+            mc_log_info("starting health checker for %s", cfg->healthcheck_url);
+            sc->checker = mc_health_checker_new(&sc->loop, sc->client, &hcfg);
+        } else {
+            owned_node_register(sc, &sc->app);
+        }
+    }
+    uv_timer_start(&sc->renew_timer, on_renew, cfg->register_interval_ms,
+                   cfg->register_interval_ms);
+    uv_timer_start(&sc->expire_timer, on_expire_tick, EXPIRE_TICK_MS, EXPIRE_TICK_MS);
+    uv_signal_start(&sc->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sc->sigint, on_signal, SIGINT);
+    return 0;
+}
+
+int mc_sidecar_run(const struct mc_config *cfg)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct sidecar *sc = mc_calloc(1, sizeof *sc);
+    sc->config = cfg;
+    uv_loop_init(&sc->loop);
+    sc->net.loop = &sc->loop;
+    uv_timer_init(&sc->loop, &sc->renew_timer);
+    uv_timer_init(&sc->loop, &sc->expire_timer);
+    uv_timer_init(&sc->loop, &sc->drain_timer);
+    uv_signal_init(&sc->loop, &sc->sigterm);
+    uv_signal_init(&sc->loop, &sc->sigint);
+    sc->renew_timer.data = sc->expire_timer.data = sc->drain_timer.data = sc;
+    sc->sigterm.data = sc->sigint.data = sc;
+    sc->app.service.nodes = NULL;
+    mc_service_init(&sc->self.service);
+    mc_service_init(&sc->app.service);
+
+    int code = start(sc);
+    if (code == 0)
+        uv_run(&sc->loop, UV_RUN_DEFAULT);
+    else {
+        mc_http_server_free(sc->server);
+        mc_http_client_free(sc->client);
+        if (sc->ws_hub)
+            mc_ws_hub_free(sc->ws_hub);
+    }
+    /* Close whatever is left and let the close callbacks release memory. */
+    uv_walk(&sc->loop, close_walk_cb, NULL);
+    uv_run(&sc->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&sc->loop);
+    mc_broker_free(sc->broker);
+    mc_registry_free(sc->registry);
+    mc_service_close(&sc->self.service);
+    mc_service_close(&sc->app.service);
+    if (sc->access_log && sc->access_log != stderr)
+        fclose(sc->access_log);
+    mc_free(sc);
+    if (code == 0)
+        mc_log_info("sidecar stopped");
+    return code;
+}
