@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# What `make test` runs: build, every unit test, the integration suite; then the same again
+# under ASan+UBSan. Ends with exactly one line "N passed, N failed" (totals over both passes;
+# a step that does not build counts as one failure) and exits non-zero if anything failed.
+#
+#   bash scripts/test.sh            both passes (build/, then build-san/)
+#   SANITIZE=1 bash scripts/test.sh only the sanitizer pass (what `make SANITIZE=1 test` does)
+#   BUILD=dir                       build folder of the pass that runs (defaults as the Makefile)
+#   SAN_BUILD=dir                   build folder of the sanitizer pass when both run
+#   JOBS=n                          make parallelism (default 2)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+san_only=0
+[ "${SANITIZE:-0}" = 1 ] && san_only=1
+normal_build=build
+san_build=${SAN_BUILD:-build-san}
+if [ -n "${BUILD:-}" ]; then
+    if [ $san_only = 1 ]; then san_build=$BUILD; else normal_build=$BUILD; fi
+fi
+# Called from make, its command-line variables arrive in MAKEFLAGS and would override the
+# explicit SANITIZE=/BUILD= given to each make below.
+unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL SANITIZE BUILD
+JOBS=${JOBS:-2}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+fail_step() {
+    echo "test.sh: FAILED: $*"
+    failed=$((failed + 1))
+}
+
+# Sums every "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" line of a cmocka output.
+cmocka_count() {
+    sed -n "s/^\[  $1  \] \([0-9][0-9]*\) test(s).*/\1/p" "$2" | awk '{s += $1} END {print s + 0}'
+}
+
+# run_units BUILD SANITIZE: builds every tests/unit/**/test_*.c (keeping going past one that
+# does not compile) and runs each binary; a binary that crashes, reports a sanitizer error or
+# prints no cmocka summary counts as one failure.
+run_units() {
+    local build=$1 san=$2 src bin out rc p f
+    echo "== unit tests ($build)"
+    # Binaries left from an earlier build must not pass for ones that no longer compile.
+    for src in $(find tests/unit -name 'test_*.c' 2>/dev/null | sort); do
+        rm -f "$build/${src%.c}"
+    done
+    make -k -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" unit-bins || true
+    for src in $(find tests/unit -name 'test_*.c' 2>/dev/null | sort); do
+        bin=$build/${src%.c}
+        if [ ! -x "$bin" ]; then
+            fail_step "$bin did not build"
+            continue
+        fi
+        echo "-- $bin"
+        out=$tmp/unit.out
+        timeout 300 "$bin" >"$out" 2>&1
+        rc=$?
+        cat "$out"
+        p=$(cmocka_count PASSED "$out")
+        f=$(cmocka_count FAILED "$out")
+        passed=$((passed + p))
+        failed=$((failed + f))
+        if [ "$f" -eq 0 ]; then
+            if [ $rc -ne 0 ]; then
+                fail_step "$bin exited with status $rc"
+            elif ! grep -q '^\[==========\]' "$out"; then
+                fail_step "$bin printed no cmocka summary"
+            elif grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$out"; then
+                fail_step "$bin: sanitizer report"
+            fi
+        fi
+    done
+}
+
+# run_integration BINARY LABEL: the pytest suite against BINARY, counted from its JUnit XML
+# (a test that fails and also errors in teardown counts once).
+run_integration() {
+    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
+    echo "== integration tests ($bin)"
+    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        --junitxml="$junit" tests/integration
+    rc=$?
+    if [ ! -s "$junit" ]; then
+        fail_step "integration ($label): pytest wrote no report (status $rc)"
+        return
+    fi
+    counts=$(/usr/bin/python3 - "$junit" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+p = f = 0
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    tags = {child.tag for child in case}
+    if tags & {"failure", "error"}:
+        f += 1
+    elif "skipped" not in tags:
+        p += 1
+print(p, f)
+EOF
+    )
+    read -r p f <<<"$counts"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$f" -eq 0 ] && [ $rc -ne 0 ]; then
+        fail_step "integration ($label): pytest exited with status $rc"
+    fi
+}
+
+# run_pass BUILD SANITIZE LABEL
+run_pass() {
+    local build=$1 san=$2 label=$3
+    echo "== build ($label: make SANITIZE=$san BUILD=$build)"
+    if make -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" all; then
+        run_units "$build" "$san"
+        run_integration "$build/micro" "$label"
+    else
+        fail_step "$label build"
+        # Unit tests need only the library; run those that still build.
+        run_units "$build" "$san"
+    fi
+}
+
+if [ $san_only = 0 ]; then
+    run_pass "$normal_build" 0 normal
+fi
+(
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+    export UBSAN_OPTIONS=print_stacktrace=1
+    run_pass "$san_build" 1 sanitize
+    echo "$passed $failed" >"$tmp/san-counts"
+)
+if [ -s "$tmp/san-counts" ]; then
+    read -r passed failed <"$tmp/san-counts"
+else
+    fail_step "sanitizer pass did not finish"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

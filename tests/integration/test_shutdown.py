@@ -1,0 +1,132 @@
+"""SPEC 9 and the access log: SIGTERM/SIGINT deregister, drain and exit 0; a second signal
+exits at once; --access_log writes combined-log-format lines."""
+
+import http.client
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+import harness
+from harness import wait_until
+
+# Combined log format: host ident user [time] "request" status bytes "referer" "user-agent".
+CLF_TIME = r"\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]"
+
+
+def clf(method, path, status, referer="-", agent=r'[^"]*'):
+    return re.compile(r"^127\.0\.0\.1 \S+ \S+ " + CLF_TIME + r' "' + method + " " + re.escape(path)
+                      + r' HTTP/1\.[01]" ' + str(status) + r' (\d+|-) "' + referer + r'" "' + agent + r'"$')
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_deregisters_and_exits_0(micro, sig):
+    sc = micro("--server_name=foo", "--server_address=127.0.0.1:9090")
+    node_id = wait_until(lambda: sc.nodes("foo"), 5, message="foo registered")[0]["id"]
+    sc.signal(sig)
+    assert sc.wait_exit(10) == 0, sc.logs()
+    log = sc.stderr()
+    lines = [ln for ln in log.splitlines() if re.search(r"(?i)deregist", ln)]
+    assert any(node_id in ln or "foo" in ln for ln in lines), f"no deregistration of {node_id} logged:\n{log}"
+
+
+def _hanging_health(micro, health_app, hang, *flags):
+    """A sidecar whose /health proxies to an app that hangs `hang` seconds, and a thread
+    with a /health request in flight (the app has received it). Returns (sc, result, thread)."""
+    sc = micro(f"--healthcheck_url={health_app.url}", "--healthcheck_interval=1m",
+               "--healthcheck_timeout=30s", "--server_name=foo", f"--server_address={health_app.address}",
+               *flags)
+    health_app.wait_hits(1, 5)  # the checker's first check, before the app starts hanging
+    h = health_app.set(hang=hang)
+    result = {}
+
+    def call():
+        try:
+            result["resp"] = sc.get("/health", timeout=30)
+        except Exception as e:  # reported by the test
+            result["error"] = e
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    health_app.wait_hits(h + 1, 5)
+    return sc, result, t
+
+
+@pytest.mark.timeout_s(40)
+def test_request_in_flight_completes(micro, health_app):
+    sc, result, t = _hanging_health(micro, health_app, 2)
+    t0 = time.monotonic()
+    sc.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # Stopped accepting: a new connection is refused, or closed without a 200.
+    try:
+        late = harness.request(sc.port, "GET", "/registry", timeout=2).status
+    except (OSError, http.client.HTTPException):
+        late = None
+    assert late != 200, "still serving new requests after SIGTERM"
+    t.join(10)
+    assert "resp" in result, f"request in flight failed: {result.get('error')!r}\n{sc.logs()}"
+    assert result["resp"].status == 200, result["resp"]
+    assert sc.wait_exit(10) == 0
+    assert time.monotonic() - t0 >= 1.0, "exited before the request in flight finished"
+
+
+@pytest.mark.timeout_s(40)
+def test_drain_timeout_bounds_shutdown(micro, health_app):
+    sc, result, t = _hanging_health(micro, health_app, 20, "--drain_timeout=1s")
+    t0 = time.monotonic()
+    sc.signal(signal.SIGTERM)
+    assert sc.wait_exit(6) == 0
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.timeout_s(40)
+def test_second_signal_exits_at_once(micro, health_app):
+    sc, result, t = _hanging_health(micro, health_app, 20, "--drain_timeout=30s")
+    sc.expect_exit = None  # a forced exit's status is not specified
+    sc.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert sc.alive(), "exited at once on the first signal while a request was in flight"
+    t0 = time.monotonic()
+    sc.signal(signal.SIGINT)
+    sc.wait_exit(3)
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_access_log_stderr(micro):
+    sc = micro("--access_log=-")
+    assert sc.get("/registry").status == 200
+    assert sc.get("/nosuchpath").status == 404
+    assert sc.request("GET", "/health", headers={"Referer": "http://ref.example/x",
+                                                 "User-Agent": "itest/1.0"}).status == 200
+    svc = harness.service("logged.svc", [harness.node("l-1")])
+    assert sc.register(svc).status == 200
+    expected = [clf("GET", "/registry", 200), clf("GET", "/nosuchpath", 404),
+                clf("GET", "/health", 200, re.escape("http://ref.example/x"), re.escape("itest/1.0")),
+                clf("POST", "/registry", 200)]
+
+    def counts():
+        lines = sc.stderr().splitlines()
+        return [sum(1 for ln in lines if rx.match(ln)) for rx in expected]
+
+    wait_until(lambda: counts() == [1, 1, 1, 1], 5, message="one access-log line per request")
+
+
+def test_access_log_file(micro, tmp_path):
+    path = tmp_path / "access.log"
+    sc = micro(f"--access_log={path}")
+    assert sc.get("/registry?service=go.micro.sidecar").status == 200
+    assert sc.request("DELETE", "/registry", body=b'{"name":').status == 400
+
+    def lines():
+        return path.read_text().splitlines() if path.exists() else []
+
+    wait_until(lambda: len(lines()) >= 2, 5, message="two lines in the access log file")
+    got = lines()
+    assert len(got) == 2, got
+    assert clf("GET", "/registry?service=go.micro.sidecar", 200).match(got[0]), got
+    assert clf("DELETE", "/registry", 400).match(got[1]), got
+    assert not any(clf("GET", "/registry?service=go.micro.sidecar", 200).match(ln)
+                   for ln in sc.stderr().splitlines()), "access log also went to stderr"
