@@ -1,0 +1,48 @@
+/* go-micro's JSON-RPC over HTTP codec (SPEC 4): encodes a call's request body, and decodes a
+ * reply by locating the "result" value's bytes without re-serialising them, so big integers,
+ * key order and spacing reach the caller exactly as the service wrote them. I/O-free. */
+#ifndef MC_RPC_JSONRPC_H
+#define MC_RPC_JSONRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define MC_JSONRPC_MAX_DEPTH 64 /* nesting of arrays/objects in a reply, the top object is 1 */
+
+/* A decoded reply. Spans point into the body given to mc_jsonrpc_decode_reply. */
+struct mc_jsonrpc_reply {
+    size_t result_start; /* offset of the "result" value in the body */
+    size_t result_len;   /* 0 when "result" is absent or null: the caller answers {} */
+    int result_null;     /* 1 when "result" was present and null */
+    char *error;         /* decoded "error" string (owned), NULL when absent or null; an empty
+                            string is still an error (go-micro reports "unspecified error") */
+    uint64_t id;         /* the reply's id, valid when has_id */
+    int has_id;          /* 0 when "id" is absent or null */
+};
+
+/* Appends to out the request body {"method":"<method, JSON-escaped>","params":[<params>],
+ * "id":<id>} and a newline. params_json[0..params_len) is copied verbatim and must already be
+ * valid JSON (the caller validated it); params_len 0 sends {}, go-micro's empty request. */
+void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const char *params_json,
+                               size_t params_len, uint64_t id);
+
+/* Decodes the reply body[0..len) into *out (fully overwritten; call mc_jsonrpc_reply_close
+ * afterwards whatever the result). The whole body must be exactly one well-formed JSON object
+ * (RFC 8259, surrounding whitespace allowed, nesting up to MC_JSONRPC_MAX_DEPTH) whose keys come
+ * in any order; "error" must be null or a string, "id" null or an unsigned integer; other keys
+ * are ignored, and a repeated key counts its last value (as Go's decoder does). Returns 0, or
+ * MC_EPROTO for anything else (the caller answers 502). */
+int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out);
+/* Frees what a decoded reply owns (its error string) and clears it; safe to call twice. */
+void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply);
+
+/* Decides whether a service's error string err[0..len) is go-micro error JSON,
+ * {"id":"…","code":N,"detail":"…","status":"…"}: a JSON object whose "code" is an integer that
+ * is a usable HTTP status (100..599) and whose "id", "detail" and "status", when present, are
+ * strings. Returns 1 and sets *code if so (the caller then answers err itself with that status),
+ * else 0 (the caller answers 500 "error during request: <err>"). */
+int mc_jsonrpc_micro_error(const char *err, size_t len, int *code);
+
+#endif

@@ -1,0 +1,325 @@
+/* Unit tests for src/rpc/jsonrpc: request encoding, reply decoding (byte-exact result spans,
+ * errors, strict rejection of malformed bodies) and go-micro error detection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "rpc/jsonrpc.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+static void assert_encodes(const char *method, const char *params, uint64_t id, const char *want)
+{
+    struct mc_buf b;
+    mc_buf_init(&b);
+    mc_buf_append_str(&b, "prefix:"); /* encoding appends */
+    mc_jsonrpc_encode_request(&b, method, params, strlen(params), id);
+    assert_int_equal(b.len, strlen("prefix:") + strlen(want));
+    assert_memory_equal(b.data + strlen("prefix:"), want, strlen(want));
+    mc_buf_close(&b);
+}
+
+static void test_encode_request(void **state)
+{
+    (void)state;
+    assert_encodes("Example.Call", "{\"name\": \"John\", \"n\": 12345678901234567890123}", 7,
+                   "{\"method\":\"Example.Call\",\"params\":[{\"name\": \"John\", \"n\": "
+                   "12345678901234567890123}],\"id\":7}\n");
+    assert_encodes("Example.Call", "", 0,
+                   "{\"method\":\"Example.Call\",\"params\":[{}],\"id\":0}\n");
+    assert_encodes("A\"b\\c\nd\x01\t", "[1]", UINT64_MAX,
+                   "{\"method\":\"A\\\"b\\\\c\\nd\\u0001\\t\",\"params\":[[1]],"
+                   "\"id\":18446744073709551615}\n");
+    assert_encodes("Caf\xc3\xa9.Call", "null", 1,
+                   "{\"method\":\"Caf\xc3\xa9.Call\",\"params\":[null],\"id\":1}\n");
+}
+
+/* Decodes body and checks the result span equals want_result byte for byte. */
+static void assert_result(const char *body, const char *want_result)
+{
+    struct mc_jsonrpc_reply r;
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_int_equal(r.result_len, strlen(want_result));
+    assert_memory_equal(body + r.result_start, want_result, r.result_len);
+    assert_null(r.error);
+    assert_int_equal(r.result_null, 0);
+    mc_jsonrpc_reply_close(&r);
+}
+
+static void test_result_passes_through(void **state)
+{
+    (void)state;
+    assert_result("{\"id\":1,\"result\":{\"big\":12345678901234567890123,\"f\":1.0e400},"
+                  "\"error\":null}",
+                  "{\"big\":12345678901234567890123,\"f\":1.0e400}");
+    /* Key order and spacing untouched, keys in any order around it. */
+    assert_result("{\"error\":null, \"result\" :  { \"z\" : 1 ,\"a\":[ 2, -0.5E-3 ]\n} ,\"id\":2}",
+                  "{ \"z\" : 1 ,\"a\":[ 2, -0.5E-3 ]\n}");
+    assert_result("  {\"result\":12345678901234567890123}\r\n", "12345678901234567890123");
+    assert_result("{\"result\":\"s\\\"t\\u00e9\",\"id\":3}", "\"s\\\"t\\u00e9\"");
+    assert_result("{\"result\":{\"a\":{\"b\":[[{\"c\":[true,false,null]}]],\"d\":{}},\"e\":[]},"
+                  "\"x\":{\"ignored\":[1]}}",
+                  "{\"a\":{\"b\":[[{\"c\":[true,false,null]}]],\"d\":{}},\"e\":[]}");
+    assert_result("{\"result\":0}", "0");
+    assert_result("{\"result\":false}", "false");
+    /* A repeated key counts its last value, as Go's decoder does; keys match any case. */
+    assert_result("{\"result\":1,\"Result\":[2]}", "[2]");
+}
+
+static void test_result_null_or_absent(void **state)
+{
+    (void)state;
+    struct mc_jsonrpc_reply r;
+    const char *body = "{\"id\":9,\"result\":null,\"error\":null}";
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_int_equal(r.result_len, 0);
+    assert_int_equal(r.result_null, 1);
+    assert_int_equal(r.has_id, 1);
+    assert_int_equal(r.id, 9);
+    assert_null(r.error);
+    mc_jsonrpc_reply_close(&r);
+
+    body = "{\"id\":18446744073709551615,\"error\":null}";
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_int_equal(r.result_len, 0);
+    assert_int_equal(r.result_null, 0);
+    assert_true(r.id == UINT64_MAX);
+    mc_jsonrpc_reply_close(&r);
+
+    body = "{}";
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_int_equal(r.result_len, 0);
+    assert_int_equal(r.has_id, 0);
+    assert_null(r.error);
+    mc_jsonrpc_reply_close(&r);
+    mc_jsonrpc_reply_close(&r); /* twice is fine */
+}
+
+static void assert_error(const char *body, const char *want_error, size_t want_len)
+{
+    struct mc_jsonrpc_reply r;
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_non_null(r.error);
+    assert_memory_equal(r.error, want_error, want_len + 1);
+    mc_jsonrpc_reply_close(&r);
+    assert_null(r.error);
+}
+
+static void test_error_strings(void **state)
+{
+    (void)state;
+    assert_error("{\"id\":1,\"result\":null,\"error\":\"boom\"}", "boom", 4);
+    assert_error("{\"error\":\"\"}", "", 0);
+    assert_error("{\"error\":\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"}", "a\"b\\c/d\b\f\n\r\t", 12);
+    assert_error("{\"error\":\"caf\\u00e9 \\u20ac \\ud83d\\ude00 raw\xc3\xa9\"}",
+                 "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 raw\xc3\xa9", 20);
+    /* Lone surrogates become U+FFFD, as in Go. */
+    assert_error("{\"error\":\"x\\ud800y\\udc00\"}", "x\xef\xbf\xbdy\xef\xbf\xbd", 8);
+    assert_error("{\"error\":\"\\ud800\\u0041\"}",
+                 "\xef\xbf\xbd"
+                 "A",
+                 4);
+    assert_error("{\"error\":\"nul\\u0000in\"}", "nul\0in", 6);
+    /* Last one wins, and an earlier string is not leaked. */
+    assert_error("{\"error\":\"first\",\"error\":\"second\"}", "second", 6);
+    struct mc_jsonrpc_reply r;
+    const char *body = "{\"error\":\"first\",\"ERROR\":null}";
+    assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
+    assert_null(r.error);
+    mc_jsonrpc_reply_close(&r);
+}
+
+static void test_micro_error(void **state)
+{
+    (void)state;
+    const char *err = "{\"id\":\"go.micro.srv.example\",\"code\":408,\"detail\":\"too slow\","
+                      "\"status\":\"Request Timeout\"}";
+    struct mc_jsonrpc_reply r;
+    struct mc_buf body;
+    mc_buf_init(&body);
+    /* As it arrives: a JSON string holding the error JSON. */
+    mc_buf_append_str(&body, "{\"id\":1,\"result\":null,\"error\":\"");
+    for (const char *p = err; *p; p++) {
+        if (*p == '"')
+            mc_buf_append_str(&body, "\\");
+        mc_buf_append(&body, p, 1);
+    }
+    mc_buf_append_str(&body, "\"}");
+    assert_int_equal(mc_jsonrpc_decode_reply(body.data, body.len, &r), 0);
+    assert_string_equal(r.error, err);
+    int code = 0;
+    assert_int_equal(mc_jsonrpc_micro_error(r.error, strlen(r.error), &code), 1);
+    assert_int_equal(code, 408);
+    mc_jsonrpc_reply_close(&r);
+    mc_buf_close(&body);
+
+    static const struct {
+        const char *text;
+        int code; /* 0: not go-micro error JSON */
+    } rows[] = {
+        {"{\"code\":404}", 404},
+        {" {\"detail\":\"x\",\"code\":500,\"extra\":[1]} ", 500},
+        {"{\"id\":null,\"code\":599,\"detail\":null,\"status\":null}", 599},
+        {"{\"Code\":400}", 400},
+        {"boom", 0},
+        {"", 0},
+        {"{}", 0},
+        {"{\"id\":\"x\",\"detail\":\"no code\"}", 0},
+        {"{\"code\":\"404\"}", 0},
+        {"{\"code\":404.0}", 0},
+        {"{\"code\":-404}", 0},
+        {"{\"code\":99}", 0},
+        {"{\"code\":600}", 0},
+        {"{\"code\":0}", 0},
+        {"{\"code\":99999999999999999999999}", 0},
+        {"{\"code\":404,\"detail\":5}", 0},
+        {"{\"code\":404,\"status\":{}}", 0},
+        {"{\"code\":404", 0},
+        {"{\"code\":404} x", 0},
+        {"[{\"code\":404}]", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        code = -1;
+        int is = mc_jsonrpc_micro_error(rows[i].text, strlen(rows[i].text), &code);
+        assert_int_equal(is, rows[i].code != 0);
+        assert_int_equal(code, rows[i].code ? rows[i].code : -1);
+    }
+}
+
+static const char *const malformed[] = {
+    "",
+    "   ",
+    "null",
+    "[]",
+    "\"result\"",
+    "42",
+    "{\"result\":1}{}",
+    "{\"result\":1} x",
+    "{\"result\":1},",
+    "{\"result\":1",
+    "{\"result\":",
+    "{\"result\"",
+    "{\"res",
+    "{",
+    "}",
+    "{\"result\":1,}",
+    "{,\"result\":1}",
+    "{\"result\" 1}",
+    "{result:1}",
+    "{'result':1}",
+    "{\"result\":[1,2,]}",
+    "{\"result\":[1 2]}",
+    "{\"result\":{\"a\"}}",
+    "{\"result\":{\"a\":1,,\"b\":2}}",
+    "{\"result\":01}",
+    "{\"result\":1.}",
+    "{\"result\":.5}",
+    "{\"result\":-}",
+    "{\"result\":+1}",
+    "{\"result\":1e}",
+    "{\"result\":1e+}",
+    "{\"result\":0x10}",
+    "{\"result\":NaN}",
+    "{\"result\":tru}",
+    "{\"result\":True}",
+    "{\"result\":nul}",
+    "{\"result\":\"bad \\x escape\"}",
+    "{\"result\":\"bad \\u12G4\"}",
+    "{\"result\":\"short \\u12\"}",
+    "{\"result\":\"tab\tinside\"}",
+    "{\"result\":\"nl\ninside\"}",
+    "{\"result\":\"unterminated}",
+    "{\"error\":\"bad \\q\"}",
+    "{\"error\":\"\\ud800\\u12\"}",
+    "{\"error\":404}",
+    "{\"error\":{\"code\":404}}",
+    "{\"error\":false}",
+    "{\"id\":\"1\"}",
+    "{\"id\":-1}",
+    "{\"id\":1.5}",
+    "{\"id\":1e3}",
+    "{\"id\":18446744073709551616}",
+    "{\"id\":[1]}",
+};
+
+static void test_malformed_rejected(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        struct mc_jsonrpc_reply r;
+        int rc = mc_jsonrpc_decode_reply(malformed[i], strlen(malformed[i]), &r);
+        if (rc != MC_EPROTO)
+            fail_msg("accepted malformed body #%zu: %s", i, malformed[i]);
+        assert_null(r.error);
+        mc_jsonrpc_reply_close(&r);
+    }
+}
+
+static void test_every_truncation_rejected(void **state)
+{
+    (void)state;
+    const char *body = "{\"id\":12,\"result\":{\"a\":[1,-2.5e+3,\"x\\u00e9\\n\",true,null,{}]},"
+                       "\"error\":\"e\\\"r\"}";
+    size_t len = strlen(body);
+    struct mc_jsonrpc_reply r;
+    assert_int_equal(mc_jsonrpc_decode_reply(body, len, &r), 0);
+    assert_string_equal(r.error, "e\"r");
+    mc_jsonrpc_reply_close(&r);
+    for (size_t n = 0; n < len; n++) {
+        /* A copy of exactly n bytes, so any read past the end is a sanitizer report. */
+        char *part = mc_malloc(n ? n : 1);
+        memcpy(part, body, n);
+        assert_int_equal(mc_jsonrpc_decode_reply(part, n, &r), MC_EPROTO);
+        mc_free(part);
+    }
+}
+
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    /* The top object is level 1, so a result nested to level 64 is fine and 65 is not. */
+    for (int depth = MC_JSONRPC_MAX_DEPTH; depth <= MC_JSONRPC_MAX_DEPTH + 1; depth++) {
+        struct mc_buf b;
+        mc_buf_init(&b);
+        mc_buf_append_str(&b, "{\"result\":");
+        for (int i = 1; i < depth; i++)
+            mc_buf_append_str(&b, i % 2 ? "[" : "{\"k\":");
+        mc_buf_append_str(&b, "0");
+        for (int i = depth - 1; i >= 1; i--)
+            mc_buf_append_str(&b, i % 2 ? "]" : "}");
+        mc_buf_append_str(&b, "}");
+        struct mc_jsonrpc_reply r;
+        int rc = mc_jsonrpc_decode_reply(b.data, b.len, &r);
+        assert_int_equal(rc, depth <= MC_JSONRPC_MAX_DEPTH ? 0 : MC_EPROTO);
+        mc_jsonrpc_reply_close(&r);
+        mc_buf_close(&b);
+    }
+    /* Deep nesting far past the limit is refused without exhausting the stack. */
+    struct mc_buf b;
+    mc_buf_init(&b);
+    mc_buf_append_str(&b, "{\"result\":");
+    for (int i = 0; i < 100000; i++)
+        mc_buf_append_str(&b, "[");
+    struct mc_jsonrpc_reply r;
+    assert_int_equal(mc_jsonrpc_decode_reply(b.data, b.len, &r), MC_EPROTO);
+    mc_buf_close(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_request),
+        cmocka_unit_test(test_result_passes_through),
+        cmocka_unit_test(test_result_null_or_absent),
+        cmocka_unit_test(test_error_strings),
+        cmocka_unit_test(test_micro_error),
+        cmocka_unit_test(test_malformed_rejected),
+        cmocka_unit_test(test_every_truncation_rejected),
+        cmocka_unit_test(test_depth_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
