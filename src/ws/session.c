@@ -1,0 +1,387 @@
+/* WebSocket sessions: the I/O-free codec wired to an upgraded connection, one lazily re-armed
+ * timer for pings, the idle cut and the close bound, and the outbound queue bound. */
+#include "ws/session.h"
+
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "ws/handshake.h"
+#include "ws/hub_private.h"
+#include "ws/ws.h"
+
+struct mc_ws_shared_frame *mc_ws_shared_frame_new(int opcode, const void *payload, size_t len,
+                                                  mc_conn_release_cb release, void *ctx)
+{
+    struct mc_ws_shared_frame *f = mc_calloc(1, sizeof *f);
+    f->refs = 1;
+    f->hdr_len = mc_ws_frame_header(f->hdr, opcode, len);
+    f->payload = payload;
+    f->len = len;
+    f->release = release;
+    f->ctx = ctx;
+    return f;
+}
+
+struct mc_ws_shared_frame *mc_ws_shared_frame_ref(struct mc_ws_shared_frame *f)
+{
+    f->refs++;
+    return f;
+}
+
+void mc_ws_shared_frame_unref(struct mc_ws_shared_frame *f)
+{
+    if (!f || --f->refs > 0)
+        return;
+    if (f->release)
+        f->release(f->ctx);
+    mc_free(f);
+}
+
+static void frame_segment_done(void *ctx)
+{
+    mc_ws_shared_frame_unref(ctx);
+}
+
+/* ---- lifecycle ---- */
+
+static uint64_t now_ms(const struct mc_ws_session *s)
+{
+    return uv_now(s->hub->loop);
+}
+
+/* Ends the WebSocket for the owner (once): after this no message is reported, nothing is
+ * sent, and the owner has released what it attached. */
+static void end_session(struct mc_ws_session *s, uint16_t code)
+{
+    if (s->ended)
+        return;
+    s->ended = 1;
+    if (s->cfg.on_close)
+        s->cfg.on_close(s, code);
+}
+
+static void close_tcp(struct mc_ws_session *s, int now)
+{
+    if (!s->conn)
+        return;
+    s->tcp_closing = 1;
+    mc_conn_close(s->conn, now);
+}
+
+static void release(struct mc_ws_session *s)
+{
+    if (--s->handles_open > 0)
+        return;
+    mc_ws_free(s->ws);
+    s->ws = NULL;
+    mc_buf_close(&s->leftover);
+    /* Last: removing the final session may finish a drain, which may free the hub. */
+    mc_ws_hub_remove(s->hub, s);
+    mc_free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void close_timer(struct mc_ws_session *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->timer))
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+static void on_conn_closed(struct mc_conn *c)
+{
+    struct mc_ws_session *s = c->data;
+    end_session(s, MC_WS_CLOSE_ABNORMAL);
+    s->conn = NULL;
+    mc_http_upgraded_conn_free(c);
+    close_timer(s);
+    release(s);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t);
+
+/* One timer serves three deadlines; activity only updates timestamps, and the timer re-reads
+ * them when it fires, so a busy session costs no timer operation per frame. */
+static void arm_timer(struct mc_ws_session *s)
+{
+    if (uv_is_closing((uv_handle_t *)&s->timer))
+        return;
+    uint64_t now = now_ms(s), due;
+    if (s->close_deadline_ms) {
+        due = s->close_deadline_ms;
+    } else {
+        due = s->last_ping_ms + s->cfg.ping_interval_ms;
+        uint64_t idle_due = s->last_rx_ms + s->cfg.idle_timeout_ms;
+        if (idle_due < due)
+            due = idle_due;
+    }
+    uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void set_close_deadline(struct mc_ws_session *s, uint64_t bound_ms)
+{
+    uint64_t deadline = now_ms(s) + bound_ms;
+    if (!s->close_deadline_ms || deadline < s->close_deadline_ms)
+        s->close_deadline_ms = deadline;
+    arm_timer(s);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct mc_ws_session *s = t->data;
+    uint64_t now = now_ms(s);
+    if (s->close_deadline_ms) {
+        if (now >= s->close_deadline_ms) {
+            /* The peer did not finish the close handshake (or read our output) in time. */
+            end_session(s, MC_WS_CLOSE_ABNORMAL);
+            close_tcp(s, 1);
+            return;
+        }
+    } else if (now >= s->last_rx_ms + s->cfg.idle_timeout_ms) {
+        /* A silent peer will not answer our close either: close TCP once it is written. */
+        mc_log_debug("websocket idle for %llu ms: closing",
+                     (unsigned long long)(now - s->last_rx_ms));
+        mc_ws_close(s->ws, MC_WS_SESSION_CLOSE_IDLE, "idle timeout");
+        end_session(s, MC_WS_SESSION_CLOSE_IDLE);
+        close_tcp(s, 0);
+        s->close_deadline_ms = now + s->cfg.close_timeout_ms;
+    } else if (now >= s->last_ping_ms + s->cfg.ping_interval_ms) {
+        mc_ws_ping(s->ws);
+        s->last_ping_ms = now;
+    }
+    arm_timer(s);
+}
+
+/* ---- codec glue ---- */
+
+static void codec_write(void *ctx, const void *data, size_t len)
+{
+    struct mc_ws_session *s = ctx;
+    if (!s->conn)
+        return;
+    mc_conn_write_copy(s->conn, data, len);
+    mc_ws_hub_mark_dirty(s->hub, s);
+}
+
+static void codec_message(void *ctx, int is_text, const uint8_t *data, size_t len)
+{
+    struct mc_ws_session *s = ctx;
+    if (!s->ended && s->cfg.on_message)
+        s->cfg.on_message(s, is_text, data, len);
+}
+
+static void codec_close(void *ctx, uint16_t code, const char *reason, size_t len)
+{
+    (void)reason;
+    (void)len;
+    end_session(ctx, code);
+}
+
+static void feed(struct mc_ws_session *s, const char *data, size_t len)
+{
+    s->last_rx_ms = now_ms(s);
+    mc_ws_feed(s->ws, (const uint8_t *)data, len);
+    if (!s->tcp_closing && mc_ws_want_close_connection(s->ws)) {
+        /* RFC 6455 7.1.1: the server closes TCP first, once the close frame is out. */
+        end_session(s, MC_WS_CLOSE_PROTOCOL); /* normally done already by codec_close */
+        close_tcp(s, 0);
+        set_close_deadline(s, s->cfg.close_timeout_ms);
+    }
+}
+
+static void on_read(struct mc_conn *c, const char *data, ssize_t nread)
+{
+    struct mc_ws_session *s = c->data;
+    if (nread < 0) {
+        end_session(s, MC_WS_CLOSE_ABNORMAL);
+        close_tcp(s, 1);
+        return;
+    }
+    feed(s, data, (size_t)nread);
+}
+
+/* ---- public ---- */
+
+static void refuse(struct mc_http_request *req, int status, const char *id, const char *detail)
+{
+    if (status != 426) {
+        mc_http_respond_error(req, status, id, detail);
+        return;
+    }
+    struct mc_buf body;
+    mc_buf_init(&body);
+    mc_http_error_json(&body, id, status, detail);
+    const struct mc_http_header version = {"Sec-WebSocket-Version", "13"};
+    mc_http_respond(req, status, "application/json", &version, 1, body.data, body.len);
+    mc_buf_close(&body);
+}
+
+struct mc_ws_session *mc_ws_session_accept(struct mc_http_request *req, struct mc_ws_hub *hub,
+                                           const struct mc_ws_session_config *cfg, const char *id)
+{
+    if (!mc_http_origin_allowed(req)) {
+        refuse(req, 403, id, "origin not allowed");
+        return NULL;
+    }
+    if (hub->draining || hub->freeing) {
+        refuse(req, 503, id, "shutting down");
+        return NULL;
+    }
+    struct mc_ws_upgrade_request u = {
+        .method = req->method_name,
+        .http_major = req->http_major,
+        .http_minor = req->http_minor,
+        .upgrade = mc_http_request_header(req, "Upgrade"),
+        .connection = mc_http_request_header(req, "Connection"),
+        .version = mc_http_request_header(req, "Sec-WebSocket-Version"),
+        .key = mc_http_request_header(req, "Sec-WebSocket-Key"),
+    };
+    char accept[MC_WS_ACCEPT_LEN];
+    int status = 400;
+    if (mc_ws_check_upgrade(&u, accept, &status) < 0) {
+        refuse(req, status, id, "bad websocket handshake");
+        return NULL;
+    }
+
+    struct mc_ws_session *s = mc_calloc(1, sizeof *s);
+    s->hub = hub;
+    s->cfg = *cfg;
+    if (!s->cfg.max_message)
+        s->cfg.max_message = MC_WS_DEFAULT_MAX_MESSAGE;
+    if (!s->cfg.max_queue)
+        s->cfg.max_queue = MC_WS_SESSION_MAX_QUEUE;
+    if (!s->cfg.ping_interval_ms)
+        s->cfg.ping_interval_ms = MC_WS_SESSION_PING_MS;
+    if (!s->cfg.idle_timeout_ms)
+        s->cfg.idle_timeout_ms = MC_WS_SESSION_IDLE_MS;
+    if (!s->cfg.close_timeout_ms)
+        s->cfg.close_timeout_ms = MC_WS_SESSION_CLOSE_MS;
+
+    s->conn = mc_http_upgrade(req, &s->leftover);
+    s->conn->data = s;
+    s->conn->on_read = on_read;
+    s->conn->on_close = on_conn_closed;
+    mc_conn_read_stop(s->conn); /* until mc_ws_session_start() */
+
+    struct mc_buf head;
+    mc_buf_init(&head);
+    mc_ws_write_handshake_response(&head, accept, NULL);
+    mc_conn_write_copy(s->conn, head.data, head.len);
+    mc_buf_close(&head);
+
+    const struct mc_ws_callbacks cbs = {
+        .on_message = codec_message, .on_close = codec_close, .write = codec_write};
+    const struct mc_ws_limits limits = {.max_message = s->cfg.max_message};
+    s->ws = mc_ws_new(&cbs, s, &limits);
+
+    uv_timer_init(hub->loop, &s->timer);
+    s->timer.data = s;
+    s->handles_open = 2;
+    s->last_rx_ms = s->last_ping_ms = now_ms(s);
+    mc_ws_hub_add(hub, s);
+    mc_ws_hub_mark_dirty(hub, s);
+    arm_timer(s);
+    return s;
+}
+
+void mc_ws_session_start(struct mc_ws_session *s)
+{
+    if (s->started)
+        return;
+    s->started = 1;
+    if (s->leftover.len && !s->tcp_closing) {
+        size_t n;
+        char *early = mc_buf_steal(&s->leftover, &n);
+        feed(s, early, n);
+        mc_free(early);
+    }
+    if (!s->tcp_closing && s->conn)
+        mc_conn_read_start(s->conn);
+}
+
+void *mc_ws_session_data(const struct mc_ws_session *s)
+{
+    return s->cfg.data;
+}
+
+size_t mc_ws_session_pending(const struct mc_ws_session *s)
+{
+    return s->conn ? mc_conn_pending(s->conn) : 0;
+}
+
+/* Whether add more bytes may be queued; past the bound the reader is cut with 1008 so that
+ * neither the publisher nor anyone else waits for it and its memory stays bounded. */
+static int make_room(struct mc_ws_session *s, size_t add)
+{
+    if (s->ended || !s->conn || !mc_ws_can_send(s->ws))
+        return MC_ECLOSED;
+    size_t pending = mc_conn_pending(s->conn);
+    if (pending > 0 && pending + add > s->cfg.max_queue) {
+        s->hub->slow_closes++;
+        mc_log_warn("websocket reader too slow (%zu bytes queued): closing with 1008", pending);
+        mc_ws_session_close(s, MC_WS_CLOSE_POLICY, "reader too slow");
+        return MC_ETOOBIG;
+    }
+    return 0;
+}
+
+int mc_ws_session_send(struct mc_ws_session *s, int is_text, const void *data, size_t len)
+{
+    int rc = make_room(s, len + MC_WS_FRAME_HEADER_MAX);
+    if (rc < 0)
+        return rc;
+    return mc_ws_send(s->ws, is_text, data, len);
+}
+
+int mc_ws_session_send_shared(struct mc_ws_session *s, struct mc_ws_shared_frame *f)
+{
+    int rc = make_room(s, f->hdr_len + f->len);
+    if (rc < 0)
+        return rc;
+    mc_conn_write_ref(s->conn, f->hdr, f->hdr_len, frame_segment_done, mc_ws_shared_frame_ref(f));
+    mc_conn_write_ref(s->conn, f->payload, f->len, frame_segment_done, mc_ws_shared_frame_ref(f));
+    mc_ws_hub_mark_dirty(s->hub, s);
+    return 0;
+}
+
+int mc_ws_session_close(struct mc_ws_session *s, uint16_t code, const char *reason)
+{
+    if (s->ended || !s->conn)
+        return MC_ECLOSED;
+    int rc = mc_ws_close(s->ws, code, reason);
+    if (rc < 0)
+        return rc;
+    end_session(s, code);
+    set_close_deadline(s, s->cfg.close_timeout_ms);
+    return 0;
+}
+
+/* ---- for the hub ---- */
+
+void mc_ws_session_flush(struct mc_ws_session *s)
+{
+    if (s->conn)
+        mc_conn_flush(s->conn);
+}
+
+void mc_ws_session_shutdown(struct mc_ws_session *s, uint16_t code, uint64_t bound_ms)
+{
+    mc_ws_session_close(s, code, "shutting down");
+    set_close_deadline(s, bound_ms);
+}
+
+void mc_ws_session_abort(struct mc_ws_session *s)
+{
+    end_session(s, MC_WS_CLOSE_GOING_AWAY);
+    close_tcp(s, 1);
+    /* Closed here, not from the connection's callback: the daemon may walk and close every
+     * remaining handle right after this returns. */
+    close_timer(s);
+}
