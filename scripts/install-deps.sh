@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config clang-format
       libuv1-dev node-llhttp libwslay-dev libjansson-dev libssl-dev uuid-dev libcmocka-dev
       libnats-dev
-      curl python3 python3-pytest python3-websockets)
+      curl python3 python3-pytest python3-websockets chromium)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

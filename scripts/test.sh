@@ -123,6 +123,12 @@ run_pass() {
     fi
 }
 
+# node's `ws` client for the integration tests, from the npm registry (pinned by the lock file).
+if [ ! -d tests/integration/node/node_modules/ws ]; then
+    echo "== npm ci (tests/integration/node)"
+    npm ci --prefix tests/integration/node --no-audit --no-fund || fail_step "npm ci"
+fi
+
 if [ $san_only = 0 ]; then
     run_pass "$normal_build" 0 normal
 fi

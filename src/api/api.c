@@ -15,14 +15,22 @@ size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t ma
          api},
         {"/health", MC_HTTP_GET, 0, mc_api_health, api},
         {"/broker", MC_HTTP_GET | MC_HTTP_POST, 0, mc_api_broker, api},
+        {"/rpc", MC_HTTP_POST, 0, mc_api_rpc, api},
         {"/", MC_HTTP_POST, 0, mc_api_root, api},
         {NULL, MC_HTTP_ANY, 0, mc_api_fallback, api},
     };
+    int proxy = api->config->handler && strcmp(api->config->handler, "proxy") == 0;
     size_t n = sizeof table / sizeof table[0];
     if (n > max)
         n = max;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         routes[i] = table[i];
+        if (!routes[i].path && proxy) {
+            /* the reverse proxy streams bodies both ways instead of buffering them */
+            routes[i].flags = MC_HTTP_ROUTE_STREAM;
+            routes[i].handler = mc_api_proxy;
+        }
+    }
     return n;
 }
 
@@ -49,6 +57,5 @@ void mc_api_respond_json(struct mc_http_request *req, int status, const json_t *
 
 void mc_api_fallback(struct mc_http_request *req, void *ctx)
 {
-    (void)ctx;
-    mc_http_respond_error(req, 404, "go.micro.sidecar", "not found");
+    mc_api_path_rpc(req, ctx);
 }

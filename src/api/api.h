@@ -12,6 +12,8 @@
 
 struct mc_broker;
 struct mc_ws_hub;
+struct mc_caller;
+struct mc_lb;
 
 struct mc_api {
     struct mc_net *net;
@@ -19,6 +21,8 @@ struct mc_api {
     struct mc_registry *registry;
     struct mc_http_client *client;
     struct mc_broker *broker;
+    struct mc_caller *caller; /* calls to services: /rpc, path calls */
+    struct mc_lb *lb;         /* node choice, shared by calls and the proxy */
     struct mc_ws_hub *ws_hub; /* every live WebSocket session (broker, registry watch) */
 };
 
@@ -32,6 +36,11 @@ void mc_api_health(struct mc_http_request *req, void *ctx);
 void mc_api_root(struct mc_http_request *req, void *ctx);
 void mc_api_fallback(struct mc_http_request *req, void *ctx);
 void mc_api_broker(struct mc_http_request *req, void *ctx);
+void mc_api_rpc(struct mc_http_request *req, void *ctx);
+/* --handler=rpc: the path names the call (src/api/rpc_api.c). */
+void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api);
+/* --handler=proxy: a streaming route that reverse-proxies to <namespace>.<segment>. */
+void mc_api_proxy(struct mc_http_request *req, void *ctx);
 /* GET /registry with a WebSocket upgrade: streams watch events (src/api/registry_watch.c). */
 void mc_api_registry_watch(struct mc_http_request *req, struct mc_api *api);
 

@@ -300,6 +300,11 @@ char *mc_http_query_param(const struct mc_http_request *req, const char *name)
     return mc_http_form_value(req->query, req->query_len, name);
 }
 
+void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len)
+{
+    mc_conn_peer_name(&req->hc->conn, buf, len);
+}
+
 /* ---------- CORS ---------- */
 
 int mc_http_origin_allowed(const struct mc_http_request *req)
@@ -500,6 +505,20 @@ static void send_continue(struct mc_http_conn *hc)
     }
 }
 
+/* RFC 9110 token characters: llhttp's default (non-strict) build lets a space or other
+ * separators into header names, which SPEC 11 counts as malformed. */
+static int is_token(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return 0;
+    }
+    return 1;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct mc_http_conn *hc = hc_of(p);
@@ -509,6 +528,16 @@ static int on_headers_complete(llhttp_t *p)
         /* a field with no value at all: treat as empty */
         hc->header_offsets[hc->header_count * 2 + 1] = hc->raw.len - 1;
         hc->header_count++;
+    }
+    if (p->http_major != 1) {
+        hc->error_status = 400; /* HTTP/0.9 (no version) and 2.x+ are not spoken here */
+        return HPE_USER;
+    }
+    for (size_t i = 0; i < hc->header_count; i++) {
+        if (!is_token(hc->raw.data + hc->header_offsets[i * 2])) {
+            hc->error_status = 400;
+            return HPE_USER;
+        }
     }
     /* Fix the strings in place: raw no longer grows for this request. */
     req->url = hc->raw.data;
@@ -863,6 +892,12 @@ static void dispatch(struct mc_http_conn *hc)
         return;
     }
     hc->route->handler(req, hc->route->ctx);
+    if (hc->state == HC_HANDLING && !hc->message_done && hc->parser_paused) {
+        /* A streaming route was dispatched at the end of the head: go on parsing its body
+         * (the handler forwards or discards it through on_body). */
+        hc->parser_paused = 0;
+        llhttp_resume(&hc->parser);
+    }
 }
 
 /* Parses what is buffered or just read. Returns how many bytes of data were consumed. */

@@ -128,6 +128,8 @@ void mc_http_server_free(struct mc_http_server *s);
 /* Live connection count (HTTP, not upgraded). */
 size_t mc_http_server_connections(const struct mc_http_server *s);
 
+/* The client's address as text ("127.0.0.1"), into buf. */
+void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len);
 /* Finds a request header (case-insensitive); NULL when absent. */
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name);
 /* Copies the value of query parameter name (URL-decoded) into a new string the caller frees;

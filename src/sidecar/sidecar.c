@@ -15,7 +15,9 @@
 #include "health/checker.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "lb/lb.h"
 #include "registry/registry.h"
+#include "rpc/caller.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -41,6 +43,8 @@ struct sidecar {
     struct mc_health_checker *checker;
     struct mc_broker *broker;
     struct mc_ws_hub *ws_hub;
+    struct mc_lb *lb;
+    struct mc_caller *caller;
     struct mc_api api;
     struct mc_http_route routes[MAX_ROUTES];
     FILE *access_log;
@@ -280,11 +284,21 @@ static int start(struct sidecar *sc)
     if (mc_broker_start(sc->broker, &sc->loop, NULL) < 0)
         mc_log_warn("broker backend not reachable yet; retrying");
     sc->ws_hub = mc_ws_hub_new(&sc->loop);
+    sc->lb = mc_lb_new(mc_lb_selector_find(cfg->selector), &mc_clock_monotonic, uv_hrtime());
+    struct mc_caller_config callcfg = {
+        .request_timeout_ms = cfg->request_timeout_ms,
+        .dial_timeout_ms = cfg->dial_timeout_ms,
+        .retries = cfg->retries,
+        .max_reply = cfg->max_body_size,
+    };
+    sc->caller = mc_caller_new(&sc->loop, sc->registry, sc->lb, sc->client, &callcfg);
     sc->api = (struct mc_api){.net = &sc->net,
                               .config = cfg,
                               .registry = sc->registry,
                               .client = sc->client,
                               .broker = sc->broker,
+                              .caller = sc->caller,
+                              .lb = sc->lb,
                               .ws_hub = sc->ws_hub};
     size_t nroutes = mc_api_routes(&sc->api, sc->routes, MAX_ROUTES);
     struct mc_http_server_config scfg = {
@@ -372,6 +386,8 @@ int mc_sidecar_run(const struct mc_config *cfg)
     uv_walk(&sc->loop, close_walk_cb, NULL);
     uv_run(&sc->loop, UV_RUN_DEFAULT);
     uv_loop_close(&sc->loop);
+    mc_caller_free(sc->caller);
+    mc_lb_free(sc->lb);
     mc_broker_free(sc->broker);
     mc_registry_free(sc->registry);
     mc_service_close(&sc->self.service);

@@ -1,0 +1,434 @@
+/* --handler=proxy (SPEC 3.3): /foo/anything is reverse-proxied to a node of
+ * <namespace>.foo, path and query unchanged, with X-Forwarded-* headers, bodies streamed
+ * both ways under bounded memory, and WebSocket (any 101) upgrades tunnelled. Connect
+ * failures are retried on another node while the request body sent so far still fits the
+ * replay buffer. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "lb/lb.h"
+#include "rpc/caller.h"
+#include "rpc/route.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define PROXY_ID "go.micro.sidecar"
+#define PROXY_HIGH_WATER (256 * 1024) /* queued bytes that pause the other side */
+#define PROXY_REPLAY_MAX (64 * 1024)  /* body bytes kept to replay on a retry */
+
+struct proxy {
+    struct mc_http_request *req;
+    struct mc_api *api;
+    char *service;
+    struct mc_http_call *call;
+    struct mc_lb_endpoint *ep;
+    char *node;
+    char **tried;
+    size_t tried_count;
+    int attempts;
+    struct mc_buf header_text;
+    size_t *header_offsets;
+    size_t header_count;
+    struct mc_http_header *headers;
+    int has_body, body_done;
+    struct mc_buf replay;
+    int replay_overflow;
+    int got_head, chunked_out, keep_alive;
+    uint64_t attempt_start_ms, deadline_ms;
+};
+
+static void proxy_free(struct proxy *p)
+{
+    if (p->req) {
+        p->req->on_abort = NULL;
+        p->req->on_body = NULL;
+        p->req->handler_data = NULL;
+    }
+    mc_free(p->service);
+    mc_free(p->node);
+    for (size_t i = 0; i < p->tried_count; i++)
+        mc_free(p->tried[i]);
+    mc_free(p->tried);
+    mc_buf_close(&p->header_text);
+    mc_free(p->header_offsets);
+    mc_free(p->headers);
+    mc_buf_close(&p->replay);
+    mc_free(p);
+}
+
+static void lb_done(struct proxy *p, int ok)
+{
+    if (!p->ep)
+        return;
+    uint64_t now = uv_now(p->api->net->loop);
+    mc_lb_call_done(p->ep, ok, (now - p->attempt_start_ms) * 1000);
+    p->ep = NULL;
+}
+
+/* ---- WebSocket / 101 tunnel: two raw connections copying into each other ---- */
+
+struct tunnel {
+    struct mc_conn *client, *node;
+    int open;
+};
+
+static struct mc_conn *peer_of(struct tunnel *t, struct mc_conn *c)
+{
+    return c == t->client ? t->node : t->client;
+}
+
+static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
+{
+    struct tunnel *t = c->data;
+    struct mc_conn *other = peer_of(t, c);
+    if (nread < 0) {
+        mc_conn_close(c, 1);
+        mc_conn_close(other, 0); /* flush what it still owes, then close */
+        return;
+    }
+    mc_conn_write_copy(other, data, (size_t)nread);
+    mc_conn_flush(other);
+    if (mc_conn_pending(other) > PROXY_HIGH_WATER)
+        mc_conn_read_stop(c);
+}
+
+static void tunnel_drain(struct mc_conn *c)
+{
+    struct tunnel *t = c->data;
+    mc_conn_read_start(peer_of(t, c));
+}
+
+static void tunnel_closed(struct mc_conn *c)
+{
+    struct tunnel *t = c->data;
+    struct mc_conn *other = peer_of(t, c);
+    if (c == t->client)
+        mc_http_upgraded_conn_free(c);
+    else
+        mc_http_client_conn_free(c);
+    if (--t->open == 0)
+        mc_free(t);
+    else
+        mc_conn_close(other, 0);
+}
+
+static void start_tunnel(struct proxy *p, struct mc_buf *head)
+{
+    struct mc_http_request *req = p->req;
+    mc_http_respond_raw_begin(req, 101);
+    mc_http_respond_raw_write(req, head->data, head->len);
+    struct mc_buf from_client, from_node;
+    struct tunnel *t = mc_calloc(1, sizeof *t);
+    t->node = mc_http_call_take_conn(p->call, &from_node);
+    p->call = NULL;
+    t->client = mc_http_upgrade(req, &from_client);
+    p->req = NULL;
+    t->open = 2;
+    struct mc_conn *ends[2] = {t->client, t->node};
+    for (int i = 0; i < 2; i++) {
+        ends[i]->data = t;
+        ends[i]->on_read = tunnel_read;
+        ends[i]->on_drain = tunnel_drain;
+        ends[i]->on_close = tunnel_closed;
+    }
+    mc_conn_write_copy(t->node, from_client.data, from_client.len);
+    mc_conn_write_copy(t->client, from_node.data, from_node.len);
+    mc_buf_close(&from_client);
+    mc_buf_close(&from_node);
+    mc_conn_flush(t->node);
+    mc_conn_flush(t->client);
+    mc_conn_read_start(t->client);
+    mc_conn_read_start(t->node);
+}
+
+/* ---- the response: node -> client ---- */
+
+static int no_body_status(int status)
+{
+    return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head,
+                    void *ctx)
+{
+    (void)call;
+    struct proxy *p = ctx;
+    struct mc_http_request *req = p->req;
+    p->got_head = 1;
+    mc_buf_close(&p->replay);
+    lb_done(p, head->status < 500);
+    struct mc_buf out;
+    mc_buf_init(&out);
+    mc_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", head->status, mc_http_reason(head->status));
+    for (size_t i = 0; i < head->header_count; i++) {
+        const char *name = head->headers[i].name;
+        if (!head->upgrade && mc_http_hop_by_hop(name))
+            continue;
+        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
+            continue;
+        mc_buf_appendf(&out, "%s: %s\r\n", name, head->headers[i].value);
+    }
+    if (head->upgrade) {
+        mc_buf_append_str(&out, "\r\n");
+        start_tunnel(p, &out);
+        mc_buf_close(&out);
+        proxy_free(p);
+        return;
+    }
+    p->keep_alive = req->keep_alive;
+    if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
+        if (head->has_content_length)
+            mc_buf_appendf(&out, "Content-Length: %llu\r\n",
+                           (unsigned long long)head->content_length);
+    } else if (head->has_content_length) {
+        mc_buf_appendf(&out, "Content-Length: %llu\r\n", (unsigned long long)head->content_length);
+    } else if (req->http_minor >= 1) {
+        mc_buf_append_str(&out, "Transfer-Encoding: chunked\r\n");
+        p->chunked_out = 1;
+    } else {
+        p->keep_alive = 0; /* an HTTP/1.0 client reads to the close */
+    }
+    if (!p->keep_alive)
+        mc_buf_append_str(&out, "Connection: close\r\n");
+    mc_buf_append_str(&out, "\r\n");
+    mc_http_respond_raw_begin(req, head->status);
+    mc_http_respond_raw_write(req, out.data, out.len);
+    mc_buf_close(&out);
+}
+
+static void download_drained(struct mc_http_request *req)
+{
+    struct proxy *p = req->handler_data;
+    if (p && p->call)
+        mc_http_call_resume(p->call);
+}
+
+static void on_node_body(struct mc_http_call *call, const char *data, size_t len, void *ctx)
+{
+    struct proxy *p = ctx;
+    struct mc_http_request *req = p->req;
+    if (p->chunked_out) {
+        char size[32];
+        int n = snprintf(size, sizeof size, "%zx\r\n", len);
+        mc_http_respond_raw_write(req, size, (size_t)n);
+        mc_http_respond_raw_write(req, data, len);
+        mc_http_respond_raw_write(req, "\r\n", 2);
+    } else {
+        mc_http_respond_raw_write(req, data, len);
+    }
+    if (mc_http_request_pending_output(req) > PROXY_HIGH_WATER) {
+        mc_http_call_pause(call);
+        mc_http_request_on_drain(req, download_drained);
+    }
+}
+
+static int attempt(struct proxy *p);
+
+static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx)
+{
+    (void)call;
+    struct proxy *p = ctx;
+    struct mc_http_request *req = p->req;
+    p->call = NULL;
+    if (p->got_head) {
+        if (err == 0 && p->chunked_out)
+            mc_http_respond_raw_write(req, "0\r\n\r\n", 5);
+        /* A node failing mid-body: closing is the only honest end left. */
+        proxy_free(p);
+        mc_http_respond_raw_end(req, err == 0 && p != NULL ? 1 : 0);
+        return;
+    }
+    lb_done(p, 0);
+    uint64_t now = uv_now(p->api->net->loop);
+    if (retryable && !p->replay_overflow && p->attempts <= p->api->config->retries &&
+        now < p->deadline_ms) {
+        mc_log_debug("proxy %s: %s failed (%s), retrying on another node", p->service, p->node,
+                     mc_strerror(err));
+        attempt(p);
+        return;
+    }
+    char detail[256];
+    int status = 502;
+    if (err == MC_ETIMEDOUT) {
+        status = 504;
+        snprintf(detail, sizeof detail, "service %s: timeout", p->service);
+    } else {
+        snprintf(detail, sizeof detail, "service %s: %s", p->service, mc_strerror(err));
+    }
+    proxy_free(p);
+    mc_http_respond_error(req, status, PROXY_ID, detail);
+}
+
+/* ---- the request: client -> node ---- */
+
+static void upload_drained(struct mc_http_call *call, void *ctx)
+{
+    (void)call;
+    struct proxy *p = ctx;
+    if (p->req)
+        mc_http_request_resume(p->req);
+}
+
+static void on_client_body(struct mc_http_request *req, const char *data, size_t len)
+{
+    struct proxy *p = req->handler_data;
+    if (!p || !p->call)
+        return;
+    if (!data) {
+        p->body_done = 1;
+        if (p->has_body)
+            mc_http_call_end(p->call);
+        return;
+    }
+    if (!p->got_head && !p->replay_overflow) {
+        if (p->replay.len + len <= PROXY_REPLAY_MAX) {
+            mc_buf_append(&p->replay, data, len);
+        } else {
+            p->replay_overflow = 1;
+            mc_buf_close(&p->replay);
+        }
+    }
+    mc_http_call_write(p->call, data, len);
+    if (mc_http_call_pending(p->call) > PROXY_HIGH_WATER) {
+        mc_http_request_pause(req);
+        mc_http_call_on_drain(p->call, upload_drained);
+    }
+}
+
+static void on_client_abort(struct mc_http_request *req)
+{
+    struct proxy *p = req->handler_data;
+    p->req = NULL;
+    if (p->call)
+        mc_http_call_cancel(p->call);
+    lb_done(p, 1);
+    proxy_free(p);
+}
+
+static void add_header(struct proxy *p, const char *name, const char *value)
+{
+    p->header_offsets =
+        mc_realloc(p->header_offsets, (p->header_count + 1) * 2 * sizeof *p->header_offsets);
+    p->header_offsets[p->header_count * 2] = p->header_text.len;
+    mc_buf_append(&p->header_text, name, strlen(name) + 1);
+    p->header_offsets[p->header_count * 2 + 1] = p->header_text.len;
+    mc_buf_append(&p->header_text, value, strlen(value) + 1);
+    p->header_count++;
+}
+
+/* The node sees the client's headers minus hop-by-hop ones (kept for an upgrade, which needs
+ * Connection and Upgrade), plus X-Forwarded-For/-Proto/-Host. */
+static void build_headers(struct proxy *p, struct mc_http_request *req)
+{
+    const char *xff = NULL;
+    for (size_t i = 0; i < req->header_count; i++) {
+        const char *name = req->headers[i].name;
+        if (strcasecmp(name, "X-Forwarded-For") == 0) {
+            xff = req->headers[i].value;
+            continue;
+        }
+        if (strcasecmp(name, "X-Forwarded-Proto") == 0 ||
+            strcasecmp(name, "X-Forwarded-Host") == 0)
+            continue;
+        if (strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
+            continue;
+        if (mc_http_hop_by_hop(name) && !(req->upgrade && (strcasecmp(name, "Connection") == 0 ||
+                                                            strcasecmp(name, "Upgrade") == 0)))
+            continue;
+        add_header(p, name, req->headers[i].value);
+    }
+    char peer[64];
+    mc_http_request_peer(req, peer, sizeof peer);
+    char *forwarded = xff ? mc_sprintf("%s, %s", xff, peer) : mc_strdup(peer);
+    add_header(p, "X-Forwarded-For", forwarded);
+    mc_free(forwarded);
+    add_header(p, "X-Forwarded-Proto", "http");
+    const char *host = mc_http_request_header(req, "Host");
+    if (host)
+        add_header(p, "X-Forwarded-Host", host);
+    p->headers = mc_calloc(p->header_count, sizeof *p->headers);
+    for (size_t i = 0; i < p->header_count; i++) {
+        p->headers[i].name = p->header_text.data + p->header_offsets[i * 2];
+        p->headers[i].value = p->header_text.data + p->header_offsets[i * 2 + 1];
+    }
+}
+
+/* Picks a node and starts the call; returns 1 when the request was answered instead. */
+static int attempt(struct proxy *p)
+{
+    struct mc_http_request *req = p->req;
+    struct mc_api *api = p->api;
+    size_t n;
+    char **addrs = mc_caller_addresses(api->caller, p->service, &n);
+    enum mc_lb_status status;
+    struct mc_lb_endpoint *ep =
+        mc_lb_pick(api->lb, p->service, (const char *const *)addrs, n,
+                   (const char *const *)p->tried, p->tried_count, &status);
+    mc_caller_free_addresses(addrs, n);
+    if (!ep) {
+        char detail[256];
+        int code = status == MC_LB_NO_NODES ? 404 : status == MC_LB_ALL_EJECTED ? 503 : 502;
+        snprintf(detail, sizeof detail, "service %s: %s", p->service,
+                 code == 404 ? "not found" : code == 503 ? "service unavailable"
+                                                         : "no node could be reached");
+        proxy_free(p);
+        mc_http_respond_error(req, code, PROXY_ID, detail);
+        return 1;
+    }
+    mc_lb_call_start(ep);
+    p->ep = ep;
+    mc_free(p->node);
+    p->node = mc_strdup(mc_lb_endpoint_address(ep));
+    p->tried = mc_realloc(p->tried, (p->tried_count + 1) * sizeof *p->tried);
+    p->tried[p->tried_count++] = mc_strdup(p->node);
+    p->attempts++;
+    uint64_t now = uv_now(api->net->loop);
+    p->attempt_start_ms = now;
+    /* The target is the request's own, path and query unchanged. */
+    struct mc_http_call_options o = {
+        .address = p->node,
+        .method = req->method_name,
+        .target = req->path,
+        .headers = p->headers,
+        .header_count = p->header_count,
+        .stream_body = p->has_body,
+        .dial_timeout_ms = api->config->dial_timeout_ms,
+        .on_head = on_head,
+        .on_body = on_node_body,
+        .on_done = on_done,
+        .ctx = p,
+    };
+    p->call = mc_http_call_start(api->client, &o);
+    if (p->replay.len)
+        mc_http_call_write(p->call, p->replay.data, p->replay.len);
+    if (p->body_done && p->has_body)
+        mc_http_call_end(p->call);
+    return 0;
+}
+
+void mc_api_proxy(struct mc_http_request *req, void *ctx)
+{
+    struct mc_api *api = ctx;
+    char *service;
+    if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) <
+        0) {
+        mc_http_respond_error(req, 404, PROXY_ID, "not found");
+        return;
+    }
+    struct proxy *p = mc_calloc(1, sizeof *p);
+    p->req = req;
+    p->api = api;
+    p->service = service;
+    mc_buf_init(&p->header_text);
+    mc_buf_init(&p->replay);
+    p->has_body = req->chunked || (req->has_content_length && req->content_length > 0);
+    p->deadline_ms = uv_now(api->net->loop) + api->config->request_timeout_ms;
+    build_headers(p, req);
+    req->handler_data = p;
+    req->on_body = on_client_body;
+    req->on_abort = on_client_abort;
+    attempt(p);
+}

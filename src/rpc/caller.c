@@ -1,0 +1,359 @@
+/* Calls to services: node choice, JSON-RPC, retries, outcome accounting. */
+#include "rpc/caller.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rpc/jsonrpc.h"
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/log.h"
+
+#define CLIENT_ID "go.micro.client"
+#define MAX_VERSIONS 32
+
+struct mc_caller {
+    uv_loop_t *loop;
+    struct mc_registry *registry;
+    struct mc_lb *lb;
+    struct mc_http_client *client;
+    struct mc_caller_config config;
+    uint64_t next_id;
+};
+
+struct mc_call {
+    struct mc_caller *caller;
+    char *service;
+    char *method;
+    char *address; /* direct node, or NULL */
+    struct mc_buf request; /* the JSON-RPC body, built once */
+    struct mc_buf header_text; /* NUL-separated names and values of the headers to send */
+    struct mc_http_header *headers;
+    size_t header_count;
+    mc_call_done_cb done;
+    void *ctx;
+    struct mc_http_call *http;
+    struct mc_lb_endpoint *ep;
+    char *node; /* address of the attempt in flight */
+    char **tried;
+    size_t tried_count;
+    int attempts;
+    uint64_t deadline_ms;
+    uint64_t attempt_start_ms;
+    int last_err;
+};
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+    "TE",         "Trailer",    "Transfer-Encoding",  "Upgrade",
+};
+
+int mc_http_hop_by_hop(const char *name)
+{
+    for (size_t i = 0; i < sizeof hop_by_hop / sizeof hop_by_hop[0]; i++)
+        if (strcasecmp(name, hop_by_hop[i]) == 0)
+            return 1;
+    return 0;
+}
+
+struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_registry *registry, struct mc_lb *lb,
+                                struct mc_http_client *client,
+                                const struct mc_caller_config *config)
+{
+    struct mc_caller *c = mc_calloc(1, sizeof *c);
+    c->loop = loop;
+    c->registry = registry;
+    c->lb = lb;
+    c->client = client;
+    c->config = *config;
+    c->next_id = 1;
+    return c;
+}
+
+void mc_caller_free(struct mc_caller *caller)
+{
+    mc_free(caller);
+}
+
+static char *node_address(const struct mc_node *n)
+{
+    if (strchr(n->address, ':'))
+        return mc_sprintf("[%s]:%d", n->address, n->port);
+    return mc_sprintf("%s:%d", n->address[0] ? n->address : "127.0.0.1", n->port);
+}
+
+char **mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count)
+{
+    const struct mc_service *versions[MAX_VERSIONS];
+    size_t nv = mc_registry_lookup(caller->registry, name, versions, MAX_VERSIONS);
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++)
+        total += versions[i]->node_count;
+    char **out = mc_calloc(total ? total : 1, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; i < nv; i++)
+        for (size_t j = 0; j < versions[i]->node_count; j++)
+            out[k++] = node_address(&versions[i]->nodes[j]);
+    *count = k;
+    return out;
+}
+
+void mc_caller_free_addresses(char **addresses, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        mc_free(addresses[i]);
+    mc_free(addresses);
+}
+
+static void call_free(struct mc_call *call)
+{
+    mc_free(call->service);
+    mc_free(call->method);
+    mc_free(call->address);
+    mc_free(call->node);
+    mc_buf_close(&call->request);
+    mc_buf_close(&call->header_text);
+    mc_free(call->headers);
+    for (size_t i = 0; i < call->tried_count; i++)
+        mc_free(call->tried[i]);
+    mc_free(call->tried);
+    mc_free(call);
+}
+
+static void answer(struct mc_call *call, int status, const char *body, size_t len)
+{
+    struct mc_call_answer a = {status, body, len};
+    mc_call_done_cb done = call->done;
+    void *ctx = call->ctx;
+    call_free(call);
+    done(ctx, &a);
+}
+
+static void answer_error(struct mc_call *call, int status, const char *detail)
+{
+    struct mc_buf b;
+    mc_buf_init(&b);
+    mc_http_error_json(&b, CLIENT_ID, status, detail);
+    struct mc_call_answer a = {status, b.data, b.len};
+    mc_call_done_cb done = call->done;
+    void *ctx = call->ctx;
+    call_free(call);
+    done(ctx, &a);
+    mc_buf_close(&b);
+}
+
+/* The answer for a call whose last attempt failed with err at the transport level. */
+static void answer_transport_error(struct mc_call *call, int err)
+{
+    char detail[256];
+    if (err == MC_ETIMEDOUT) {
+        answer_error(call, 408, "request timeout");
+        return;
+    }
+    if (err == UV_ECONNREFUSED)
+        snprintf(detail, sizeof detail, "service %s: connection refused", call->service);
+    else
+        snprintf(detail, sizeof detail, "service %s: %s", call->service, mc_strerror(err));
+    answer_error(call, 502, detail);
+}
+
+/* Starts the next attempt; returns 1 when the call was answered (and freed) instead. */
+static int attempt(struct mc_call *call);
+
+static void finish_attempt(struct mc_call *call, int ok)
+{
+    uint64_t now = uv_now(call->caller->loop);
+    if (call->ep) {
+        mc_lb_call_done(call->ep, ok, (now - call->attempt_start_ms) * 1000);
+        call->ep = NULL;
+    }
+}
+
+static void on_reply(struct mc_http_call *http, int err, int retryable, void *ctx)
+{
+    struct mc_call *call = ctx;
+    call->http = NULL;
+    if (err < 0) {
+        finish_attempt(call, 0);
+        call->last_err = err;
+        uint64_t now = uv_now(call->caller->loop);
+        if (retryable && !call->address && call->attempts <= call->caller->config.retries &&
+            now < call->deadline_ms) {
+            mc_log_debug("call %s: %s failed (%s), retrying on another node", call->service,
+                         call->node, mc_strerror(err));
+            attempt(call);
+            return;
+        }
+        answer_transport_error(call, err);
+        return;
+    }
+    const struct mc_buf *body = mc_http_call_body(http);
+    struct mc_jsonrpc_reply reply;
+    if (mc_jsonrpc_decode_reply(body->data ? body->data : "", body->len, &reply) < 0) {
+        mc_jsonrpc_reply_close(&reply);
+        finish_attempt(call, 0);
+        char detail[256];
+        snprintf(detail, sizeof detail, "service %s: invalid JSON-RPC reply from %s",
+                 call->service, call->node);
+        answer_error(call, 502, detail);
+        return;
+    }
+    if (reply.error) {
+        int code;
+        size_t elen = strlen(reply.error);
+        if (mc_jsonrpc_micro_error(reply.error, elen, &code)) {
+            finish_attempt(call, code < 500);
+            char *copy = mc_strndup(reply.error, elen);
+            mc_jsonrpc_reply_close(&reply);
+            answer(call, code, copy, elen);
+            mc_free(copy);
+        } else {
+            finish_attempt(call, 0);
+            char *detail = mc_sprintf("error during request: %s", reply.error);
+            mc_jsonrpc_reply_close(&reply);
+            answer_error(call, 500, detail);
+            mc_free(detail);
+        }
+        return;
+    }
+    finish_attempt(call, 1);
+    if (reply.result_len == 0) {
+        mc_jsonrpc_reply_close(&reply);
+        answer(call, 200, "{}", 2);
+        return;
+    }
+    /* The result goes out byte for byte: copy it out of the client's buffer first, since
+     * answering frees the call and with it nothing else, but keeps the bytes independent. */
+    size_t start = reply.result_start, len = reply.result_len;
+    mc_jsonrpc_reply_close(&reply);
+    char *result = mc_strndup(body->data + start, len);
+    answer(call, 200, result, len);
+    mc_free(result);
+}
+
+static int attempt(struct mc_call *call)
+{
+    struct mc_caller *caller = call->caller;
+    uint64_t now = uv_now(caller->loop);
+    if (now >= call->deadline_ms) {
+        answer_error(call, 408, "request timeout");
+        return 1;
+    }
+    mc_free(call->node);
+    call->node = NULL;
+    if (call->address) {
+        call->node = mc_strdup(call->address);
+    } else {
+        size_t n;
+        char **addrs = mc_caller_addresses(caller, call->service, &n);
+        enum mc_lb_status status;
+        struct mc_lb_endpoint *ep =
+            mc_lb_pick(caller->lb, call->service, (const char *const *)addrs, n,
+                       (const char *const *)call->tried, call->tried_count, &status);
+        mc_caller_free_addresses(addrs, n);
+        if (!ep) {
+            char detail[256];
+            switch (status) {
+            case MC_LB_NO_NODES:
+                snprintf(detail, sizeof detail, "service %s: not found", call->service);
+                answer_error(call, 404, detail);
+                return 1;
+            case MC_LB_ALL_EJECTED:
+                snprintf(detail, sizeof detail,
+                         "service %s: service unavailable (every node ejected)", call->service);
+                answer_error(call, 503, detail);
+                return 1;
+            default:
+                answer_transport_error(call, call->last_err ? call->last_err : MC_EUNAVAIL);
+                return 1;
+            }
+        }
+        mc_lb_call_start(ep);
+        call->ep = ep;
+        call->node = mc_strdup(mc_lb_endpoint_address(ep));
+        call->tried = mc_realloc(call->tried, (call->tried_count + 1) * sizeof *call->tried);
+        call->tried[call->tried_count++] = mc_strdup(call->node);
+    }
+    call->attempts++;
+    call->attempt_start_ms = now;
+    uint64_t remaining = call->deadline_ms - now;
+    uint64_t dial = caller->config.dial_timeout_ms;
+    struct mc_http_call_options o = {
+        .address = call->node,
+        .method = "POST",
+        .target = "/",
+        .headers = call->headers,
+        .header_count = call->header_count,
+        .body = call->request.data,
+        .body_len = call->request.len,
+        .dial_timeout_ms = dial && dial < remaining ? dial : remaining,
+        .timeout_ms = remaining,
+        .buffer_body = 1,
+        .max_body = caller->config.max_reply,
+        .on_done = on_reply,
+        .ctx = call,
+    };
+    call->http = mc_http_call_start(caller->client, &o);
+    return 0;
+}
+
+static void add_header(struct mc_call *call, size_t *offsets, const char *name,
+                       const char *value)
+{
+    offsets[call->header_count * 2] = call->header_text.len;
+    mc_buf_append(&call->header_text, name, strlen(name) + 1);
+    offsets[call->header_count * 2 + 1] = call->header_text.len;
+    mc_buf_append(&call->header_text, value, strlen(value) + 1);
+    call->header_count++;
+}
+
+static int dropped_header(const char *name)
+{
+    return mc_http_hop_by_hop(name) || strcasecmp(name, "Host") == 0 ||
+           strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||
+           strcasecmp(name, "Expect") == 0 || strncasecmp(name, "X-Micro-", 8) == 0;
+}
+
+struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
+                              mc_call_done_cb done, void *ctx)
+{
+    struct mc_call *call = mc_calloc(1, sizeof *call);
+    call->caller = caller;
+    call->service = mc_strdup(req->service);
+    call->method = mc_strdup(req->method);
+    call->address = req->address && *req->address ? mc_strdup(req->address) : NULL;
+    call->done = done;
+    call->ctx = ctx;
+    mc_buf_init(&call->request);
+    mc_buf_init(&call->header_text);
+    mc_jsonrpc_encode_request(&call->request, req->method, req->params ? req->params : "",
+                              req->params ? req->params_len : 0, caller->next_id++);
+    /* Headers: the caller's own (minus hop-by-hop and framing), then ours. Offsets first,
+     * pointers after, since header_text grows. */
+    size_t max = req->header_count + 3;
+    size_t *offsets = mc_calloc(max * 2, sizeof *offsets);
+    for (size_t i = 0; i < req->header_count; i++)
+        if (!dropped_header(req->headers[i].name))
+            add_header(call, offsets, req->headers[i].name, req->headers[i].value);
+    add_header(call, offsets, "Content-Type", "application/json");
+    add_header(call, offsets, "X-Micro-Service", req->service);
+    add_header(call, offsets, "X-Micro-Method", req->method);
+    call->headers = mc_calloc(call->header_count, sizeof *call->headers);
+    for (size_t i = 0; i < call->header_count; i++) {
+        call->headers[i].name = call->header_text.data + offsets[i * 2];
+        call->headers[i].value = call->header_text.data + offsets[i * 2 + 1];
+    }
+    mc_free(offsets);
+    call->deadline_ms = uv_now(caller->loop) + caller->config.request_timeout_ms;
+    return attempt(call) ? NULL : call;
+}
+
+void mc_call_cancel(struct mc_call *call)
+{
+    if (call->http)
+        mc_http_call_cancel(call->http);
+    call->http = NULL;
+    finish_attempt(call, 1); /* the node did nothing wrong: the client left */
+    call_free(call);
+}
