@@ -26,7 +26,7 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 INCS     = -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags libuv jansson uuid 2>/dev/null)
 CFLAGS  += -std=c17 $(OPT) $(DEFS) $(WARN) $(INCS) $(SANFLAGS) -MMD -MP
 LDLIBS  += $(shell pkg-config --libs libuv jansson uuid 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lm -lpthread
-LDFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 
 SRCS      := $(shell find src -name '*.c' | sort)
 LIB_SRCS  := $(filter-out src/main.c,$(SRCS))

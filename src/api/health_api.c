@@ -7,23 +7,14 @@
 #include "health/checker.h"
 #include "util/alloc.h"
 
-struct health_wait {
-    struct mc_http_request *req; /* NULL once the client went away */
-};
-
 static void health_abort(struct mc_http_request *req)
 {
-    struct health_wait *w = req->handler_data;
-    w->req = NULL;
+    mc_health_probe_cancel(req->handler_data);
 }
 
 static void health_done(void *ctx, const struct mc_health_result *r)
 {
-    struct health_wait *w = ctx;
-    struct mc_http_request *req = w->req;
-    mc_free(w);
-    if (!req)
-        return;
+    struct mc_http_request *req = ctx;
     req->on_abort = NULL;
     char body[256];
     if (r->status == 200) {
@@ -44,12 +35,10 @@ void mc_api_health(struct mc_http_request *req, void *ctx)
         mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
         return;
     }
-    struct health_wait *w = mc_calloc(1, sizeof *w);
-    w->req = req;
-    req->handler_data = w;
     req->on_abort = health_abort;
-    mc_health_probe(api->net->loop, api->client, api->config->healthcheck_url,
-                    api->config->healthcheck_timeout_ms, health_done, w);
+    req->handler_data =
+        mc_health_probe_start(api->client, api->config->healthcheck_url,
+                              api->config->healthcheck_timeout_ms, health_done, req);
 }
 
 /* go-micro's JSON-RPC over HTTP, answered by the sidecar itself: Debug.Health only. */

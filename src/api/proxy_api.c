@@ -151,8 +151,7 @@ static int no_body_status(int status)
     return (status >= 100 && status < 200) || status == 204 || status == 304;
 }
 
-static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head,
-                    void *ctx)
+static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
 {
     (void)call;
     struct proxy *p = ctx;
@@ -330,13 +329,12 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
             xff = req->headers[i].value;
             continue;
         }
-        if (strcasecmp(name, "X-Forwarded-Proto") == 0 ||
-            strcasecmp(name, "X-Forwarded-Host") == 0)
+        if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0)
             continue;
         if (strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
             continue;
         if (mc_http_hop_by_hop(name) && !(req->upgrade && (strcasecmp(name, "Connection") == 0 ||
-                                                            strcasecmp(name, "Upgrade") == 0)))
+                                                           strcasecmp(name, "Upgrade") == 0)))
             continue;
         add_header(p, name, req->headers[i].value);
     }
@@ -364,16 +362,16 @@ static int attempt(struct proxy *p)
     size_t n;
     char **addrs = mc_caller_addresses(api->caller, p->service, &n);
     enum mc_lb_status status;
-    struct mc_lb_endpoint *ep =
-        mc_lb_pick(api->lb, p->service, (const char *const *)addrs, n,
-                   (const char *const *)p->tried, p->tried_count, &status);
+    struct mc_lb_endpoint *ep = mc_lb_pick(api->lb, p->service, (const char *const *)addrs, n,
+                                           (const char *const *)p->tried, p->tried_count, &status);
     mc_caller_free_addresses(addrs, n);
     if (!ep) {
         char detail[256];
         int code = status == MC_LB_NO_NODES ? 404 : status == MC_LB_ALL_EJECTED ? 503 : 502;
         snprintf(detail, sizeof detail, "service %s: %s", p->service,
-                 code == 404 ? "not found" : code == 503 ? "service unavailable"
-                                                         : "no node could be reached");
+                 code == 404   ? "not found"
+                 : code == 503 ? "service unavailable"
+                               : "no node could be reached");
         proxy_free(p);
         mc_http_respond_error(req, code, PROXY_ID, detail);
         return 1;
@@ -396,6 +394,8 @@ static int attempt(struct proxy *p)
         .header_count = p->header_count,
         .stream_body = p->has_body,
         .dial_timeout_ms = api->config->dial_timeout_ms,
+        .timeout_ms = p->deadline_ms > now ? p->deadline_ms - now : 1,
+        .timeout_to_head = 1,
         .on_head = on_head,
         .on_body = on_node_body,
         .on_done = on_done,
@@ -413,8 +413,7 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
     char *service;
-    if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) <
-        0) {
+    if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) < 0) {
         mc_http_respond_error(req, 404, PROXY_ID, "not found");
         return;
     }

@@ -9,17 +9,19 @@
 #include "util/error.h"
 #include "util/log.h"
 
-struct probe_call {
+struct mc_health_probe {
+    struct mc_http_call *call;
     mc_health_probe_cb cb;
     void *ctx;
     int status;
+    int bad_url;
 };
 
 static void on_probe_head(struct mc_http_call *call, const struct mc_http_response_head *head,
                           void *ctx)
 {
     (void)call;
-    struct probe_call *p = ctx;
+    struct mc_health_probe *p = ctx;
     p->status = head->status;
 }
 
@@ -27,16 +29,14 @@ static void on_probe_done(struct mc_http_call *call, int err, int retryable, voi
 {
     (void)call;
     (void)retryable;
-    struct probe_call *p = ctx;
-    struct mc_health_result r;
+    struct mc_health_probe *p = ctx;
+    struct mc_health_result r = {p->status, ""};
     char reason[160];
-    if (err < 0 && p->status == 0) {
+    if (p->bad_url) {
+        r.reason = "invalid health check URL (http://host:port/path expected)";
+    } else if (err < 0 && p->status == 0) {
         snprintf(reason, sizeof reason, "%s", mc_strerror(err));
-        r.status = 0;
         r.reason = reason;
-    } else {
-        r.status = p->status;
-        r.reason = "";
     }
     mc_health_probe_cb cb = p->cb;
     void *cb_ctx = p->ctx;
@@ -44,44 +44,24 @@ static void on_probe_done(struct mc_http_call *call, int err, int retryable, voi
     cb(cb_ctx, &r);
 }
 
-struct bad_url {
-    uv_timer_t timer;
-    mc_health_probe_cb cb;
-    void *ctx;
-};
-
-static void bad_url_closed(uv_handle_t *h)
+struct mc_health_probe *mc_health_probe_start(struct mc_http_client *client, const char *url,
+                                              uint64_t timeout_ms, mc_health_probe_cb cb, void *ctx)
 {
-    mc_free(h->data);
-}
-
-static void bad_url_fire(uv_timer_t *t)
-{
-    struct bad_url *b = t->data;
-    struct mc_health_result r = {0, "invalid health check URL"};
-    b->cb(b->ctx, &r);
-    uv_close((uv_handle_t *)t, bad_url_closed);
-}
-
-void mc_health_probe(uv_loop_t *loop, struct mc_http_client *client, const char *url,
-                     uint64_t timeout_ms, mc_health_probe_cb cb, void *ctx)
-{
-    struct mc_url u;
-    if (mc_url_parse(url, &u) < 0 || u.tls) {
-        if (u.address)
-            mc_url_close(&u);
-        /* Report on the next turn, like every other outcome, so callers see one order. */
-        struct bad_url *b = mc_calloc(1, sizeof *b);
-        b->cb = cb;
-        b->ctx = ctx;
-        b->timer.data = b;
-        uv_timer_init(loop, &b->timer);
-        uv_timer_start(&b->timer, bad_url_fire, 0, 0);
-        return;
-    }
-    struct probe_call *p = mc_calloc(1, sizeof *p);
+    struct mc_health_probe *p = mc_calloc(1, sizeof *p);
     p->cb = cb;
     p->ctx = ctx;
+    struct mc_url u;
+    if (mc_url_parse(url, &u) < 0 || u.tls) {
+        /* The client reports an unusable address on the next loop turn, like every other
+         * outcome, so a bad URL takes the same path (and the same cancel) as a good one. */
+        if (u.address)
+            mc_url_close(&u);
+        p->bad_url = 1;
+        struct mc_http_call_options o = {
+            .address = "", .method = "GET", .target = "/", .on_done = on_probe_done, .ctx = p};
+        p->call = mc_http_call_start(client, &o);
+        return p;
+    }
     struct mc_http_header headers[] = {{"Host", u.host}, {"User-Agent", "micro-sidecar"}};
     struct mc_http_call_options o = {
         .address = u.address,
@@ -97,13 +77,21 @@ void mc_health_probe(uv_loop_t *loop, struct mc_http_client *client, const char 
         .on_done = on_probe_done,
         .ctx = p,
     };
-    mc_http_call_start(client, &o);
+    p->call = mc_http_call_start(client, &o);
     mc_url_close(&u);
+    return p;
+}
+
+void mc_health_probe_cancel(struct mc_health_probe *p)
+{
+    mc_http_call_cancel(p->call);
+    mc_free(p);
 }
 
 struct mc_health_checker {
     uv_timer_t timer;
     struct mc_http_client *client;
+    struct mc_health_probe *probe; /* in flight, or NULL */
     char *url;
     uint64_t interval_ms, timeout_ms;
     int rise, fall;
@@ -111,21 +99,13 @@ struct mc_health_checker {
     void *ctx;
     int healthy;       /* -1 unknown (before the first pass), 0, 1 */
     int passes, fails; /* consecutive */
-    int refs;          /* the timer handle, plus a probe in flight */
-    int freed;
 };
-
-static void checker_unref(struct mc_health_checker *hc)
-{
-    if (--hc->refs == 0) {
-        mc_free(hc->url);
-        mc_free(hc);
-    }
-}
 
 static void checker_closed(uv_handle_t *h)
 {
-    checker_unref(h->data);
+    struct mc_health_checker *hc = h->data;
+    mc_free(hc->url);
+    mc_free(hc);
 }
 
 static void check_now(uv_timer_t *t);
@@ -148,11 +128,7 @@ static int next_state(const struct mc_health_checker *hc, int ok)
 static void on_check(void *ctx, const struct mc_health_result *r)
 {
     struct mc_health_checker *hc = ctx;
-    if (hc->freed) {
-        checker_unref(hc);
-        return;
-    }
-    hc->refs--;
+    hc->probe = NULL;
     int ok = r->status == 200;
     if (ok) {
         hc->passes++;
@@ -177,8 +153,7 @@ static void on_check(void *ctx, const struct mc_health_result *r)
 static void check_now(uv_timer_t *t)
 {
     struct mc_health_checker *hc = t->data;
-    hc->refs++;
-    mc_health_probe(t->loop, hc->client, hc->url, hc->timeout_ms, on_check, hc);
+    hc->probe = mc_health_probe_start(hc->client, hc->url, hc->timeout_ms, on_check, hc);
 }
 
 struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_client *client,
@@ -194,7 +169,6 @@ struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_
     hc->on_change = config->on_change;
     hc->ctx = config->ctx;
     hc->healthy = -1;
-    hc->refs = 1;
     uv_timer_init(loop, &hc->timer);
     hc->timer.data = hc;
     uv_timer_start(&hc->timer, check_now, 0, 0);
@@ -205,7 +179,9 @@ void mc_health_checker_free(struct mc_health_checker *hc)
 {
     if (!hc)
         return;
-    hc->freed = 1;
+    if (hc->probe)
+        mc_health_probe_cancel(hc->probe);
+    hc->probe = NULL;
     uv_close((uv_handle_t *)&hc->timer, checker_closed);
 }
 

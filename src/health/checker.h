@@ -20,9 +20,14 @@ typedef void (*mc_health_probe_cb)(void *ctx, const struct mc_health_result *res
  * consecutive failures. */
 typedef void (*mc_health_change_cb)(void *ctx, int healthy);
 
-/* One GET of url bounded by timeout_ms; cb runs exactly once (also for a bad URL). */
-void mc_health_probe(uv_loop_t *loop, struct mc_http_client *client, const char *url,
-                     uint64_t timeout_ms, mc_health_probe_cb cb, void *ctx);
+/* One GET of url bounded by timeout_ms; cb runs exactly once (also for a bad URL, on the next
+ * loop turn), unless the probe is cancelled first. The probe frees itself after cb. */
+struct mc_health_probe;
+struct mc_health_probe *mc_health_probe_start(struct mc_http_client *client, const char *url,
+                                              uint64_t timeout_ms, mc_health_probe_cb cb,
+                                              void *ctx);
+/* Abandons a probe: no callback, its connection closed, its memory freed. */
+void mc_health_probe_cancel(struct mc_health_probe *probe);
 
 struct mc_health_checker_config {
     const char *url; /* copied */
@@ -32,8 +37,8 @@ struct mc_health_checker_config {
     void *ctx;
 };
 
-/* Starts checking at once, then every interval. Freed with mc_health_checker_free (a probe in
- * flight finishes into nothing). */
+/* Starts checking at once, then every interval. mc_health_checker_free cancels a probe in
+ * flight and frees the checker once its timer is closed. */
 struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_client *client,
                                                 const struct mc_health_checker_config *config);
 void mc_health_checker_free(struct mc_health_checker *hc);

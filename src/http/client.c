@@ -60,6 +60,7 @@ struct mc_http_call {
     struct mc_http_client *client;
     struct mc_http_call *next, *prev;
     enum call_state state;
+    int timeout_to_head;
     char *address;
     int is_head;
     int request_close; /* the caller sent Connection: close */
@@ -398,8 +399,14 @@ static void fill_head(struct mc_http_call *call, struct mc_http_response_head *h
     }
 }
 
+static void arm_call_timer(struct mc_http_call *call);
+
 static void report_head(struct mc_http_call *call)
 {
+    if (call->timeout_to_head) {
+        call->deadline = 0;
+        arm_call_timer(call);
+    }
     if (!call->on_head)
         return;
     struct mc_http_response_head head;
@@ -757,6 +764,7 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
 
     uint64_t now = uv_now(client->net->loop);
     call->deadline = o->timeout_ms ? now + o->timeout_ms : 0;
+    call->timeout_to_head = o->timeout_to_head;
     call->dial_deadline = o->dial_timeout_ms ? now + o->dial_timeout_ms : 0;
 
     struct sockaddr_storage addr;

@@ -26,8 +26,8 @@ struct mc_call {
     struct mc_caller *caller;
     char *service;
     char *method;
-    char *address; /* direct node, or NULL */
-    struct mc_buf request; /* the JSON-RPC body, built once */
+    char *address;             /* direct node, or NULL */
+    struct mc_buf request;     /* the JSON-RPC body, built once */
     struct mc_buf header_text; /* NUL-separated names and values of the headers to send */
     struct mc_http_header *headers;
     size_t header_count;
@@ -45,8 +45,15 @@ struct mc_call {
 };
 
 static const char *const hop_by_hop[] = {
-    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
-    "TE",         "Trailer",    "Transfer-Encoding",  "Upgrade",
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Connection",
+    "TE",
+    "Trailer",
+    "Transfer-Encoding",
+    "Upgrade",
 };
 
 int mc_http_hop_by_hop(const char *name)
@@ -194,8 +201,8 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
         mc_jsonrpc_reply_close(&reply);
         finish_attempt(call, 0);
         char detail[256];
-        snprintf(detail, sizeof detail, "service %s: invalid JSON-RPC reply from %s",
-                 call->service, call->node);
+        snprintf(detail, sizeof detail, "service %s: invalid JSON-RPC reply from %s", call->service,
+                 call->node);
         answer_error(call, 502, detail);
         return;
     }
@@ -298,8 +305,7 @@ static int attempt(struct mc_call *call)
     return 0;
 }
 
-static void add_header(struct mc_call *call, size_t *offsets, const char *name,
-                       const char *value)
+static void add_header(struct mc_call *call, size_t *offsets, const char *name, const char *value)
 {
     offsets[call->header_count * 2] = call->header_text.len;
     mc_buf_append(&call->header_text, name, strlen(name) + 1);

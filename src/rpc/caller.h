@@ -16,8 +16,8 @@
 struct mc_caller_config {
     uint64_t request_timeout_ms; /* whole call, retries included */
     uint64_t dial_timeout_ms;
-    int retries;           /* extra attempts after a connect failure */
-    uint64_t max_reply;    /* largest reply body read */
+    int retries;        /* extra attempts after a connect failure */
+    uint64_t max_reply; /* largest reply body read */
 };
 
 struct mc_caller;

@@ -106,8 +106,14 @@ def test_chunked_request_body_registers(sidecar):
 
 
 def test_unknown_path_404_error_json(sidecar):
-    r = sidecar.get("/nosuchpath")
+    # A path that cannot name a call (an empty method part) is the sidecar's own 404.
+    r = sidecar.get("/nosuchpath/-")
     obj = assert_error_json(r, 404, "Not Found", "go.micro.sidecar")
+    assert list(obj) == ["id", "code", "detail", "status"]
+    # Under --handler=rpc any other path names a call (/foo -> go.micro.srv.foo Foo.Call): a
+    # service nobody registered is the client's 404 (SPEC 3.2), in the same error shape.
+    r = sidecar.get("/nosuchpath")
+    obj = assert_error_json(r, 404, "Not Found", "go.micro.client")
     assert list(obj) == ["id", "code", "detail", "status"]
 
 
