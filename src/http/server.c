@@ -150,44 +150,21 @@ const char *mc_http_reason(int status)
     }
 }
 
-static void json_escape(struct mc_buf *out, const char *s)
+static void json_string(struct mc_buf *out, const char *s)
 {
     mc_buf_append(out, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            mc_buf_append(out, "\\\"", 2);
-            break;
-        case '\\':
-            mc_buf_append(out, "\\\\", 2);
-            break;
-        case '\n':
-            mc_buf_append(out, "\\n", 2);
-            break;
-        case '\r':
-            mc_buf_append(out, "\\r", 2);
-            break;
-        case '\t':
-            mc_buf_append(out, "\\t", 2);
-            break;
-        default:
-            if (*p < 0x20)
-                mc_buf_appendf(out, "\\u%04x", *p);
-            else
-                mc_buf_append(out, p, 1);
-        }
-    }
+    mc_buf_append_json_escaped(out, s);
     mc_buf_append(out, "\"", 1);
 }
 
 void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char *detail)
 {
     mc_buf_append_str(out, "{\"id\":");
-    json_escape(out, id);
+    json_string(out, id);
     mc_buf_appendf(out, ",\"code\":%d,\"detail\":", code);
-    json_escape(out, detail ? detail : "");
+    json_string(out, detail ? detail : "");
     mc_buf_append_str(out, ",\"status\":");
-    json_escape(out, mc_http_reason(code));
+    json_string(out, mc_http_reason(code));
     mc_buf_append_str(out, "}");
 }
 

@@ -12,57 +12,11 @@
 
 /* ---- encoding ---- */
 
-static void append_escaped(struct mc_buf *out, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        const char *esc = NULL;
-        char u[7];
-        switch (c) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        default:
-            if (c >= 0x20)
-                continue;
-            memcpy(u, "\\u00", 4);
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            u[6] = '\0';
-            esc = u;
-        }
-        mc_buf_append(out, run, (size_t)(s - run));
-        mc_buf_append_str(out, esc);
-        run = s + 1;
-    }
-    mc_buf_append(out, run, (size_t)(s - run));
-}
-
 void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const char *params_json,
                                size_t params_len, uint64_t id)
 {
     mc_buf_append_str(out, "{\"method\":\"");
-    append_escaped(out, method);
+    mc_buf_append_json_escaped(out, method);
     mc_buf_append_str(out, "\",\"params\":[");
     if (params_len)
         mc_buf_append(out, params_json, params_len);

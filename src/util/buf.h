@@ -20,6 +20,9 @@ void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...) __attribute__((forma
 /* Drops the first n bytes, keeping the rest. */
 void mc_buf_consume(struct mc_buf *b, size_t n);
 void mc_buf_reset(struct mc_buf *b);
+/* Appends s as the inside of a JSON string literal: quotes, backslashes and control
+ * characters escaped, everything else (UTF-8 included) copied. */
+void mc_buf_append_json_escaped(struct mc_buf *b, const char *s);
 /* Hands the bytes to the caller (who mc_free()s them) and leaves the buffer empty. */
 char *mc_buf_steal(struct mc_buf *b, size_t *len);
 
