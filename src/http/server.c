@@ -47,6 +47,7 @@ struct mc_http_conn {
     int route_status; /* 404/405/200 decided at head time, answered at message end */
     mc_http_abort_cb drain_cb;
     struct mc_http_conn *prev, *next;
+    char peer[48]; /* the client's address, looked up once */
 };
 
 struct cors_origin {
@@ -277,9 +278,16 @@ char *mc_http_query_param(const struct mc_http_request *req, const char *name)
     return mc_http_form_value(req->query, req->query_len, name);
 }
 
+static const char *conn_peer(struct mc_http_conn *hc)
+{
+    if (!hc->peer[0])
+        mc_conn_peer_name(&hc->conn, hc->peer, sizeof hc->peer);
+    return hc->peer;
+}
+
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len)
 {
-    mc_conn_peer_name(&req->hc->conn, buf, len);
+    snprintf(buf, len, "%s", conn_peer(req->hc));
 }
 
 /* ---------- CORS ---------- */
@@ -478,7 +486,7 @@ static void send_continue(struct mc_http_conn *hc)
     if (expect && strcasecmp(expect, "100-continue") == 0 && hc->req->http_minor >= 1) {
         static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
         mc_conn_write_copy(&hc->conn, line, sizeof line - 1);
-        mc_conn_flush(&hc->conn);
+        mc_conn_flush(&hc->conn); /* the client is waiting for it: no batching */
     }
 }
 
@@ -634,8 +642,7 @@ static void write_access_log(struct mc_http_conn *hc, struct mc_http_request *re
     FILE *f = hc->server->access_log;
     if (!f)
         return;
-    char peer[64];
-    mc_conn_peer_name(&hc->conn, peer, sizeof peer);
+    const char *peer = conn_peer(hc);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -689,7 +696,7 @@ void mc_http_respond(struct mc_http_request *req, int status, const char *conten
     mc_conn_write_copy(&hc->conn, head.data, head.len);
     req->bytes_sent = head_only ? 0 : len;
     mc_buf_close(&head);
-    mc_conn_flush(&hc->conn);
+    mc_conn_flush_soon(&hc->conn);
     if (hc->message_done)
         finish_request(hc);
 }
@@ -715,7 +722,7 @@ void mc_http_respond_raw_write(struct mc_http_request *req, const void *data, si
 {
     mc_conn_write_copy(&req->hc->conn, data, len);
     req->bytes_sent += len;
-    mc_conn_flush(&req->hc->conn);
+    mc_conn_flush_soon(&req->hc->conn);
 }
 
 void mc_http_respond_raw_end(struct mc_http_request *req, int keep_alive)
@@ -726,7 +733,7 @@ void mc_http_respond_raw_end(struct mc_http_request *req, int keep_alive)
     req->responded = 1;
     if (!keep_alive)
         req->close_after = 1;
-    mc_conn_flush(&hc->conn);
+    mc_conn_flush_soon(&hc->conn);
     if (hc->message_done)
         finish_request(hc);
     else if (req->close_after)

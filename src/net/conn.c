@@ -129,6 +129,56 @@ void mc_conn_flush(struct mc_conn *c)
     }
 }
 
+static void flush_unlink(struct mc_conn *c)
+{
+    if (!c->flush_queued)
+        return;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else
+        c->net->flush_list = c->flush_next;
+    if (c->flush_next)
+        c->flush_next->flush_prev = c->flush_prev;
+    c->flush_prev = c->flush_next = NULL;
+    c->flush_queued = 0;
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    struct mc_net *net = h->data;
+    while (net->flush_list) {
+        struct mc_conn *c = net->flush_list;
+        flush_unlink(c);
+        mc_conn_flush(c);
+    }
+    uv_check_stop(h);
+}
+
+void mc_conn_flush_soon(struct mc_conn *c)
+{
+    struct mc_net *net = c->net;
+    if (c->flush_queued || c->closing || c->queue_len == 0)
+        return;
+    if (!net->flush_ready) {
+        uv_check_init(net->loop, &net->flush_check);
+        net->flush_check.data = net;
+        net->flush_ready = 1;
+    }
+    c->flush_next = net->flush_list;
+    c->flush_prev = NULL;
+    if (net->flush_list)
+        net->flush_list->flush_prev = c;
+    net->flush_list = c;
+    c->flush_queued = 1;
+    uv_check_start(&net->flush_check, on_flush_check);
+}
+
+void mc_net_close(struct mc_net *net)
+{
+    if (net->flush_ready && !uv_is_closing((uv_handle_t *)&net->flush_check))
+        uv_close((uv_handle_t *)&net->flush_check, NULL);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     struct mc_conn *c = h->data;
@@ -159,6 +209,7 @@ void mc_conn_close(struct mc_conn *c, int now)
         return;
     }
     c->closing = 1;
+    flush_unlink(c);
     mc_conn_read_stop(c);
     release_all(c->queue, &c->queue_len);
     c->queued_bytes = 0;

@@ -11,11 +11,21 @@
 /* Per-loop networking context: the one read buffer every connection reads into (bytes are
  * consumed or copied synchronously in the read callback, so sharing it is safe). */
 #define MC_NET_READ_BUF_SIZE (64 * 1024)
+struct mc_conn;
 struct mc_net {
     uv_loop_t *loop;
     char read_buf[MC_NET_READ_BUF_SIZE];
     int read_buf_busy;
+    /* Connections with output queued by mc_conn_flush_soon, flushed by one check handle at
+     * the end of the loop turn (STYLE 13: a response head and body produced in one turn go
+     * out in one write). The handle is created on first use and only active while needed. */
+    uv_check_t flush_check;
+    int flush_ready;
+    struct mc_conn *flush_list;
 };
+
+/* Closes what the net created (its flush handle); the loop must run once more. */
+void mc_net_close(struct mc_net *net);
 
 struct mc_conn;
 /* nread > 0: data (valid only during the call); nread < 0: a libuv error or UV_EOF. */
@@ -58,7 +68,9 @@ struct mc_conn {
     struct mc_conn_seg *inflight; /* being written */
     size_t inflight_len, inflight_cap;
     size_t queued_bytes; /* queue + inflight */
-    unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1;
+    unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
+        flush_queued : 1;
+    struct mc_conn *flush_prev, *flush_next; /* in net->flush_list */
     void (*connect_cb)(struct mc_conn *c, int status);
 };
 
@@ -81,6 +93,8 @@ void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_
                        void *ctx);
 /* Hands everything queued to the transport (one writev per loop turn at most in flight). */
 void mc_conn_flush(struct mc_conn *c);
+/* Flushes at the end of this loop turn, so later writes of the same turn join the batch. */
+void mc_conn_flush_soon(struct mc_conn *c);
 /* Bytes queued or in flight: the measure producers use for backpressure. */
 static inline size_t mc_conn_pending(const struct mc_conn *c)
 {

@@ -278,7 +278,7 @@ static int start(struct sidecar *sc)
     sc->registry = mc_registry_new(&mc_registry_memory_ops, NULL);
     if (mc_registry_start(sc->registry) < 0)
         mc_log_warn("registry backend not reachable yet; retrying");
-    struct mc_http_client_config ccfg = {.max_idle_per_host = 16, .idle_timeout_ms = 60000};
+    struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
     sc->broker = mc_broker_new(&mc_broker_memory_ops);
     if (mc_broker_start(sc->broker, &sc->loop, NULL) < 0)

@@ -70,6 +70,7 @@ static int teardown(void **state)
 {
     (void)state;
     mc_http_server_free(server);
+    mc_net_close(&net);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     return 0;

@@ -113,6 +113,7 @@ static int teardown(void **state)
     (void)state;
     mc_ws_hub_free(hub);
     mc_http_server_free(server);
+    mc_net_close(&net);
     pump(20);
     assert_int_equal(uv_loop_close(&loop), 0);
     return 0;
