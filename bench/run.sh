@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# bench/run.sh: the side-by-side benchmarks behind `make bench` (issues 3 and 4).
+#   1. HTTP proxy: wrk -t1 -c50 against one nginx fixed-200 backend, directly and through
+#      nginx (keep-alive reverse proxy), haproxy and `micro sidecar --handler=proxy`; then
+#      /rpc against bench/rpc_backend, beside the same backend called directly.
+#   2. Broker fan-out: 1 publisher -> 100 WebSocket subscribers on the sidecar (bench/ws_fanout)
+#      beside nats-server with 100 subscribers through the NATS C client (bench/nats_fanout).
+# Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
+# is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
+#
+# Knobs (environment): BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3],
+# BENCH_CONNECTIONS [50], BENCH_MESSAGES [20000] per fan-out run, BENCH_SUBSCRIBERS [100],
+# BENCH_PORT_BASE [18100] (ports BASE..BASE+7 must be free).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+CONNS=${BENCH_CONNECTIONS:-50}
+MSGS=${BENCH_MESSAGES:-20000}
+SUBS=${BENCH_SUBSCRIBERS:-100}
+BASE=${BENCH_PORT_BASE:-18100}
+P_BACKEND=$BASE
+P_NGINX=$((BASE + 1))
+P_HAPROXY=$((BASE + 2))
+P_SIDECAR=$((BASE + 3))
+P_RPC=$((BASE + 4))
+P_BROKER=$((BASE + 5))
+P_NATS=$((BASE + 6))
+HZ=$(getconf CLK_TCK)
+
+# --- dependencies --------------------------------------------------------------------------
+# Debian packages, installed once (idempotent like scripts/install-deps.sh). Installing nginx
+# or haproxy may enable their system services; this script never uses them: every server
+# here runs in the foreground from its own config in a temporary folder.
+install_deps() {
+    local pkgs=(nginx haproxy wrk nats-server curl libuv1-dev libnats-dev procps) missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "bench: installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}"
+    fi
+}
+
+# --- process bookkeeping ---------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/micro-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers (user nobody) must reach their temp folders
+PIDS=()
+declare -A PID=() # server name -> pid
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start NAME PORT CMD...: runs CMD in the background (its own pid, no subshell), logs to
+# $TMP/NAME.log, and waits (at most 5 s) until PORT accepts connections.
+start() {
+    local name=$1 port=$2
+    shift 2
+    port_open "$port" && die "port $port is already in use (set BENCH_PORT_BASE)"
+    "$@" >"$TMP/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    PID[$name]=$pid
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || { cat "$TMP/$name.log" >&2; die "$name exited at start"; }
+        port_open "$port" && return 0
+        sleep 0.1
+    done
+    cat "$TMP/$name.log" >&2
+    die "$name did not listen on 127.0.0.1:$port"
+}
+
+# The pid and its children (nginx's worker): total VmRSS in KiB, total CPU ticks.
+family() { echo "$1 $(pgrep -P "$1" 2>/dev/null | tr '\n' ' ')"; }
+rss_kb() {
+    local total=0 p v
+    for p in $(family "$1"); do
+        v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+cpu_ticks() {
+    local total=0 p v
+    for p in $(family "$1"); do
+        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# sample_rss PID SECONDS OUT: the highest RSS seen every 0.2 s, for at most SECONDS. OUT holds
+# the maximum so far at every step, so the sampler may be killed at any time.
+sample_rss() {
+    local pid=$1 n=$(($2 * 5)) max=0 v
+    for _ in $(seq 1 "$n"); do
+        kill -0 "$pid" 2>/dev/null || break
+        v=$(rss_kb "$pid")
+        if [ "$v" -gt "$max" ]; then
+            max=$v
+            echo "$max" >"$3.tmp" && mv -f "$3.tmp" "$3"
+        fi
+        sleep 0.2
+    done
+}
+
+median() { sort -g | awk '{v[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
+mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(b>0) printf "%.2f", a/b; else print "n/a"}'; }
+
+# --- 1. HTTP proxy ---------------------------------------------------------------------------
+write_configs() {
+    mkdir -p "$TMP/nginx-backend" "$TMP/nginx-proxy"
+    local d
+    for d in nginx-backend nginx-proxy; do
+        cat >"$TMP/$d/common.conf" <<EOF
+client_body_temp_path $TMP/$d/client_body;
+proxy_temp_path $TMP/$d/proxy;
+fastcgi_temp_path $TMP/$d/fastcgi;
+uwsgi_temp_path $TMP/$d/uwsgi;
+scgi_temp_path $TMP/$d/scgi;
+access_log off;
+keepalive_requests 1000000;
+keepalive_timeout 60s;
+EOF
+    done
+    cat >"$TMP/nginx-backend/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx-backend/nginx.pid;
+error_log $TMP/nginx-backend/error.log warn;
+events { worker_connections 4096; }
+http {
+    include $TMP/nginx-backend/common.conf;
+    server {
+        listen 127.0.0.1:$P_BACKEND backlog=4096;
+        location / { default_type text/plain; return 200 "ok\n"; }
+    }
+}
+EOF
+    # The proxies add the X-Forwarded-* headers the sidecar adds (SPEC 3.3): same work.
+    cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/nginx-proxy/nginx.pid;
+error_log $TMP/nginx-proxy/error.log warn;
+events { worker_connections 4096; }
+http {
+    include $TMP/nginx-proxy/common.conf;
+    upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
+    server {
+        listen 127.0.0.1:$P_NGINX backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+}
+EOF
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    option forwardfor
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:$P_HAPROXY
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    default_backend backend
+backend backend
+    server b1 127.0.0.1:$P_BACKEND
+EOF
+}
+
+register() { # register NAME ID PORT: the node in the sidecar's registry (SPEC 3.1)
+    curl -fsS -X POST -H 'Content-Type: application/json' \
+        -d "{\"name\":\"$1\",\"nodes\":[{\"id\":\"$2\",\"address\":\"127.0.0.1\",\"port\":$3}]}" \
+        "http://127.0.0.1:$P_SIDECAR/registry" >/dev/null
+}
+deregister() {
+    curl -fsS -X DELETE -H 'Content-Type: application/json' \
+        -d "{\"name\":\"$1\",\"nodes\":[{\"id\":\"$2\",\"address\":\"127.0.0.1\",\"port\":$3}]}" \
+        "http://127.0.0.1:$P_SIDECAR/registry" >/dev/null
+}
+
+to_ms() { # wrk latency "1.23ms" / "850.00us" / "1.02s" -> milliseconds
+    awk -v v="$1" 'BEGIN{n=v+0; if(v~/us$/) n/=1000; else if(v~/ms$/) n=n; else if(v~/m$/) n*=60000; else if(v~/s$/) n*=1000; printf "%.3f", n}'
+}
+
+# wrk_run NAME ROUND PID URL [LUA]: one wrk run; appends "rps p99_ms errors rss_kb cpu_us_per_req"
+# to $TMP/res-NAME. PID is the server whose RSS and CPU are measured (0 for none).
+wrk_run() {
+    local name=$1 round=$2 pid=$3 url=$4 lua=${5:-}
+    local out="$TMP/wrk-$name-$round.txt"
+    local args=(-t1 "-c$CONNS" "-d${DUR}s" --latency)
+    [ -n "$lua" ] && args+=(-s "$lua")
+    local t0=0
+    if [ "$pid" != 0 ]; then
+        t0=$(cpu_ticks "$pid")
+        sample_rss "$pid" "$DUR" "$TMP/rss-$name-$round" &
+    fi
+    timeout $((DUR + 20)) wrk "${args[@]}" "$url" >"$out" 2>&1 || {
+        cat "$out" >&2
+        die "wrk against $name failed"
+    }
+    local cpu_us=nan rss=0
+    if [ "$pid" != 0 ]; then
+        local ticks=$(($(cpu_ticks "$pid") - t0))
+        wait "$!" 2>/dev/null || true
+        rss=$(cat "$TMP/rss-$name-$round" 2>/dev/null || rss_kb "$pid")
+        local reqs
+        reqs=$(awk '/requests in/{print $1}' "$out")
+        cpu_us=$(awk -v t="$ticks" -v hz="$HZ" -v r="$reqs" 'BEGIN{if(r>0) printf "%.1f", t*1e6/hz/r; else print "nan"}')
+    fi
+    local rps p99 errs
+    rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+    p99=$(to_ms "$(awk '$1=="99%"{print $2}' "$out")")
+    errs=$(awk '/Non-2xx/{e+=$NF} /Socket errors/{gsub(",","");e+=$4+$6+$8+$10} END{print e+0}' "$out")
+    echo "$rps $p99 $errs $rss $cpu_us" >>"$TMP/res-$name"
+    printf '  %-14s round %d: %10.0f req/s  p99 %7.3f ms  errors %s\n' "$name" "$round" "$rps" "$p99" "$errs"
+}
+
+col_median() { awk -v c="$2" '{print $c}' "$TMP/res-$1" | median; }
+col_max() { awk -v c="$2" 'BEGIN{m=0} {if($c>m)m=$c} END{print m}' "$TMP/res-$1"; }
+col_sum() { awk -v c="$2" '{s+=$c} END{print s+0}' "$TMP/res-$1"; }
+
+bench_proxy() {
+    write_configs
+    start backend "$P_BACKEND" nginx -p "$TMP/nginx-backend" -e "$TMP/nginx-backend/error.log" \
+        -c "$TMP/nginx-backend/nginx.conf"
+    start nginx "$P_NGINX" nginx -p "$TMP/nginx-proxy" -e "$TMP/nginx-proxy/error.log" \
+        -c "$TMP/nginx-proxy/nginx.conf"
+    start haproxy "$P_HAPROXY" haproxy -db -f "$TMP/haproxy.cfg"
+    start rpc_backend "$P_RPC" "$BUILD/bench/rpc_backend" "$P_RPC"
+    start sidecar "$P_SIDECAR" "$BUILD/micro" sidecar --sidecar_address="127.0.0.1:$P_SIDECAR" \
+        --handler=proxy --log_level=warn
+    register go.micro.srv.bench b1 "$P_BACKEND"
+
+    # Every path answers before anything is measured.
+    local name url
+    for url in "$P_BACKEND" "$P_NGINX" "$P_HAPROXY" "$P_SIDECAR"; do
+        [ "$(curl -fsS "http://127.0.0.1:$url/bench/x?q=1")" = ok ] ||
+            die "GET /bench/x through port $url did not answer ok"
+    done
+    sleep 1
+    SIDECAR_IDLE_KB=$(rss_kb "${PID[sidecar]}")
+
+    declare -A URL=([direct]="http://127.0.0.1:$P_BACKEND/bench/x"
+        [nginx-proxy]="http://127.0.0.1:$P_NGINX/bench/x"
+        [haproxy]="http://127.0.0.1:$P_HAPROXY/bench/x"
+        [sidecar-proxy]="http://127.0.0.1:$P_SIDECAR/bench/x")
+    declare -A PIDOF=([direct]="${PID[backend]}" [nginx-proxy]="${PID[nginx]}"
+        [haproxy]="${PID[haproxy]}" [sidecar-proxy]="${PID[sidecar]}")
+    PROXY_TARGETS=(direct nginx-proxy haproxy sidecar-proxy)
+    echo "bench: proxy, wrk -t1 -c$CONNS -d${DUR}s, $ROUNDS rounds (warm-up 1 s each first)"
+    for name in "${PROXY_TARGETS[@]}"; do
+        timeout 20 wrk -t1 "-c$CONNS" -d1s "${URL[$name]}" >/dev/null
+    done
+    for r in $(seq 1 "$ROUNDS"); do
+        for name in "${PROXY_TARGETS[@]}"; do
+            wrk_run "$name" "$r" "${PIDOF[$name]}" "${URL[$name]}"
+        done
+    done
+
+    # /rpc: the same service name now points at the JSON-RPC backend.
+    deregister go.micro.srv.bench b1 "$P_BACKEND"
+    register go.micro.srv.bench b2 "$P_RPC"
+    local reply
+    reply=$(curl -fsS -H 'Content-Type: application/json' \
+        -d '{"service":"go.micro.srv.bench","method":"Bench.Call","request":{}}' \
+        "http://127.0.0.1:$P_SIDECAR/rpc")
+    [ "$reply" = '{"ok":true}' ] || die "/rpc answered '$reply', expected {\"ok\":true}"
+    RPC_TARGETS=(rpc-direct sidecar-rpc)
+    echo "bench: /rpc, wrk -t1 -c$CONNS -d${DUR}s, $ROUNDS rounds"
+    timeout 20 wrk -t1 "-c$CONNS" -d1s -s bench/jsonrpc.lua "http://127.0.0.1:$P_RPC/" >/dev/null
+    timeout 20 wrk -t1 "-c$CONNS" -d1s -s bench/rpc.lua "http://127.0.0.1:$P_SIDECAR/rpc" >/dev/null
+    for r in $(seq 1 "$ROUNDS"); do
+        wrk_run rpc-direct "$r" "${PID[rpc_backend]}" "http://127.0.0.1:$P_RPC/" bench/jsonrpc.lua
+        wrk_run sidecar-rpc "$r" "${PID[sidecar]}" "http://127.0.0.1:$P_SIDECAR/rpc" bench/rpc.lua
+    done
+    sleep 1
+    SIDECAR_AFTER_KB=$(rss_kb "${PID[sidecar]}")
+}
+
+# --- 2. Broker fan-out -----------------------------------------------------------------------
+# fanout_run NAME ROUND PID CMD...: one fan-out run; appends "msgs_per_s rss_kb cpu_us_per_msg"
+# to $TMP/res-NAME.
+fanout_run() {
+    local name=$1 round=$2 pid=$3
+    shift 3
+    local out="$TMP/fanout-$name-$round.txt"
+    local t0
+    t0=$(cpu_ticks "$pid")
+    sample_rss "$pid" 30 "$TMP/rss-$name-$round" &
+    local sampler=$!
+    timeout 60 "$@" >"$out" 2>&1 || {
+        cat "$out" >&2
+        kill "$sampler" 2>/dev/null || true
+        die "$name round $round did not deliver every message"
+    }
+    local ticks=$(($(cpu_ticks "$pid") - t0))
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    local rss
+    rss=$(rss_kb "$pid")
+    if [ -s "$TMP/rss-$name-$round" ] && [ "$(cat "$TMP/rss-$name-$round")" -gt "$rss" ]; then
+        rss=$(cat "$TMP/rss-$name-$round")
+    fi
+    local rate delivered
+    rate=$(sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p' "$out")
+    delivered=$(sed -n 's/.*delivered=\([0-9]*\).*/\1/p' "$out")
+    local cpu_us
+    cpu_us=$(awk -v t="$ticks" -v hz="$HZ" -v d="$delivered" 'BEGIN{if(d>0) printf "%.3f", t*1e6/hz/d; else print "nan"}')
+    echo "$rate $rss $cpu_us" >>"$TMP/res-$name"
+    printf '  %-14s round %d: %10s msgs/s delivered  (%s)\n' "$name" "$round" "$rate" "$(tail -1 "$out")"
+}
+
+bench_broker() {
+    start broker "$P_BROKER" "$BUILD/micro" sidecar --sidecar_address="127.0.0.1:$P_BROKER" \
+        --log_level=warn
+    start nats "$P_NATS" nats-server -a 127.0.0.1 -p "$P_NATS"
+    sleep 1
+    BROKER_IDLE_KB=$(rss_kb "${PID[broker]}")
+    NATS_IDLE_KB=$(rss_kb "${PID[nats]}")
+    echo "bench: fan-out, 1 publisher -> $SUBS subscribers, $MSGS messages per run, $ROUNDS rounds"
+    for r in $(seq 1 "$ROUNDS"); do
+        for size in 64 1024; do
+            fanout_run "sidecar-ws-$size" "$r" "${PID[broker]}" "$BUILD/bench/ws_fanout" \
+                -p "$P_BROKER" -s "$SUBS" -m "$MSGS" -b "$size" -t 40
+            fanout_run "nats-$size" "$r" "${PID[nats]}" "$BUILD/bench/nats_fanout" \
+                -p "$P_NATS" -s "$SUBS" -m "$MSGS" -b "$size" -t 40
+        done
+    done
+    BROKER_AFTER_KB=$(rss_kb "${PID[broker]}")
+}
+
+# --- report ----------------------------------------------------------------------------------
+report() {
+    local nginx_rps sc_rps n
+    nginx_rps=$(col_median nginx-proxy 1)
+    sc_rps=$(col_median sidecar-proxy 1)
+    echo "## Results ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(lscpu | sed -n 's/^Model name: *//p'))"
+    echo
+    echo "### HTTP proxy: wrk -t1 -c$CONNS -d${DUR}s, median of $ROUNDS rounds"
+    echo
+    echo "| target | req/s | vs nginx-proxy | p99 ms | errors | max RSS MiB | CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for n in "${PROXY_TARGETS[@]}"; do
+        printf '| %s | %.0f | %s | %.2f | %s | %s | %s |\n' "$n" "$(col_median "$n" 1)" \
+            "$(ratio "$(col_median "$n" 1)" "$nginx_rps")" "$(col_median "$n" 2)" \
+            "$(col_sum "$n" 3)" "$(mib "$(col_max "$n" 4)")" "$(col_median "$n" 5)"
+    done
+    echo
+    echo "sidecar / nginx-proxy throughput: **$(ratio "$sc_rps" "$nginx_rps")x**;" \
+        "p99 sidecar $(col_median sidecar-proxy 2) ms vs nginx $(col_median nginx-proxy 2) ms."
+    echo
+    echo "### /rpc against bench/rpc_backend: wrk -t1 -c$CONNS -d${DUR}s, median of $ROUNDS rounds"
+    echo
+    echo "| target | req/s | vs direct | p99 ms | errors | max RSS MiB | CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for n in "${RPC_TARGETS[@]}"; do
+        printf '| %s | %.0f | %s | %.2f | %s | %s | %s |\n' "$n" "$(col_median "$n" 1)" \
+            "$(ratio "$(col_median "$n" 1)" "$(col_median rpc-direct 1)")" "$(col_median "$n" 2)" \
+            "$(col_sum "$n" 3)" "$(mib "$(col_max "$n" 4)")" "$(col_median "$n" 5)"
+    done
+    echo
+    echo "Sidecar RSS (proxy instance): idle $(mib "$SIDECAR_IDLE_KB") MiB," \
+        "max under proxy load $(mib "$(col_max sidecar-proxy 4)") MiB," \
+        "max under /rpc load $(mib "$(col_max sidecar-rpc 4)") MiB," \
+        "after the load $(mib "$SIDECAR_AFTER_KB") MiB."
+    echo
+    echo "### Broker fan-out: 1 publisher -> $SUBS subscribers, $MSGS messages, median of $ROUNDS rounds"
+    echo
+    echo "| message | sidecar msgs/s | nats-server msgs/s | sidecar / nats | sidecar CPU µs/msg | nats-server CPU µs/msg | sidecar max RSS MiB | nats-server max RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    local size
+    for size in 64 1024; do
+        printf '| %s B | %.0f | %.0f | **%s** | %s | %s | %s | %s |\n' "$size" \
+            "$(col_median "sidecar-ws-$size" 1)" "$(col_median "nats-$size" 1)" \
+            "$(ratio "$(col_median "sidecar-ws-$size" 1)" "$(col_median "nats-$size" 1)")" \
+            "$(col_median "sidecar-ws-$size" 3)" "$(col_median "nats-$size" 3)" \
+            "$(mib "$(col_max "sidecar-ws-$size" 2)")" "$(mib "$(col_max "nats-$size" 2)")"
+    done
+    echo
+    echo "Broker RSS idle: sidecar $(mib "$BROKER_IDLE_KB") MiB, nats-server $(mib "$NATS_IDLE_KB") MiB;" \
+        "sidecar after the load $(mib "$BROKER_AFTER_KB") MiB."
+}
+
+main() {
+    install_deps
+    command -v wrk >/dev/null || die "wrk is missing"
+    echo "bench: building $BUILD/micro and the load clients"
+    make --no-print-directory -j2 BUILD="$BUILD" "$BUILD/micro" "$BUILD/bench/rpc_backend" \
+        "$BUILD/bench/ws_fanout" "$BUILD/bench/nats_fanout" >"$TMP/make.log" 2>&1 || {
+        cat "$TMP/make.log" >&2
+        die "build failed"
+    }
+    local started=$SECONDS
+    bench_proxy
+    bench_broker
+    mkdir -p "$BUILD/bench"
+    report | tee "$BUILD/bench/results.md"
+    echo
+    echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
+}
+
+main "$@"
