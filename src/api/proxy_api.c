@@ -235,9 +235,11 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
     if (p->got_head) {
         if (err == 0 && p->chunked_out)
             mc_http_respond_raw_write(req, "0\r\n\r\n", 5);
-        /* A node failing mid-body: closing is the only honest end left. */
+        /* A node failing mid-body: closing is the only honest end left. So is a body that
+         * on_head framed by the close (an HTTP/1.0 client, even one asking for keep-alive). */
+        int keep_alive = err == 0 && p->keep_alive;
         proxy_free(p);
-        mc_http_respond_raw_end(req, err == 0 && p != NULL ? 1 : 0);
+        mc_http_respond_raw_end(req, keep_alive);
         return;
     }
     lb_done(p, 0);

@@ -47,41 +47,136 @@ static void start_call(struct mc_http_request *req, struct mc_api *api,
         w->call = call;
 }
 
-/* "request" as an object (re-encoded) or as JSON text (validated, passed verbatim). */
-static int request_params(struct mc_http_request *req, json_t *value, char **out,
-                          size_t *len)
+/* Validating only: jansson refuses integers beyond 64 bits ("too big integer"), yet go-micro
+ * services use uint64 ids and bigger numbers that the sidecar merely passes on. Decoding
+ * integers as reals accepts them, and nothing validated here is ever re-encoded: the text goes
+ * to the node verbatim. */
+#define LENIENT_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL)
+
+/* "request" given as a JSON string: its text is the request (validated, passed verbatim). */
+static int request_from_string(struct mc_http_request *req, const char *text, size_t tl, char **out,
+                               size_t *len)
 {
-    if (!value || json_is_null(value)) {
-        *out = NULL;
-        *len = 0;
+    *out = NULL;
+    *len = 0;
+    if (tl == 0)
         return 0;
+    json_error_t jerr;
+    json_t *parsed = json_loadb(text, tl, LENIENT_FLAGS, &jerr);
+    if (!parsed) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "error decoding request string: %s", jerr.text);
+        mc_http_respond_error(req, 400, RPC_ID, detail);
+        return -1;
     }
-    if (json_is_string(value)) {
-        const char *text = json_string_value(value);
-        size_t tl = json_string_length(value);
-        if (tl == 0) {
-            *out = NULL;
-            *len = 0;
-            return 0;
-        }
-        json_error_t jerr;
-        json_t *parsed = json_loadb(text, tl, JSON_DECODE_ANY, &jerr);
-        if (!parsed) {
-            char detail[300];
-            snprintf(detail, sizeof detail, "error decoding request string: %s", jerr.text);
-            mc_http_respond_error(req, 400, RPC_ID, detail);
-            return -1;
-        }
-        json_decref(parsed);
-        *out = mc_strndup(text, tl);
-        *len = tl;
-        return 0;
-    }
-    char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-    *out = mc_strdup(text);
-    *len = strlen(text);
-    free(text);
+    json_decref(parsed);
+    *out = mc_strndup(text, tl);
+    *len = tl;
     return 0;
+}
+
+/* Span finding over text that jansson has already accepted as valid JSON, so only string
+ * quoting and nesting need tracking; used to pass "request" on byte for byte. */
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n && s[i] != '"'; i++)
+        if (s[i] == '\\')
+            i++;
+    return i + 1;
+}
+
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    if (s[i] == '"')
+        return skip_string(s, i, n);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        while (i < n) {
+            if (s[i] == '"') {
+                i = skip_string(s, i, n);
+                continue;
+            }
+            if (s[i] == '{' || s[i] == '[')
+                depth++;
+            else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+                return i + 1;
+            i++;
+        }
+        return n;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
+           s[i] != '\n' && s[i] != '\r')
+        i++;
+    return i;
+}
+
+/* Whether the raw key s[start..end) (quotes included) names key, case-insensitively. */
+static int key_matches(const char *s, size_t start, size_t end, const char *key)
+{
+    const char *k = s + start + 1;
+    size_t kl = end - start - 2;
+    if (!memchr(k, '\\', kl))
+        return kl == strlen(key) && strncasecmp(k, key, kl) == 0;
+    json_t *decoded = json_loadb(s + start, end - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    int match = decoded && strcasecmp(json_string_value(decoded), key) == 0;
+    json_decref(decoded);
+    return match;
+}
+
+/* The bytes of the top-level member key (case-insensitive, the last one wins as with Go's
+ * decoder) of the valid JSON object s[0..n); 0 when absent. */
+static int member_span(const char *s, size_t n, const char *key, size_t *start, size_t *len)
+{
+    int found = 0;
+    size_t i = skip_ws(s, 0, n) + 1; /* past '{' */
+    for (;;) {
+        i = skip_ws(s, i, n);
+        if (i >= n || s[i] != '"')
+            return found;
+        size_t kstart = i;
+        i = skip_string(s, i, n);
+        int match = key_matches(s, kstart, i, key);
+        i = skip_ws(s, i, n) + 1; /* past ':' */
+        i = skip_ws(s, i, n);
+        size_t vstart = i;
+        i = skip_value(s, i, n);
+        if (match) {
+            *start = vstart;
+            *len = i - vstart;
+            found = 1;
+        }
+        i = skip_ws(s, i, n);
+        if (i < n && s[i] == ',')
+            i++;
+    }
+}
+
+/* The request of a JSON body: an object (or any non-string value) passed on byte for byte, a
+ * string holding JSON text, or absent/null for {}. */
+static int request_from_body(struct mc_http_request *req, const char *body, size_t n, char **out,
+                             size_t *len)
+{
+    size_t start, vlen;
+    *out = NULL;
+    *len = 0;
+    if (!member_span(body, n, "request", &start, &vlen) || body[start] == 'n')
+        return 0;
+    if (body[start] != '"') {
+        *out = mc_strndup(body + start, vlen);
+        *len = vlen;
+        return 0;
+    }
+    json_t *str = json_loadb(body + start, vlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    int rc = request_from_string(req, json_string_value(str), json_string_length(str), out, len);
+    json_decref(str);
+    return rc;
 }
 
 static json_t *get_ci(json_t *obj, const char *key)
@@ -112,9 +207,16 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     char *service = NULL, *method = NULL, *address = NULL, *params = NULL;
     size_t params_len = 0;
     if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
-        json_t *body = mc_api_parse_json_body(req, RPC_ID);
-        if (!body)
+        json_error_t jerr;
+        const char *text = req->body.data ? req->body.data : "";
+        json_t *body = json_loadb(text, req->body.len, LENIENT_FLAGS, &jerr);
+        if (!body) {
+            char detail[256];
+            snprintf(detail, sizeof detail, "invalid JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+            mc_http_respond_error(req, 400, RPC_ID, detail);
             return;
+        }
         if (!json_is_object(body)) {
             json_decref(body);
             mc_http_respond_error(req, 400, RPC_ID, "request body must be a JSON object");
@@ -128,7 +230,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         if ((v = get_ci(body, "address")) && json_is_string(v))
             address = mc_strdup(json_string_value(v));
         if (service && *service && method && *method &&
-            request_params(req, get_ci(body, "request"), &params, &params_len) < 0) {
+            request_from_body(req, text, req->body.len, &params, &params_len) < 0) {
             json_decref(body);
             goto out;
         }
@@ -146,20 +248,10 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         service = values[0];
         method = values[1];
         address = values[2];
-        if (service && *service && method && *method && values[3] && *values[3]) {
-            json_t *s = json_string(values[3]);
-            if (!s) {
-                mc_http_respond_error(req, 400, RPC_ID,
-                                      "error decoding request string: invalid UTF-8");
-                mc_free(values[3]);
-                goto out;
-            }
-            int bad = request_params(req, s, &params, &params_len) < 0;
-            json_decref(s);
-            if (bad) {
-                mc_free(values[3]);
-                goto out;
-            }
+        if (service && *service && method && *method && values[3] &&
+            request_from_string(req, values[3], strlen(values[3]), &params, &params_len) < 0) {
+            mc_free(values[3]);
+            goto out;
         }
         mc_free(values[3]);
     }
@@ -192,8 +284,8 @@ out:
 void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api)
 {
     char *service, *method;
-    if (mc_route_path_to_call(req->path, req->path_len, api->config->namespace, &service,
-                              &method) < 0) {
+    if (mc_route_path_to_call(req->path, req->path_len, api->config->namespace, &service, &method) <
+        0) {
         mc_http_respond_error(req, 404, "go.micro.sidecar", "not found");
         return;
     }
@@ -201,7 +293,7 @@ void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api)
     size_t params_len = 0;
     if (req->body.len) {
         json_error_t jerr;
-        json_t *v = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &jerr);
+        json_t *v = json_loadb(req->body.data, req->body.len, LENIENT_FLAGS, &jerr);
         if (!v) {
             char detail[300];
             snprintf(detail, sizeof detail, "error decoding request: %s", jerr.text);

@@ -82,6 +82,7 @@ struct mc_http_server {
 static void process(struct mc_http_conn *hc);
 static void finish_request(struct mc_http_conn *hc);
 static void conn_close(struct mc_http_conn *hc, int now);
+static size_t feed(struct mc_http_conn *hc, const char *data, size_t len);
 
 /* ---------- small helpers ---------- */
 
@@ -881,6 +882,8 @@ static void dispatch(struct mc_http_conn *hc)
          * (the handler forwards or discards it through on_body). */
         hc->parser_paused = 0;
         llhttp_resume(&hc->parser);
+        if (hc->inbuf.len == 0)
+            feed(hc, "", 0); /* a bodiless request completes without another byte */
     }
 }
 
