@@ -161,14 +161,14 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     lb_done(p, head->status < 500);
     struct mc_buf out;
     mc_buf_init(&out);
-    mc_buf_appendf(&out, "HTTP/1.1 %d %s\r\n", head->status, mc_http_reason(head->status));
+    mc_http_status_line(&out, head->status);
     for (size_t i = 0; i < head->header_count; i++) {
         const char *name = head->headers[i].name;
         if (!head->upgrade && mc_http_hop_by_hop(name))
             continue;
         if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
             continue;
-        mc_buf_appendf(&out, "%s: %s\r\n", name, head->headers[i].value);
+        mc_buf_append_header(&out, name, head->headers[i].value);
     }
     if (head->upgrade) {
         mc_buf_append_str(&out, "\r\n");
@@ -178,12 +178,12 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
         return;
     }
     p->keep_alive = req->keep_alive;
-    if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
-        if (head->has_content_length)
-            mc_buf_appendf(&out, "Content-Length: %llu\r\n",
-                           (unsigned long long)head->content_length);
-    } else if (head->has_content_length) {
-        mc_buf_appendf(&out, "Content-Length: %llu\r\n", (unsigned long long)head->content_length);
+    if (head->has_content_length) {
+        mc_buf_append_str(&out, "Content-Length: ");
+        mc_buf_append_uint(&out, head->content_length);
+        mc_buf_append_str(&out, "\r\n");
+    } else if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
+        /* no body follows: nothing to frame */
     } else if (req->http_minor >= 1) {
         mc_buf_append_str(&out, "Transfer-Encoding: chunked\r\n");
         p->chunked_out = 1;
@@ -309,10 +309,9 @@ static void on_client_abort(struct mc_http_request *req)
     proxy_free(p);
 }
 
+/* Room for every header was made by build_headers. */
 static void add_header(struct proxy *p, const char *name, const char *value)
 {
-    p->header_offsets =
-        mc_realloc(p->header_offsets, (p->header_count + 1) * 2 * sizeof *p->header_offsets);
     p->header_offsets[p->header_count * 2] = p->header_text.len;
     mc_buf_append(&p->header_text, name, strlen(name) + 1);
     p->header_offsets[p->header_count * 2 + 1] = p->header_text.len;
@@ -325,6 +324,9 @@ static void add_header(struct proxy *p, const char *name, const char *value)
 static void build_headers(struct proxy *p, struct mc_http_request *req)
 {
     const char *xff = NULL;
+    /* the client's headers at most, plus the three X-Forwarded-* ones */
+    p->header_offsets = mc_calloc((req->header_count + 3) * 2, sizeof *p->header_offsets);
+    mc_buf_reserve(&p->header_text, 512);
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
         if (strcasecmp(name, "X-Forwarded-For") == 0) {
@@ -362,11 +364,10 @@ static int attempt(struct proxy *p)
     struct mc_http_request *req = p->req;
     struct mc_api *api = p->api;
     size_t n;
-    char **addrs = mc_caller_addresses(api->caller, p->service, &n);
+    const char *const *addrs = mc_caller_addresses(api->caller, p->service, &n);
     enum mc_lb_status status;
-    struct mc_lb_endpoint *ep = mc_lb_pick(api->lb, p->service, (const char *const *)addrs, n,
+    struct mc_lb_endpoint *ep = mc_lb_pick(api->lb, p->service, addrs, n,
                                            (const char *const *)p->tried, p->tried_count, &status);
-    mc_caller_free_addresses(addrs, n);
     if (!ep) {
         char detail[256];
         int code = status == MC_LB_NO_NODES ? 404 : status == MC_LB_ALL_EJECTED ? 503 : 502;

@@ -681,10 +681,7 @@ static void on_connected(struct mc_conn *c, int status)
 
 static const char *find_header(const struct mc_http_call_options *o, const char *name)
 {
-    for (size_t i = 0; i < o->header_count; i++)
-        if (strcasecmp(o->headers[i].name, name) == 0)
-            return o->headers[i].value;
-    return NULL;
+    return mc_http_headers_find(o->headers, o->header_count, name);
 }
 
 /* Whether a Connection header value lists "close" (comma-separated, any case). */
@@ -706,12 +703,14 @@ static void write_request(struct mc_http_call *call, const struct mc_http_call_o
 {
     struct mc_buf head;
     mc_buf_init(&head);
-    mc_buf_appendf(&head, "%s %s HTTP/1.1\r\n", o->method,
-                   o->target && *o->target ? o->target : "/");
+    mc_buf_append_str(&head, o->method);
+    mc_buf_append(&head, " ", 1);
+    mc_buf_append_str(&head, o->target && *o->target ? o->target : "/");
+    mc_buf_append_str(&head, " HTTP/1.1\r\n");
     for (size_t i = 0; i < o->header_count; i++)
-        mc_buf_appendf(&head, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
+        mc_buf_append_header(&head, o->headers[i].name, o->headers[i].value);
     if (!find_header(o, "Host"))
-        mc_buf_appendf(&head, "Host: %s\r\n", o->address);
+        mc_buf_append_header(&head, "Host", o->address);
     const char *te = find_header(o, "Transfer-Encoding");
     const char *cl = find_header(o, "Content-Length");
     if (o->stream_body) {
@@ -721,7 +720,9 @@ static void write_request(struct mc_http_call *call, const struct mc_http_call_o
     } else if (!cl && !te &&
                (o->body_len > 0 || strcmp(o->method, "POST") == 0 ||
                 strcmp(o->method, "PUT") == 0 || strcmp(o->method, "PATCH") == 0)) {
-        mc_buf_appendf(&head, "Content-Length: %zu\r\n", o->body_len);
+        mc_buf_append_str(&head, "Content-Length: ");
+        mc_buf_append_uint(&head, o->body_len);
+        mc_buf_append_str(&head, "\r\n");
     }
     mc_buf_append_str(&head, "\r\n");
     mc_conn_write_copy(&call->cc->conn, head.data, head.len);
@@ -767,12 +768,13 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     call->timeout_to_head = o->timeout_to_head;
     call->dial_deadline = o->dial_timeout_ms ? now + o->dial_timeout_ms : 0;
 
+    /* A pooled connection needs no address parsing: only a dial does. */
+    struct cconn *cc = client->freeing ? NULL : pool_get(client, o->address);
     struct sockaddr_storage addr;
-    if (mc_net_parse_address(o->address, &addr) < 0) {
+    if (!cc && mc_net_parse_address(o->address, &addr) < 0) {
         call_fail_later(call, MC_EINVAL);
         return call;
     }
-    struct cconn *cc = client->freeing ? NULL : pool_get(client, o->address);
     if (cc) {
         cc->call = call;
         cc->conn.on_drain = cconn_drain;

@@ -170,6 +170,15 @@ void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char
     mc_buf_append_str(out, "}");
 }
 
+void mc_http_status_line(struct mc_buf *out, int status)
+{
+    mc_buf_append_str(out, "HTTP/1.1 ");
+    mc_buf_append_uint(out, (unsigned)status);
+    mc_buf_append(out, " ", 1);
+    mc_buf_append_str(out, mc_http_reason(status));
+    mc_buf_append_str(out, "\r\n");
+}
+
 static unsigned method_bit(int method)
 {
     switch (method) {
@@ -212,12 +221,21 @@ static void append_allow(struct mc_buf *out, unsigned methods)
     }
 }
 
+const char *mc_http_headers_find(const struct mc_http_header *headers, size_t count,
+                                 const char *name)
+{
+    /* The first letter rules most headers out without a call (this runs per request). */
+    int first = tolower((unsigned char)name[0]);
+    for (size_t i = 0; i < count; i++)
+        if (tolower((unsigned char)headers[i].name[0]) == first &&
+            strcasecmp(headers[i].name, name) == 0)
+            return headers[i].value;
+    return NULL;
+}
+
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name)
 {
-    for (size_t i = 0; i < req->header_count; i++)
-        if (strcasecmp(req->headers[i].name, name) == 0)
-            return req->headers[i].value;
-    return NULL;
+    return mc_http_headers_find(req->headers, req->header_count, name);
 }
 
 static int hexval(int c)
@@ -665,12 +683,14 @@ static void write_head(struct mc_http_request *req, struct mc_buf *head, int sta
     struct mc_http_conn *hc = req->hc;
     if (!req->keep_alive || hc->server->draining || hc->peer_eof)
         req->close_after = 1;
-    mc_buf_appendf(head, "HTTP/1.1 %d %s\r\n", status, mc_http_reason(status));
+    mc_http_status_line(head, status);
     if (content_type)
-        mc_buf_appendf(head, "Content-Type: %s\r\n", content_type);
-    mc_buf_appendf(head, "Content-Length: %zu\r\n", body_len);
+        mc_buf_append_header(head, "Content-Type", content_type);
+    mc_buf_append_str(head, "Content-Length: ");
+    mc_buf_append_uint(head, body_len);
+    mc_buf_append_str(head, "\r\n");
     for (size_t i = 0; i < extra_count; i++)
-        mc_buf_appendf(head, "%s: %s\r\n", extra[i].name, extra[i].value);
+        mc_buf_append_header(head, extra[i].name, extra[i].value);
     mc_http_cors_headers(req, head);
     if (req->close_after)
         mc_buf_append_str(head, "Connection: close\r\n");

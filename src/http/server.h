@@ -130,6 +130,9 @@ size_t mc_http_server_connections(const struct mc_http_server *s);
 
 /* The client's address as text ("127.0.0.1"), into buf. */
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len);
+/* Finds header name (case-insensitive) in headers[0..count); NULL when absent. */
+const char *mc_http_headers_find(const struct mc_http_header *headers, size_t count,
+                                 const char *name);
 /* Finds a request header (case-insensitive); NULL when absent. */
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name);
 /* Copies the value of query parameter name (URL-decoded) into a new string the caller frees;
@@ -148,6 +151,8 @@ void mc_http_respond_error(struct mc_http_request *req, int status, const char *
                            const char *detail);
 /* Appends the error JSON of mc_http_respond_error to out. */
 void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char *detail);
+/* Appends "HTTP/1.1 <status> <reason>\r\n". */
+void mc_http_status_line(struct mc_buf *out, int status);
 /* The reason phrase for a status ("Not Found"); "Unknown" for others. */
 const char *mc_http_reason(int status);
 

@@ -20,6 +20,11 @@ struct mc_caller {
     struct mc_http_client *client;
     struct mc_caller_config config;
     uint64_t next_id;
+    /* mc_caller_addresses' scratch: the strings, their offsets, the pointers handed out */
+    struct mc_buf address_text;
+    size_t *address_offsets;
+    const char **addresses;
+    size_t address_cap;
 };
 
 struct mc_call {
@@ -44,24 +49,28 @@ struct mc_call {
     int last_err;
 };
 
-static const char *const hop_by_hop[] = {
-    "Connection",
-    "Keep-Alive",
-    "Proxy-Authenticate",
-    "Proxy-Authorization",
-    "Proxy-Connection",
-    "TE",
-    "Trailer",
-    "Transfer-Encoding",
-    "Upgrade",
-};
-
 int mc_http_hop_by_hop(const char *name)
 {
-    for (size_t i = 0; i < sizeof hop_by_hop / sizeof hop_by_hop[0]; i++)
-        if (strcasecmp(name, hop_by_hop[i]) == 0)
-            return 1;
-    return 0;
+    /* Called for every header of every proxied request and response: decide by length
+     * first, so most headers cost one strlen. */
+    switch (strlen(name)) {
+    case 2:
+        return strcasecmp(name, "TE") == 0;
+    case 7:
+        return strcasecmp(name, "Trailer") == 0 || strcasecmp(name, "Upgrade") == 0;
+    case 10:
+        return strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Keep-Alive") == 0;
+    case 16:
+        return strcasecmp(name, "Proxy-Connection") == 0;
+    case 17:
+        return strcasecmp(name, "Transfer-Encoding") == 0;
+    case 18:
+        return strcasecmp(name, "Proxy-Authenticate") == 0;
+    case 19:
+        return strcasecmp(name, "Proxy-Authorization") == 0;
+    default:
+        return 0;
+    }
 }
 
 struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_registry *registry, struct mc_lb *lb,
@@ -80,37 +89,52 @@ struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_registry *registry, s
 
 void mc_caller_free(struct mc_caller *caller)
 {
+    if (!caller)
+        return;
+    mc_buf_close(&caller->address_text);
+    mc_free(caller->address_offsets);
+    mc_free(caller->addresses);
     mc_free(caller);
 }
 
-static char *node_address(const struct mc_node *n)
+/* "host:port", "[v6]:port"; an empty host means this machine. */
+static void append_node_address(struct mc_buf *out, const struct mc_node *n)
 {
-    if (strchr(n->address, ':'))
-        return mc_sprintf("[%s]:%d", n->address, n->port);
-    return mc_sprintf("%s:%d", n->address[0] ? n->address : "127.0.0.1", n->port);
+    int v6 = strchr(n->address, ':') != NULL;
+    if (v6)
+        mc_buf_append(out, "[", 1);
+    mc_buf_append_str(out, n->address[0] ? n->address : "127.0.0.1");
+    mc_buf_append_str(out, v6 ? "]:" : ":");
+    mc_buf_append_uint(out, (unsigned)n->port);
+    mc_buf_append(out, "", 1);
 }
 
-char **mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count)
+const char *const *mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count)
 {
     const struct mc_service *versions[MAX_VERSIONS];
     size_t nv = mc_registry_lookup(caller->registry, name, versions, MAX_VERSIONS);
     size_t total = 0;
     for (size_t i = 0; i < nv; i++)
         total += versions[i]->node_count;
-    char **out = mc_calloc(total ? total : 1, sizeof *out);
+    if (total > caller->address_cap) {
+        caller->address_cap = total;
+        caller->address_offsets =
+            mc_realloc(caller->address_offsets, total * sizeof *caller->address_offsets);
+        caller->addresses = mc_realloc(caller->addresses, total * sizeof *caller->addresses);
+    }
+    mc_buf_reset(&caller->address_text);
     size_t k = 0;
-    for (size_t i = 0; i < nv; i++)
-        for (size_t j = 0; j < versions[i]->node_count; j++)
-            out[k++] = node_address(&versions[i]->nodes[j]);
+    for (size_t i = 0; i < nv; i++) {
+        for (size_t j = 0; j < versions[i]->node_count; j++) {
+            caller->address_offsets[k++] = caller->address_text.len;
+            append_node_address(&caller->address_text, &versions[i]->nodes[j]);
+        }
+    }
+    /* Offsets first, pointers last: the text may move while it grows. */
+    for (size_t i = 0; i < k; i++)
+        caller->addresses[i] = caller->address_text.data + caller->address_offsets[i];
     *count = k;
-    return out;
-}
-
-void mc_caller_free_addresses(char **addresses, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        mc_free(addresses[i]);
-    mc_free(addresses);
+    return caller->addresses;
 }
 
 static void call_free(struct mc_call *call)
@@ -253,12 +277,11 @@ static int attempt(struct mc_call *call)
         call->node = mc_strdup(call->address);
     } else {
         size_t n;
-        char **addrs = mc_caller_addresses(caller, call->service, &n);
+        const char *const *addrs = mc_caller_addresses(caller, call->service, &n);
         enum mc_lb_status status;
         struct mc_lb_endpoint *ep =
-            mc_lb_pick(caller->lb, call->service, (const char *const *)addrs, n,
-                       (const char *const *)call->tried, call->tried_count, &status);
-        mc_caller_free_addresses(addrs, n);
+            mc_lb_pick(caller->lb, call->service, addrs, n, (const char *const *)call->tried,
+                       call->tried_count, &status);
         if (!ep) {
             char detail[256];
             switch (status) {

@@ -57,10 +57,10 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
 /* Abandons a call (the client went away): no callback; the node connection is dropped. */
 void mc_call_cancel(struct mc_call *call);
 
-/* For the reverse proxy: the addresses ("host:port") of name's live nodes, across versions,
- * into a new array of new strings (free with mc_caller_free_addresses). */
-char **mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count);
-void mc_caller_free_addresses(char **addresses, size_t count);
+/* The addresses ("host:port") of name's live nodes, across versions, for mc_lb_pick. They
+ * live in scratch storage of the caller, reused by the next call: no allocation per request
+ * once it has grown. */
+const char *const *mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count);
 /* Whether header name is hop-by-hop (never forwarded, RFC 9110 7.6.1). */
 int mc_http_hop_by_hop(const char *name);
 

@@ -140,3 +140,31 @@ void mc_buf_append_json_escaped(struct mc_buf *out, const char *s)
     }
     mc_buf_append(out, run, (size_t)(s - run));
 }
+
+void mc_buf_append_header(struct mc_buf *b, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    mc_buf_reserve(b, nl + vl + 4);
+    char *p = b->data + b->len;
+    memcpy(p, name, nl);
+    p += nl;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vl);
+    p += vl;
+    *p++ = '\r';
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+    b->data[b->len] = '\0';
+}
+
+void mc_buf_append_uint(struct mc_buf *b, unsigned long long v)
+{
+    char digits[24];
+    size_t n = sizeof digits;
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    mc_buf_append(b, digits + n, sizeof digits - n);
+}

@@ -20,6 +20,10 @@ void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...) __attribute__((forma
 /* Drops the first n bytes, keeping the rest. */
 void mc_buf_consume(struct mc_buf *b, size_t n);
 void mc_buf_reset(struct mc_buf *b);
+/* Appends "name: value\r\n" (the hot path of every HTTP head: no printf). */
+void mc_buf_append_header(struct mc_buf *b, const char *name, const char *value);
+/* Appends v in decimal. */
+void mc_buf_append_uint(struct mc_buf *b, unsigned long long v);
 /* Appends s as the inside of a JSON string literal: quotes, backslashes and control
  * characters escaped, everything else (UTF-8 included) copied. */
 void mc_buf_append_json_escaped(struct mc_buf *b, const char *s);
