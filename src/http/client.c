@@ -52,6 +52,7 @@ struct mc_http_client {
     struct cconn *lru_head, *lru_tail;
     uv_timer_t idle_timer;
     struct mc_http_call *calls; /* live calls, for mc_http_client_free */
+    struct mc_buf scratch;      /* request heads are built here, then copied to the conn */
     size_t refs;                /* idle timer + calls + connections not yet closed */
     int freeing;
 };
@@ -111,8 +112,10 @@ static int parser_settings_ready;
 static void client_unref(struct mc_http_client *client)
 {
     assert(client->refs > 0);
-    if (--client->refs == 0 && client->freeing)
+    if (--client->refs == 0 && client->freeing) {
+        mc_buf_close(&client->scratch);
         mc_free(client);
+    }
 }
 
 /* ---------- the pool ---------- */
@@ -701,8 +704,8 @@ static int has_close_token(const char *value)
 
 static void write_request(struct mc_http_call *call, const struct mc_http_call_options *o)
 {
-    struct mc_buf head;
-    mc_buf_init(&head);
+    struct mc_buf head = call->client->scratch; /* reused: no allocation per request */
+    mc_buf_reset(&head);
     mc_buf_append_str(&head, o->method);
     mc_buf_append(&head, " ", 1);
     mc_buf_append_str(&head, o->target && *o->target ? o->target : "/");
@@ -726,7 +729,7 @@ static void write_request(struct mc_http_call *call, const struct mc_http_call_o
     }
     mc_buf_append_str(&head, "\r\n");
     mc_conn_write_copy(&call->cc->conn, head.data, head.len);
-    mc_buf_close(&head);
+    call->client->scratch = head;
     if (!o->stream_body && o->body_len > 0)
         mc_conn_write_copy(&call->cc->conn, o->body, o->body_len);
 }

@@ -71,8 +71,9 @@ struct mc_http_server {
     void *observer_ctx;
     llhttp_settings_t settings;
     struct mc_http_conn *conns;
-    size_t conn_count; /* HTTP connections (not upgraded) */
-    size_t open_count; /* every connection still holding memory */
+    size_t conn_count;     /* HTTP connections (not upgraded) */
+    struct mc_buf scratch; /* response heads are built here, then copied to the conn */
+    size_t open_count;     /* every connection still holding memory */
     int draining, freeing;
     void (*drained)(void *ctx);
     void *drained_ctx;
@@ -81,6 +82,13 @@ struct mc_http_server {
 
 static void process(struct mc_http_conn *hc);
 static void finish_request(struct mc_http_conn *hc);
+
+/* The last step of freeing: every connection and the listener are closed. */
+static void server_release(struct mc_http_server *s)
+{
+    mc_buf_close(&s->scratch);
+    mc_free(s);
+}
 static void conn_close(struct mc_http_conn *hc, int now);
 static size_t feed(struct mc_http_conn *hc, const char *data, size_t len);
 
@@ -708,15 +716,14 @@ void mc_http_respond(struct mc_http_request *req, int status, const char *conten
         return;
     req->responded = 1;
     req->status = status;
-    struct mc_buf head;
-    mc_buf_init(&head);
-    write_head(req, &head, status, content_type, extra, extra_count, len);
+    struct mc_buf *head = &hc->server->scratch; /* reused: no allocation per response */
+    mc_buf_reset(head);
+    write_head(req, head, status, content_type, extra, extra_count, len);
     int head_only = req->method_bit == MC_HTTP_HEAD;
+    mc_conn_write_copy(&hc->conn, head->data, head->len);
     if (len && !head_only)
-        mc_buf_append(&head, body, len);
-    mc_conn_write_copy(&hc->conn, head.data, head.len);
+        mc_conn_write_copy(&hc->conn, body, len);
     req->bytes_sent = head_only ? 0 : len;
-    mc_buf_close(&head);
     mc_conn_flush_soon(&hc->conn);
     if (hc->message_done)
         finish_request(hc);
@@ -1040,7 +1047,7 @@ static void hc_release(struct mc_http_conn *hc)
         return; /* an upgraded connection: no longer the server's */
     s->open_count--;
     if (s->freeing && s->open_count == 0 && !s->listening)
-        mc_free(s);
+        server_release(s);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1263,7 +1270,7 @@ static void on_listener_closed(uv_handle_t *h)
     struct mc_http_server *s = h->data;
     s->listening = 0;
     if (s->freeing && s->open_count == 0)
-        mc_free(s);
+        server_release(s);
 }
 
 static void close_listener(struct mc_http_server *s)
@@ -1305,5 +1312,5 @@ void mc_http_server_free(struct mc_http_server *s)
     s->freeing = 1;
     close_listener(s);
     if (!s->listening && s->open_count == 0)
-        mc_free(s);
+        server_release(s);
 }

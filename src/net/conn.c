@@ -11,19 +11,23 @@
 #define OWNED_SEG_MIN 4096
 #define MAX_IOV 64
 
-static void release_seg(struct mc_conn_seg *s)
+/* Owned segments of the minimum size are kept, one per connection, for the next write: a
+ * request/response connection then allocates nothing per message once warmed up. */
+static void release_seg(struct mc_conn *c, struct mc_conn_seg *s)
 {
     if (s->release)
         s->release(s->release_ctx);
+    else if (!c->spare && s->cap == OWNED_SEG_MIN)
+        c->spare = (char *)s->base;
     else
         mc_free((void *)s->base);
     s->base = NULL;
 }
 
-static void release_all(struct mc_conn_seg *segs, size_t *len)
+static void release_all(struct mc_conn *c, struct mc_conn_seg *segs, size_t *len)
 {
     for (size_t i = 0; i < *len; i++)
-        release_seg(&segs[i]);
+        release_seg(c, &segs[i]);
     *len = 0;
 }
 
@@ -53,7 +57,13 @@ void mc_conn_write_copy(struct mc_conn *c, const void *data, size_t len)
     }
     struct mc_conn_seg *s = push_seg(c);
     s->cap = len < OWNED_SEG_MIN ? OWNED_SEG_MIN : len;
-    char *base = mc_malloc(s->cap);
+    char *base;
+    if (s->cap == OWNED_SEG_MIN && c->spare) {
+        base = c->spare;
+        c->spare = NULL;
+    } else {
+        base = mc_malloc(s->cap);
+    }
     memcpy(base, data, len);
     s->base = base;
     s->len = len;
@@ -81,7 +91,7 @@ static void on_write_done(uv_write_t *req, int status)
     struct mc_conn *c = req->data;
     for (size_t i = 0; i < c->inflight_len; i++)
         c->queued_bytes -= c->inflight[i].len;
-    release_all(c->inflight, &c->inflight_len);
+    release_all(c, c->inflight, &c->inflight_len);
     c->writing = 0;
     if (c->closing) {
         finish_close(c);
@@ -124,7 +134,7 @@ void mc_conn_flush(struct mc_conn *c)
         c->writing = 0;
         for (size_t i = 0; i < c->inflight_len; i++)
             c->queued_bytes -= c->inflight[i].len;
-        release_all(c->inflight, &c->inflight_len);
+        release_all(c, c->inflight, &c->inflight_len);
         mc_conn_close(c, 1);
     }
 }
@@ -182,11 +192,13 @@ void mc_net_close(struct mc_net *net)
 static void on_handle_closed(uv_handle_t *h)
 {
     struct mc_conn *c = h->data;
-    release_all(c->queue, &c->queue_len);
+    release_all(c, c->queue, &c->queue_len);
     mc_free(c->queue);
     c->queue = NULL;
     mc_free(c->inflight);
     c->inflight = NULL;
+    mc_free(c->spare);
+    c->spare = NULL;
     if (c->on_close)
         c->on_close(c);
 }
@@ -211,7 +223,7 @@ void mc_conn_close(struct mc_conn *c, int now)
     c->closing = 1;
     flush_unlink(c);
     mc_conn_read_stop(c);
-    release_all(c->queue, &c->queue_len);
+    release_all(c, c->queue, &c->queue_len);
     c->queued_bytes = 0;
     /* A write in flight still references its segments: libuv cancels it during close and
      * on_write_done releases them before on_handle_closed runs. */

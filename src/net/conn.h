@@ -68,6 +68,7 @@ struct mc_conn {
     struct mc_conn_seg *inflight; /* being written */
     size_t inflight_len, inflight_cap;
     size_t queued_bytes; /* queue + inflight */
+    char *spare;         /* a released owned segment kept for the next write */
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
         flush_queued : 1;
     struct mc_conn *flush_prev, *flush_next; /* in net->flush_list */
