@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "rpc/caller.h"
+#include "rpc/jsonrpc.h"
 #include "rpc/route.h"
 #include "util/alloc.h"
 
@@ -75,89 +76,6 @@ static int request_from_string(struct mc_http_request *req, const char *text, si
     return 0;
 }
 
-/* Span finding over text that jansson has already accepted as valid JSON, so only string
- * quoting and nesting need tracking; used to pass "request" on byte for byte. */
-static size_t skip_ws(const char *s, size_t i, size_t n)
-{
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
-        i++;
-    return i;
-}
-
-static size_t skip_string(const char *s, size_t i, size_t n)
-{
-    for (i++; i < n && s[i] != '"'; i++)
-        if (s[i] == '\\')
-            i++;
-    return i + 1;
-}
-
-static size_t skip_value(const char *s, size_t i, size_t n)
-{
-    if (s[i] == '"')
-        return skip_string(s, i, n);
-    if (s[i] == '{' || s[i] == '[') {
-        int depth = 0;
-        while (i < n) {
-            if (s[i] == '"') {
-                i = skip_string(s, i, n);
-                continue;
-            }
-            if (s[i] == '{' || s[i] == '[')
-                depth++;
-            else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
-                return i + 1;
-            i++;
-        }
-        return n;
-    }
-    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' && s[i] != '\t' &&
-           s[i] != '\n' && s[i] != '\r')
-        i++;
-    return i;
-}
-
-/* Whether the raw key s[start..end) (quotes included) names key, case-insensitively. */
-static int key_matches(const char *s, size_t start, size_t end, const char *key)
-{
-    const char *k = s + start + 1;
-    size_t kl = end - start - 2;
-    if (!memchr(k, '\\', kl))
-        return kl == strlen(key) && strncasecmp(k, key, kl) == 0;
-    json_t *decoded = json_loadb(s + start, end - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    int match = decoded && strcasecmp(json_string_value(decoded), key) == 0;
-    json_decref(decoded);
-    return match;
-}
-
-/* The bytes of the top-level member key (case-insensitive, the last one wins as with Go's
- * decoder) of the valid JSON object s[0..n); 0 when absent. */
-static int member_span(const char *s, size_t n, const char *key, size_t *start, size_t *len)
-{
-    int found = 0;
-    size_t i = skip_ws(s, 0, n) + 1; /* past '{' */
-    for (;;) {
-        i = skip_ws(s, i, n);
-        if (i >= n || s[i] != '"')
-            return found;
-        size_t kstart = i;
-        i = skip_string(s, i, n);
-        int match = key_matches(s, kstart, i, key);
-        i = skip_ws(s, i, n) + 1; /* past ':' */
-        i = skip_ws(s, i, n);
-        size_t vstart = i;
-        i = skip_value(s, i, n);
-        if (match) {
-            *start = vstart;
-            *len = i - vstart;
-            found = 1;
-        }
-        i = skip_ws(s, i, n);
-        if (i < n && s[i] == ',')
-            i++;
-    }
-}
-
 /* The request of a JSON body: an object (or any non-string value) passed on byte for byte, a
  * string holding JSON text, or absent/null for {}. */
 static int request_from_body(struct mc_http_request *req, const char *body, size_t n, char **out,
@@ -166,7 +84,7 @@ static int request_from_body(struct mc_http_request *req, const char *body, size
     size_t start, vlen;
     *out = NULL;
     *len = 0;
-    if (!member_span(body, n, "request", &start, &vlen) || body[start] == 'n')
+    if (mc_json_member_span(body, n, "request", &start, &vlen) != 1 || body[start] == 'n')
         return 0;
     if (body[start] != '"') {
         *out = mc_strndup(body + start, vlen);

@@ -425,6 +425,36 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
     return scan_value(s);
 }
 
+struct span_ctx {
+    const char *body;
+    const char *key;
+    int found;
+    size_t start, len;
+};
+
+static int span_member(void *ctx, struct scan *s, const char *key, size_t key_len)
+{
+    struct span_ctx *c = ctx;
+    const char *start = s->p;
+    int err = scan_value(s);
+    if (!err && key_is(key, key_len, c->key)) {
+        c->found = 1; /* the last one wins, as Go's decoder does */
+        c->start = (size_t)(start - c->body);
+        c->len = (size_t)(s->p - start);
+    }
+    return err;
+}
+
+int mc_json_member_span(const char *body, size_t len, const char *key, size_t *start, size_t *vlen)
+{
+    struct span_ctx ctx = {body, key, 0, 0, 0};
+    if (scan_document(body, len, span_member, &ctx))
+        return MC_EPROTO;
+    *start = ctx.start;
+    *vlen = ctx.len;
+    return ctx.found;
+}
+
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out)
 {
     memset(out, 0, sizeof *out);

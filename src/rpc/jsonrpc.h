@@ -35,6 +35,11 @@ void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const cha
  * are ignored, and a repeated key counts its last value (as Go's decoder does). Returns 0, or
  * MC_EPROTO for anything else (the caller answers 502). */
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out);
+/* Finds the value of the top-level member key (case-insensitive; a repeated key counts its last
+ * value, as Go's decoder does; keys of 16 bytes or less) in the JSON object body[0..len), so a
+ * value can be passed on byte for byte. Returns 1 with its span in *start and *vlen, 0 when the
+ * member is absent, MC_EPROTO when body is not exactly one well-formed JSON object. */
+int mc_json_member_span(const char *body, size_t len, const char *key, size_t *start, size_t *vlen);
 /* Frees what a decoded reply owns (its error string) and clears it; safe to call twice. */
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply);
 

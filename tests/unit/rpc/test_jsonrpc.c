@@ -309,10 +309,31 @@ static void test_depth_limit(void **state)
     mc_buf_close(&b);
 }
 
+static void test_member_span(void **state)
+{
+    (void)state;
+    size_t start, len;
+    const char *body =
+        "{\"Service\":\"a\", \"REQUEST\" : {\"n\": 12345678901234567890123, \"s\":\"}\"} }";
+    assert_int_equal(mc_json_member_span(body, strlen(body), "request", &start, &len), 1);
+    assert_int_equal(len, strlen("{\"n\": 12345678901234567890123, \"s\":\"}\"}"));
+    assert_memory_equal(body + start, "{\"n\": 12345678901234567890123, \"s\":\"}\"}", len);
+    const char *twice = "{\"request\":1,\"Request\":[2]}";
+    assert_int_equal(mc_json_member_span(twice, strlen(twice), "request", &start, &len), 1);
+    assert_memory_equal(twice + start, "[2]", len); /* the last one wins */
+    const char *absent = "{\"service\":\"x\"}";
+    assert_int_equal(mc_json_member_span(absent, strlen(absent), "request", &start, &len), 0);
+    const char *bad[] = {"{\"request\":1", "[1]", "{\"request\":1} x", "{\"request\":tru}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(mc_json_member_span(bad[i], strlen(bad[i]), "request", &start, &len),
+                         MC_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_request),
+        cmocka_unit_test(test_member_span),
         cmocka_unit_test(test_result_passes_through),
         cmocka_unit_test(test_result_null_or_absent),
         cmocka_unit_test(test_error_strings),
