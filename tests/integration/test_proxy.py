@@ -305,3 +305,20 @@ def test_100mb_upload_streams_with_bounded_rss(micro, app, framing):
     grown_mb = (peak - before) / 1024
     print(f"RSS {before} kB -> peak {peak} kB, after {after} kB")
     assert grown_mb < 8, f"RSS grew by {grown_mb:.1f} MB ({before} kB -> peak {peak} kB, after {after} kB)"
+
+
+def test_node_that_never_answers_is_a_504_after_request_timeout(micro):
+    """--request_timeout bounds the wait for the response head (not the stream after it)."""
+    silent = socket.socket()
+    silent.bind((HOST, 0))
+    silent.listen(8)  # accepts (by the kernel) and never answers
+    try:
+        sc = micro("--handler=proxy", "--request_timeout=1s")
+        assert sc.register(service(SVC, [node("silent", port=silent.getsockname()[1])])).status == 200
+        t0 = time.monotonic()
+        r = sc.get("/foo/x", timeout=10)
+        elapsed = time.monotonic() - t0
+        assert_error_json(r, 504, "Gateway Timeout")
+        assert 0.8 <= elapsed < 5, elapsed
+    finally:
+        silent.close()
