@@ -3,6 +3,7 @@
  * both ways under bounded memory, and WebSocket (any 101) upgrades tunnelled. Connect
  * failures are retried on another node while the request body sent so far still fits the
  * replay buffer. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -25,12 +26,12 @@ struct proxy {
     char *service;
     struct mc_http_call *call;
     struct mc_lb_endpoint *ep;
-    char *node;
+    const char *node; /* the attempt in flight: the last of tried */
     char **tried;
     size_t tried_count;
     int attempts;
-    struct mc_buf header_text;
-    size_t *header_offsets;
+    char peer[48];
+    char *forwarded_for; /* "<their X-Forwarded-For>, <peer>" when the client sent one */
     size_t header_count;
     struct mc_http_header *headers;
     int has_body, body_done;
@@ -48,12 +49,10 @@ static void proxy_free(struct proxy *p)
         p->req->handler_data = NULL;
     }
     mc_free(p->service);
-    mc_free(p->node);
     for (size_t i = 0; i < p->tried_count; i++)
         mc_free(p->tried[i]);
     mc_free(p->tried);
-    mc_buf_close(&p->header_text);
-    mc_free(p->header_offsets);
+    mc_free(p->forwarded_for);
     mc_free(p->headers);
     mc_buf_close(&p->replay);
     mc_free(p);
@@ -159,43 +158,40 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
-    struct mc_buf out;
-    mc_buf_init(&out);
-    mc_http_status_line(&out, head->status);
+    struct mc_buf *out = mc_http_scratch(req);
+    mc_http_status_line(out, head->status);
     for (size_t i = 0; i < head->header_count; i++) {
         const char *name = head->headers[i].name;
         if (!head->upgrade && mc_http_hop_by_hop(name))
             continue;
         if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
             continue;
-        mc_buf_append_header(&out, name, head->headers[i].value);
+        mc_buf_append_header(out, name, head->headers[i].value);
     }
     if (head->upgrade) {
-        mc_buf_append_str(&out, "\r\n");
-        start_tunnel(p, &out);
-        mc_buf_close(&out);
+        mc_buf_append_str(out, "\r\n");
+        start_tunnel(p, out);
         proxy_free(p);
         return;
     }
     p->keep_alive = req->keep_alive;
     if (head->has_content_length) {
-        mc_buf_append_str(&out, "Content-Length: ");
-        mc_buf_append_uint(&out, head->content_length);
-        mc_buf_append_str(&out, "\r\n");
+        mc_buf_append_str(out, "Content-Length: ");
+        mc_buf_append_uint(out, head->content_length);
+        mc_buf_append_str(out, "\r\n");
     } else if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
         /* no body follows: nothing to frame */
     } else if (req->http_minor >= 1) {
-        mc_buf_append_str(&out, "Transfer-Encoding: chunked\r\n");
+        mc_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
         p->chunked_out = 1;
     } else {
         p->keep_alive = 0; /* an HTTP/1.0 client reads to the close */
     }
     if (!p->keep_alive)
-        mc_buf_append_str(&out, "Connection: close\r\n");
-    mc_buf_append_str(&out, "\r\n");
+        mc_buf_append_str(out, "Connection: close\r\n");
+    mc_buf_append_str(out, "\r\n");
     mc_http_respond_raw_begin(req, head->status);
-    mc_http_respond_raw_write(req, out.data, out.len);
-    mc_buf_close(&out);
+    mc_http_respond_raw_write(req, out->data, out->len);
 }
 
 static void download_drained(struct mc_http_request *req)
@@ -210,9 +206,17 @@ static void on_node_body(struct mc_http_call *call, const char *data, size_t len
     struct proxy *p = ctx;
     struct mc_http_request *req = p->req;
     if (p->chunked_out) {
-        char size[32];
-        int n = snprintf(size, sizeof size, "%zx\r\n", len);
-        mc_http_respond_raw_write(req, size, (size_t)n);
+        /* the chunk-size line, "<hex>\r\n", written backwards */
+        char size[24];
+        size_t n = sizeof size;
+        size[--n] = '\n';
+        size[--n] = '\r';
+        size_t v = len;
+        do {
+            size[--n] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        mc_http_respond_raw_write(req, size + n, sizeof size - n);
         mc_http_respond_raw_write(req, data, len);
         mc_http_respond_raw_write(req, "\r\n", 2);
     } else {
@@ -309,53 +313,45 @@ static void on_client_abort(struct mc_http_request *req)
     proxy_free(p);
 }
 
-/* Room for every header was made by build_headers. */
 static void add_header(struct proxy *p, const char *name, const char *value)
 {
-    p->header_offsets[p->header_count * 2] = p->header_text.len;
-    mc_buf_append(&p->header_text, name, strlen(name) + 1);
-    p->header_offsets[p->header_count * 2 + 1] = p->header_text.len;
-    mc_buf_append(&p->header_text, value, strlen(value) + 1);
+    p->headers[p->header_count].name = name;
+    p->headers[p->header_count].value = value;
     p->header_count++;
 }
 
 /* The node sees the client's headers minus hop-by-hop ones (kept for an upgrade, which needs
- * Connection and Upgrade), plus X-Forwarded-For/-Proto/-Host. */
+ * Connection and Upgrade), plus X-Forwarded-For/-Proto/-Host. Names and values point into the
+ * request, which outlives every attempt, so nothing is copied. */
 static void build_headers(struct proxy *p, struct mc_http_request *req)
 {
     const char *xff = NULL;
-    /* the client's headers at most, plus the three X-Forwarded-* ones */
-    p->header_offsets = mc_calloc((req->header_count + 3) * 2, sizeof *p->header_offsets);
-    mc_buf_reserve(&p->header_text, 512);
+    p->headers = mc_calloc(req->header_count + 3, sizeof *p->headers);
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
-        if (strcasecmp(name, "X-Forwarded-For") == 0) {
-            xff = req->headers[i].value;
-            continue;
+        int first = tolower((unsigned char)name[0]);
+        if (first == 'x' && strncasecmp(name, "X-Forwarded-", 12) == 0) {
+            if (strcasecmp(name + 12, "For") == 0)
+                xff = req->headers[i].value;
+            if (!strcasecmp(name + 12, "For") || !strcasecmp(name + 12, "Proto") ||
+                !strcasecmp(name + 12, "Host"))
+                continue;
         }
-        if (strcasecmp(name, "X-Forwarded-Proto") == 0 || strcasecmp(name, "X-Forwarded-Host") == 0)
-            continue;
-        if (strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Expect") == 0)
-            continue;
-        if (mc_http_hop_by_hop(name) && !(req->upgrade && (strcasecmp(name, "Connection") == 0 ||
-                                                           strcasecmp(name, "Upgrade") == 0)))
+        if (first == 'e' && strcasecmp(name, "Expect") == 0)
+            continue; /* the sidecar answered it */
+        /* hop-by-hop names starting with c or u are Connection and Upgrade */
+        if (mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))
             continue;
         add_header(p, name, req->headers[i].value);
     }
-    char peer[64];
-    mc_http_request_peer(req, peer, sizeof peer);
-    char *forwarded = xff ? mc_sprintf("%s, %s", xff, peer) : mc_strdup(peer);
-    add_header(p, "X-Forwarded-For", forwarded);
-    mc_free(forwarded);
+    mc_http_request_peer(req, p->peer, sizeof p->peer);
+    if (xff)
+        p->forwarded_for = mc_sprintf("%s, %s", xff, p->peer);
+    add_header(p, "X-Forwarded-For", xff ? p->forwarded_for : p->peer);
     add_header(p, "X-Forwarded-Proto", "http");
     const char *host = mc_http_request_header(req, "Host");
     if (host)
         add_header(p, "X-Forwarded-Host", host);
-    p->headers = mc_calloc(p->header_count, sizeof *p->headers);
-    for (size_t i = 0; i < p->header_count; i++) {
-        p->headers[i].name = p->header_text.data + p->header_offsets[i * 2];
-        p->headers[i].value = p->header_text.data + p->header_offsets[i * 2 + 1];
-    }
 }
 
 /* Picks a node and starts the call; returns 1 when the request was answered instead. */
@@ -381,10 +377,9 @@ static int attempt(struct proxy *p)
     }
     mc_lb_call_start(ep);
     p->ep = ep;
-    mc_free(p->node);
-    p->node = mc_strdup(mc_lb_endpoint_address(ep));
     p->tried = mc_realloc(p->tried, (p->tried_count + 1) * sizeof *p->tried);
-    p->tried[p->tried_count++] = mc_strdup(p->node);
+    p->tried[p->tried_count++] = mc_strdup(mc_lb_endpoint_address(ep));
+    p->node = p->tried[p->tried_count - 1];
     p->attempts++;
     uint64_t now = uv_now(api->net->loop);
     p->attempt_start_ms = now;
@@ -424,7 +419,6 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
     p->req = req;
     p->api = api;
     p->service = service;
-    mc_buf_init(&p->header_text);
     mc_buf_init(&p->replay);
     p->has_body = req->chunked || (req->has_content_length && req->content_length > 0);
     p->deadline_ms = uv_now(api->net->loop) + api->config->request_timeout_ms;

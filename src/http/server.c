@@ -594,20 +594,17 @@ static int on_headers_complete(llhttp_t *p)
         arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS);
         return 0;
     }
+    hc->route = r;
     if (!r) {
         hc->route_status = 404;
     } else {
         unsigned allowed = r->methods;
         if (allowed & MC_HTTP_GET)
             allowed |= MC_HTTP_HEAD;
-        if (!(req->method_bit & allowed)) {
-            hc->route = r;
+        if (!(req->method_bit & allowed))
             hc->route_status = 405;
-        } else {
-            hc->route = r;
-        }
     }
-    if (hc->route && !hc->route_status && (hc->route->flags & MC_HTTP_ROUTE_STREAM)) {
+    if (!hc->route_status && (r->flags & MC_HTTP_ROUTE_STREAM)) {
         send_continue(hc);
         hc->state = HC_HANDLING;
         hc->dispatch_due = 1;
@@ -617,7 +614,8 @@ static int on_headers_complete(llhttp_t *p)
         hc->error_status = 413;
         return HPE_USER;
     }
-    send_continue(hc);
+    if (!hc->route_status)
+        send_continue(hc); /* a body we will read; a refused one is skipped unasked */
     hc->state = HC_READ_BODY;
     arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS);
     return 0;
@@ -716,8 +714,7 @@ void mc_http_respond(struct mc_http_request *req, int status, const char *conten
         return;
     req->responded = 1;
     req->status = status;
-    struct mc_buf *head = &hc->server->scratch; /* reused: no allocation per response */
-    mc_buf_reset(head);
+    struct mc_buf *head = mc_http_scratch(req); /* reused: no allocation per response */
     write_head(req, head, status, content_type, extra, extra_count, len);
     int head_only = req->method_bit == MC_HTTP_HEAD;
     mc_conn_write_copy(&hc->conn, head->data, head->len);
@@ -766,6 +763,13 @@ void mc_http_respond_raw_end(struct mc_http_request *req, int keep_alive)
         finish_request(hc);
     else if (req->close_after)
         conn_close(hc, 0); /* the rest of the request body is not worth reading */
+}
+
+struct mc_buf *mc_http_scratch(struct mc_http_request *req)
+{
+    struct mc_buf *b = &req->hc->server->scratch;
+    mc_buf_reset(b);
+    return b;
 }
 
 size_t mc_http_request_pending_output(const struct mc_http_request *req)

@@ -162,6 +162,9 @@ const char *mc_http_reason(int status);
 void mc_http_respond_raw_begin(struct mc_http_request *req, int status);
 void mc_http_respond_raw_write(struct mc_http_request *req, const void *data, size_t len);
 void mc_http_respond_raw_end(struct mc_http_request *req, int keep_alive);
+/* An empty buffer owned by the server for building a response head without allocating; it
+ * stays valid until the next call into the server (mc_http_respond* included). */
+struct mc_buf *mc_http_scratch(struct mc_http_request *req);
 /* Bytes queued to the client but not yet written (backpressure for raw writers). */
 size_t mc_http_request_pending_output(const struct mc_http_request *req);
 /* Runs cb(req) when the client's output queue has drained (one shot); NULL cancels. */

@@ -57,6 +57,7 @@ struct sidecar {
     int stopping;
     int drains_pending; /* HTTP server and WebSocket hub */
     unsigned ticks;
+    int finished;
     int exit_code;
 };
 
@@ -189,6 +190,11 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 
 static void finish_shutdown(struct sidecar *sc)
 {
+    /* Reached from the drain timeout or from the last drain callback, and a module being
+     * freed here may still report its drain: only the first call counts. */
+    if (sc->finished)
+        return;
+    sc->finished = 1;
     uv_timer_stop(&sc->drain_timer);
     mc_http_server_free(sc->server);
     sc->server = NULL;
@@ -376,7 +382,6 @@ int mc_sidecar_run(const struct mc_config *cfg)
     uv_signal_init(&sc->loop, &sc->sigint);
     sc->renew_timer.data = sc->expire_timer.data = sc->drain_timer.data = sc;
     sc->sigterm.data = sc->sigint.data = sc;
-    sc->app.service.nodes = NULL;
     mc_service_init(&sc->self.service);
     mc_service_init(&sc->app.service);
 
