@@ -519,15 +519,20 @@ static void send_continue(struct mc_http_conn *hc)
 
 /* RFC 9110 token characters: llhttp's default (non-strict) build lets a space or other
  * separators into header names, which SPEC 11 counts as malformed. */
+static int is_tchar(unsigned char c)
+{
+    /* a bitmap of the 128 ASCII codes: 1 for "!#$%&'*+-.^_`|~", digits and letters */
+    static const uint32_t tchar[4] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
+    return c < 128 && (tchar[c >> 5] >> (c & 31)) & 1;
+}
+
 static int is_token(const char *s)
 {
     if (!*s)
         return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
             return 0;
-    }
     return 1;
 }
 
@@ -617,7 +622,8 @@ static int on_headers_complete(llhttp_t *p)
     if (!hc->route_status)
         send_continue(hc); /* a body we will read; a refused one is skipped unasked */
     hc->state = HC_READ_BODY;
-    arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS);
+    if (req->chunked || req->content_length > 0)
+        arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS); /* bodiless requests complete right away */
     return 0;
 }
 
