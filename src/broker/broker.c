@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/base64.h"
 #include "util/error.h"
 
@@ -32,114 +33,6 @@ static struct mc_broker_message *message_alloc(const char *topic, size_t json_le
     return m;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong forms,
- * surrogates and code points past U+10FFFF included), reading at most n bytes. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return len;
-}
-
-/* Writes s as a JSON string (quotes included) to out, or only measures it when out is NULL.
- * Returns the bytes written (or that would be). */
-static size_t put_json_string(char *out, const char *str)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n = strlen(str), w = 0;
-#define PUT(ch)                                                                                    \
-    do {                                                                                           \
-        if (out)                                                                                   \
-            out[w] = (char)(ch);                                                                   \
-        w++;                                                                                       \
-    } while (0)
-
-    PUT('"');
-    for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        const char *esc = NULL;
-        switch (c) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        default:
-            break;
-        }
-        if (esc) {
-            for (; *esc; esc++)
-                PUT(*esc);
-            i++;
-        } else if (c < 0x20) {
-            const char *u = "\\u00";
-            for (; *u; u++)
-                PUT(*u);
-            PUT(hex[c >> 4]);
-            PUT(hex[c & 15]);
-            i++;
-        } else {
-            size_t len = utf8_seq_len(s + i, n - i);
-            if (len == 0) {
-                /* One invalid byte, one replacement character, as Go's encoder does. */
-                const char *r = "\\ufffd";
-                for (; *r; r++)
-                    PUT(*r);
-                i++;
-            } else {
-                for (size_t k = 0; k < len; k++)
-                    PUT(s[i + k]);
-                i += len;
-            }
-        }
-    }
-    PUT('"');
-#undef PUT
-    return w;
-}
-
 static const char json_head[] = "{\"Header\":{";
 static const char json_mid[] = "},\"Body\":\"";
 static const char json_tail[] = "\"}";
@@ -151,36 +44,41 @@ struct mc_broker_message *mc_broker_message_new(const char *topic,
 {
     if (!topic || !*topic || (!body && body_len > 0) || (!headers && header_count > 0))
         return NULL;
-    /* Measure first so the message is one exact allocation, encoded once. */
-    size_t len = sizeof(json_head) - 1 + sizeof(json_mid) - 1 + sizeof(json_tail) - 1;
+    /* The headers are escaped once into a scratch buffer (invalid UTF-8 becomes U+FFFD, so
+     * the frame stays valid text), then the message is one exact allocation. */
+    struct mc_buf hdr;
+    mc_buf_init(&hdr);
     for (size_t i = 0; i < header_count; i++) {
-        if (!headers[i].key || !headers[i].value)
+        if (!headers[i].key || !headers[i].value) {
+            mc_buf_close(&hdr);
             return NULL;
-        len += put_json_string(NULL, headers[i].key) + 1 + put_json_string(NULL, headers[i].value);
-        len += i > 0; /* comma */
+        }
+        mc_buf_append_str(&hdr, i > 0 ? ",\"" : "\"");
+        mc_buf_append_json_escaped(&hdr, headers[i].key);
+        mc_buf_append_str(&hdr, "\":\"");
+        mc_buf_append_json_escaped(&hdr, headers[i].value);
+        mc_buf_append_str(&hdr, "\"");
     }
+    size_t len = sizeof(json_head) - 1 + hdr.len + sizeof(json_mid) - 1 + sizeof(json_tail) - 1;
     size_t b64 = mc_base64_encoded_len(body_len);
-    if (body_len > 0 && (b64 == 0 || b64 > SIZE_MAX / 2 - len))
+    if (body_len > 0 && (b64 == 0 || b64 > SIZE_MAX / 2 - len)) {
+        mc_buf_close(&hdr);
         return NULL;
+    }
     len += b64;
 
     struct mc_broker_message *m = message_alloc(topic, len);
     char *w = m->data;
     memcpy(w, json_head, sizeof(json_head) - 1);
     w += sizeof(json_head) - 1;
-    for (size_t i = 0; i < header_count; i++) {
-        if (i > 0)
-            *w++ = ',';
-        w += put_json_string(w, headers[i].key);
-        *w++ = ':';
-        w += put_json_string(w, headers[i].value);
-    }
+    if (hdr.len)
+        memcpy(w, hdr.data, hdr.len);
+    w += hdr.len;
+    mc_buf_close(&hdr);
     memcpy(w, json_mid, sizeof(json_mid) - 1);
     w += sizeof(json_mid) - 1;
     w += mc_base64_encode(w, body, body_len);
     memcpy(w, json_tail, sizeof(json_tail) - 1);
-    w += sizeof(json_tail) - 1;
-    (void)w; /* w == m->data + len by construction of the measuring pass */
     return m;
 }
 

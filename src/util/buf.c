@@ -95,14 +95,50 @@ char *mc_buf_steal(struct mc_buf *b, size_t *len)
     return d;
 }
 
-void mc_buf_append_json_escaped(struct mc_buf *out, const char *s)
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong forms,
+ * surrogates and code points past U+10FFFF included); s is NUL-terminated. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f; /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (s[1] < lo || s[1] > hi) /* also stops at the terminating NUL */
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+void mc_buf_append_json_escaped(struct mc_buf *out, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *run = s;
+    while (*s) {
+        unsigned char c = *s;
         const char *esc = NULL;
         char u[7];
+        size_t skip = 1;
         switch (c) {
         case '"':
             esc = "\\\"";
@@ -126,17 +162,27 @@ void mc_buf_append_json_escaped(struct mc_buf *out, const char *s)
             esc = "\\t";
             break;
         default:
-            if (c >= 0x20)
-                continue;
-            memcpy(u, "\\u00", 4);
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            u[6] = '\0';
-            esc = u;
+            if (c < 0x20) {
+                memcpy(u, "\\u00", 4);
+                u[4] = hex[c >> 4];
+                u[5] = hex[c & 15];
+                u[6] = '\0';
+                esc = u;
+            } else if (c >= 0x80 && (skip = utf8_seq_len(s)) == 0) {
+                /* one invalid byte, one replacement character, as Go's encoder does: the
+                 * JSON stays valid UTF-8 (a WebSocket text frame must be) */
+                esc = "\\ufffd";
+                skip = 1;
+            }
+        }
+        if (!esc) {
+            s += skip;
+            continue;
         }
         mc_buf_append(out, run, (size_t)(s - run));
         mc_buf_append_str(out, esc);
-        run = s + 1;
+        s += skip;
+        run = s;
     }
     mc_buf_append(out, run, (size_t)(s - run));
 }
