@@ -76,21 +76,9 @@ static const char *ver(const char *v)
     return v ? v : "";
 }
 
-static json_t *deep_copy(const json_t *j)
-{
-    if (!j)
-        return NULL;
-    json_t *c = json_deep_copy(j);
-    if (!c) {
-        fprintf(stderr, "micro: out of memory copying JSON\n");
-        abort();
-    }
-    return c;
-}
-
 static void json_replace(json_t **slot, const json_t *src)
 {
-    json_t *c = deep_copy(src);
+    json_t *c = mc_json_copy(src);
     if (*slot)
         json_decref(*slot);
     *slot = c;
@@ -141,7 +129,7 @@ static void node_append_move(struct mc_service *s, struct mc_node *n)
 static void node_append_copy(struct mc_service *s, const struct mc_node *n)
 {
     struct mc_node *c = mc_service_add_node(s, n->id, n->address, n->port);
-    c->metadata = deep_copy(n->metadata);
+    c->metadata = mc_json_copy(n->metadata);
     c->expires_at_ms = n->expires_at_ms;
 }
 
@@ -226,8 +214,8 @@ static struct mc_service *event_push(struct events *ev, enum mc_registry_action 
     mc_service_init(&e->svc);
     e->svc.name = mc_strdup(s->name);
     e->svc.version = mc_strdup(ver(s->version));
-    e->svc.metadata = deep_copy(s->metadata);
-    e->svc.endpoints = deep_copy(s->endpoints);
+    e->svc.metadata = mc_json_copy(s->metadata);
+    e->svc.endpoints = mc_json_copy(s->endpoints);
     return &e->svc;
 }
 
@@ -304,6 +292,40 @@ void mc_registry_unwatch(struct mc_registry *r, int id)
 
 /* ---- view mutators ---- */
 
+/* Removes the nodes whose ids in names from every version of in->name except keep_version
+ * (NULL: none kept), queueing one DELETE per (name, version) with the nodes removed; a version
+ * left without nodes disappears. */
+static void remove_ids(struct mc_registry *r, const struct mc_service *in, const char *keep_version,
+                       struct events *ev)
+{
+    size_t begin, end;
+    name_range(r, in->name, &begin, &end);
+    for (size_t i = begin; i < end;) {
+        struct mc_service *s = &r->services[i];
+        if (keep_version && strcmp(ver(s->version), keep_version) == 0) {
+            i++;
+            continue;
+        }
+        struct mc_service *del = NULL;
+        for (size_t j = 0; j < s->node_count;) {
+            if (!svc_names_id(in, s->nodes[j].id)) {
+                j++;
+                continue;
+            }
+            if (!del)
+                del = event_push(ev, MC_REGISTRY_DELETE, s);
+            node_append_move(del, &s->nodes[j]);
+            node_drop_slot(s, j);
+        }
+        if (s->node_count == 0) {
+            view_remove_at(r, i);
+            end--;
+        } else {
+            i++;
+        }
+    }
+}
+
 int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_in, uint64_t ttl_ms)
 {
     /* Nothing to upsert: creating an entry would leave a (name, version) without nodes. */
@@ -320,32 +342,7 @@ int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_
 
     /* 1. A node id is unique within a name: take it out of any other version first, telling
      * the watchers, so their caches drop it there before it appears here. */
-    size_t begin, end;
-    name_range(r, in.name, &begin, &end);
-    for (size_t i = begin; i < end;) {
-        struct mc_service *s = &r->services[i];
-        if (strcmp(ver(s->version), in.version) == 0) {
-            i++;
-            continue;
-        }
-        struct mc_service *del = NULL;
-        for (size_t j = 0; j < s->node_count;) {
-            if (!svc_names_id(&in, s->nodes[j].id)) {
-                j++;
-                continue;
-            }
-            if (!del)
-                del = event_push(&ev, MC_REGISTRY_DELETE, s);
-            node_append_move(del, &s->nodes[j]);
-            node_drop_slot(s, j);
-        }
-        if (s->node_count == 0) {
-            view_remove_at(r, i);
-            end--;
-        } else {
-            i++;
-        }
-    }
+    remove_ids(r, &in, in.version, &ev);
 
     /* 2. Upsert into (name, version); the latest registration's service fields win. */
     struct mc_service *t = view_get_or_insert(r, in.name, in.version);
@@ -403,28 +400,7 @@ int mc_registry_view_remove(struct mc_registry *r, const struct mc_service *svc_
     struct mc_service in;
     mc_service_copy(&in, svc_in);
     struct events ev = {0};
-    size_t begin, end;
-    name_range(r, in.name, &begin, &end);
-    for (size_t i = begin; i < end;) {
-        struct mc_service *s = &r->services[i];
-        struct mc_service *del = NULL;
-        for (size_t j = 0; j < s->node_count;) {
-            if (!svc_names_id(&in, s->nodes[j].id)) {
-                j++;
-                continue;
-            }
-            if (!del)
-                del = event_push(&ev, MC_REGISTRY_DELETE, s);
-            node_append_move(del, &s->nodes[j]);
-            node_drop_slot(s, j);
-        }
-        if (s->node_count == 0) {
-            view_remove_at(r, i);
-            end--;
-        } else {
-            i++;
-        }
-    }
+    remove_ids(r, &in, NULL, &ev);
     mc_service_close(&in);
     dispatch(r, &ev);
     return 0;

@@ -40,8 +40,7 @@ void mc_service_close(struct mc_service *s)
     mc_service_init(s);
 }
 
-/* json_deep_copy returns NULL only when out of memory; decide that here, as mc_malloc does. */
-static json_t *json_copy_or_null(const json_t *j)
+json_t *mc_json_copy(const json_t *j)
 {
     if (!j)
         return NULL;
@@ -63,7 +62,7 @@ static void node_copy(struct mc_node *dst, const struct mc_node *src)
     dst->id = dup_or_empty(src->id);
     dst->address = dup_or_empty(src->address);
     dst->port = src->port;
-    dst->metadata = json_copy_or_null(src->metadata);
+    dst->metadata = mc_json_copy(src->metadata);
     dst->expires_at_ms = src->expires_at_ms;
 }
 
@@ -72,8 +71,8 @@ void mc_service_copy(struct mc_service *dst, const struct mc_service *src)
     mc_service_init(dst);
     dst->name = src->name ? mc_strdup(src->name) : NULL;
     dst->version = dup_or_empty(src->version);
-    dst->metadata = json_copy_or_null(src->metadata);
-    dst->endpoints = json_copy_or_null(src->endpoints);
+    dst->metadata = mc_json_copy(src->metadata);
+    dst->endpoints = mc_json_copy(src->endpoints);
     if (src->node_count) {
         dst->nodes = mc_calloc(src->node_count, sizeof(*dst->nodes));
         for (size_t i = 0; i < src->node_count; i++)
@@ -140,7 +139,7 @@ static int metadata_from_json(const json_t *j, json_t **out)
         if (!json_is_string(v))
             return -2;
     }
-    *out = json_copy_or_null(j);
+    *out = mc_json_copy(j);
     return 0;
 }
 
@@ -287,7 +286,7 @@ int mc_service_from_json(const json_t *json, unsigned flags, struct mc_service *
                            : "service metadata values must be strings");
         goto fail;
     }
-    out->endpoints = json_copy_or_null(get_key(json, "endpoints"));
+    out->endpoints = mc_json_copy(get_key(json, "endpoints"));
     rc = nodes_from_json(get_key(json, "nodes"), out, err, errlen);
     if (rc < 0)
         goto fail;
@@ -324,7 +323,7 @@ static void set(json_t *obj, const char *key, json_t *value)
 
 static json_t *copy_or_json_null(const json_t *j)
 {
-    return j ? json_copy_or_null(j) : json_null();
+    return j ? mc_json_copy(j) : json_null();
 }
 
 /* Strings parsed from JSON are valid UTF-8, but one set by hand (a command-line flag) may not

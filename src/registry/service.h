@@ -30,6 +30,10 @@ struct mc_service {
 /* mc_service_from_json flag: the body must name at least one node (register, deregister). */
 #define MC_SERVICE_REQUIRE_NODES 0x1u
 
+/* A deep copy of j (NULL for NULL) that the caller decrefs; out of memory aborts, as mc_malloc
+ * does (json_deep_copy returns NULL only then). */
+json_t *mc_json_copy(const json_t *j);
+
 /* Embeds an empty service (every pointer NULL, no nodes); allocates nothing. */
 void mc_service_init(struct mc_service *s);
 /* Frees everything s owns and leaves it as mc_service_init() does; safe on an empty or
