@@ -68,6 +68,7 @@ struct mc_http_call {
     int chunked_upload;
     int ended;                        /* the request body is complete */
     uint64_t dial_deadline, deadline; /* loop ms; 0: none */
+    uint64_t head_timeout_ms;         /* timeout_to_head: the bound, re-counted per upload write */
     int buffer_body;
     uint64_t max_body;
     mc_http_call_head_cb on_head;
@@ -769,6 +770,7 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     uint64_t now = uv_now(client->net->loop);
     call->deadline = o->timeout_ms ? now + o->timeout_ms : 0;
     call->timeout_to_head = o->timeout_to_head;
+    call->head_timeout_ms = o->timeout_to_head ? o->timeout_ms : 0;
     call->dial_deadline = o->dial_timeout_ms ? now + o->dial_timeout_ms : 0;
 
     /* A pooled connection needs no address parsing: only a dial does. */
@@ -821,10 +823,21 @@ static void call_flush(struct mc_http_call *call)
         mc_conn_flush(&call->cc->conn);
 }
 
+/* An upload in progress is the caller's time, not the node's: with timeout_to_head the wait
+ * for the head is counted from the last body byte handed over. */
+static void upload_progress(struct mc_http_call *call)
+{
+    if (call->head_timeout_ms && call->deadline) {
+        call->deadline = uv_now(call->client->net->loop) + call->head_timeout_ms;
+        arm_call_timer(call);
+    }
+}
+
 int mc_http_call_write(struct mc_http_call *call, const void *data, size_t len)
 {
     if (!call_writable(call))
         return MC_ECLOSED;
+    upload_progress(call);
     if (len == 0)
         return 0; /* an empty chunk would end the body */
     struct mc_conn *c = &call->cc->conn;
@@ -845,6 +858,7 @@ void mc_http_call_end(struct mc_http_call *call)
 {
     if (!call_writable(call))
         return;
+    upload_progress(call);
     call->ended = 1;
     if (call->chunked_upload)
         mc_conn_write_copy(&call->cc->conn, "0\r\n\r\n", 5);

@@ -59,8 +59,10 @@ struct mc_http_call_options {
                                  chunked unless a Content-Length header is given */
     uint64_t dial_timeout_ms; /* 0: none */
     uint64_t timeout_ms;      /* whole call, from start to the last byte; 0: none */
-    int timeout_to_head;      /* timeout_ms bounds only the wait for the response head (a
-                                 proxy's streams may then last as long as they need) */
+    int timeout_to_head;      /* timeout_ms bounds only the wait for the response head,
+                                 counted from the last body byte written with
+                                 mc_http_call_write/_end (a proxy's uploads and downloads may
+                                 then last as long as they need) */
     int buffer_body;          /* collect the response body; read it in on_done with
                                  mc_http_call_body() */
     uint64_t max_body;        /* bound for buffer_body (0: unbounded) */

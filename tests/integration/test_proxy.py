@@ -322,3 +322,25 @@ def test_node_that_never_answers_is_a_504_after_request_timeout(micro):
         assert 0.8 <= elapsed < 5, elapsed
     finally:
         silent.close()
+
+
+def test_slow_upload_longer_than_request_timeout_is_not_cut(micro, app):
+    """The wait for the node's answer is counted from the last body byte the client sent: an
+    upload that takes longer than --request_timeout is the client's time, not a node timeout."""
+    proxy = micro("--handler=proxy", "--request_timeout=1s")
+    proxy.register(service(SVC, [app.node()]))
+    sock = socket.create_connection((HOST, proxy.port), timeout=10)
+    try:
+        sock.sendall(http_req("POST", "/foo/slow/upload",
+                              headers=[("Transfer-Encoding", "chunked")]))
+        for _ in range(5):  # 2.5 s of upload, 0.5 s apart
+            sock.sendall(b"5\r\nhello\r\n")
+            time.sleep(0.5)
+        sock.sendall(b"0\r\n\r\n")
+        conn = RawConn.__new__(RawConn)  # the response reader on our socket
+        conn.sock, conn.buf, conn.timeout = sock, b"", 10
+        r = conn.read_response()
+    finally:
+        sock.close()
+    assert r.status == 200, r
+    assert json.loads(r.body)["bytes"] == 25
