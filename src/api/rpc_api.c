@@ -78,35 +78,51 @@ static int request_from_string(struct mc_http_request *req, const char *text, si
 
 /* The request of a JSON body: an object (or any non-string value) passed on byte for byte, a
  * string holding JSON text, or absent/null for {}. */
-static int request_from_body(struct mc_http_request *req, const char *body, size_t n, char **out,
-                             size_t *len)
+static int request_from_member(struct mc_http_request *req, const char *body,
+                               const struct mc_json_member *m, char **out, size_t *len)
 {
-    size_t start, vlen;
     *out = NULL;
     *len = 0;
-    if (mc_json_member_span(body, n, "request", &start, &vlen) != 1 || body[start] == 'n')
+    if (!m->found || body[m->start] == 'n')
         return 0;
-    if (body[start] != '"') {
-        *out = mc_strndup(body + start, vlen);
-        *len = vlen;
+    if (body[m->start] != '"') {
+        *out = mc_strndup(body + m->start, m->len);
+        *len = m->len;
         return 0;
     }
-    json_t *str = json_loadb(body + start, vlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    int rc = request_from_string(req, json_string_value(str), json_string_length(str), out, len);
-    json_decref(str);
+    char *text = mc_json_string_decode(body + m->start, m->len);
+    if (!text) {
+        mc_http_respond_error(req, 400, RPC_ID, "error decoding request string: NUL in string");
+        return -1;
+    }
+    int rc = request_from_string(req, text, strlen(text), out, len);
+    mc_free(text);
     return rc;
 }
 
-static json_t *get_ci(json_t *obj, const char *key)
+/* The 400 for a body the strict scanner refused: jansson's words for what is wrong. */
+static void respond_bad_body(struct mc_http_request *req, const char *text, size_t len)
 {
-    const char *k;
-    json_t *v, *found = NULL;
-    json_object_foreach(obj, k, v)
-    {
-        if (strcasecmp(k, key) == 0)
-            found = v; /* the last one wins, as Go's decoder does */
+    json_error_t jerr;
+    json_t *v = json_loadb(text, len, LENIENT_FLAGS, &jerr);
+    if (v && !json_is_object(v)) {
+        mc_http_respond_error(req, 400, RPC_ID, "request body must be a JSON object");
+    } else {
+        char detail[256];
+        if (v)
+            snprintf(detail, sizeof detail, "invalid JSON");
+        else
+            snprintf(detail, sizeof detail, "invalid JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+        mc_http_respond_error(req, 400, RPC_ID, detail);
     }
-    return found;
+    json_decref(v);
+}
+
+/* A member that must be a string: its decoded value, or NULL when absent or not a string. */
+static char *string_member(const char *body, const struct mc_json_member *m)
+{
+    return m->found ? mc_json_string_decode(body + m->start, m->len) : NULL;
 }
 
 static int is_json_content(const char *ct)
@@ -125,34 +141,21 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     char *service = NULL, *method = NULL, *address = NULL, *params = NULL;
     size_t params_len = 0;
     if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
-        json_error_t jerr;
+        /* One strict pass over the body, no tree: the call's strings are decoded, the
+         * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
-        json_t *body = json_loadb(text, req->body.len, LENIENT_FLAGS, &jerr);
-        if (!body) {
-            char detail[256];
-            snprintf(detail, sizeof detail, "invalid JSON: %s (line %d, column %d)", jerr.text,
-                     jerr.line, jerr.column);
-            mc_http_respond_error(req, 400, RPC_ID, detail);
+        struct mc_json_member m[4] = {
+            {.key = "service"}, {.key = "method"}, {.key = "address"}, {.key = "request"}};
+        if (mc_json_members(text, req->body.len, m, 4) < 0) {
+            respond_bad_body(req, text, req->body.len);
             return;
         }
-        if (!json_is_object(body)) {
-            json_decref(body);
-            mc_http_respond_error(req, 400, RPC_ID, "request body must be a JSON object");
-            return;
-        }
-        json_t *v;
-        if ((v = get_ci(body, "service")) && json_is_string(v))
-            service = mc_strdup(json_string_value(v));
-        if ((v = get_ci(body, "method")) && json_is_string(v))
-            method = mc_strdup(json_string_value(v));
-        if ((v = get_ci(body, "address")) && json_is_string(v))
-            address = mc_strdup(json_string_value(v));
+        service = string_member(text, &m[0]);
+        method = string_member(text, &m[1]);
+        address = string_member(text, &m[2]);
         if (service && *service && method && *method &&
-            request_from_body(req, text, req->body.len, &params, &params_len) < 0) {
-            json_decref(body);
+            request_from_member(req, text, &m[3], &params, &params_len) < 0)
             goto out;
-        }
-        json_decref(body);
     } else {
         /* Form fields, from an urlencoded body or the query string (the seed's curl -d). */
         const char *names[] = {"service", "method", "address", "request"};

@@ -425,34 +425,50 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
     return scan_value(s);
 }
 
-struct span_ctx {
+struct members_ctx {
     const char *body;
-    const char *key;
-    int found;
-    size_t start, len;
+    struct mc_json_member *members;
+    size_t count;
 };
 
-static int span_member(void *ctx, struct scan *s, const char *key, size_t key_len)
+static int members_member(void *ctx, struct scan *s, const char *key, size_t key_len)
 {
-    struct span_ctx *c = ctx;
+    struct members_ctx *c = ctx;
     const char *start = s->p;
     int err = scan_value(s);
-    if (!err && key_is(key, key_len, c->key)) {
-        c->found = 1; /* the last one wins, as Go's decoder does */
-        c->start = (size_t)(start - c->body);
-        c->len = (size_t)(s->p - start);
+    if (err)
+        return err;
+    for (size_t i = 0; i < c->count; i++) {
+        if (key_is(key, key_len, c->members[i].key)) {
+            c->members[i].found = 1; /* the last one wins, as Go's decoder does */
+            c->members[i].start = (size_t)(start - c->body);
+            c->members[i].len = (size_t)(s->p - start);
+        }
     }
-    return err;
+    return 0;
 }
 
-int mc_json_member_span(const char *body, size_t len, const char *key, size_t *start, size_t *vlen)
+int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count)
 {
-    struct span_ctx ctx = {body, key, 0, 0, 0};
-    if (scan_document(body, len, span_member, &ctx))
-        return MC_EPROTO;
-    *start = ctx.start;
-    *vlen = ctx.len;
-    return ctx.found;
+    for (size_t i = 0; i < count; i++)
+        members[i].found = 0;
+    struct members_ctx ctx = {body, members, count};
+    return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
+}
+
+char *mc_json_string_decode(const char *text, size_t len)
+{
+    struct scan s = {text, text + len, 0};
+    if (len == 0 || *text != '"')
+        return NULL;
+    struct mc_buf out;
+    mc_buf_init(&out);
+    struct sink k = {&out, NULL, 0, 0};
+    if (scan_string(&s, &k) || s.p != s.end || (out.len && memchr(out.data, '\0', out.len))) {
+        mc_buf_close(&out);
+        return NULL;
+    }
+    return mc_buf_steal(&out, NULL);
 }
 
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out)

@@ -35,11 +35,21 @@ void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const cha
  * are ignored, and a repeated key counts its last value (as Go's decoder does). Returns 0, or
  * MC_EPROTO for anything else (the caller answers 502). */
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out);
-/* Finds the value of the top-level member key (case-insensitive; a repeated key counts its last
- * value, as Go's decoder does; keys of 16 bytes or less) in the JSON object body[0..len), so a
- * value can be passed on byte for byte. Returns 1 with its span in *start and *vlen, 0 when the
- * member is absent, MC_EPROTO when body is not exactly one well-formed JSON object. */
-int mc_json_member_span(const char *body, size_t len, const char *key, size_t *start, size_t *vlen);
+/* A top-level member of a JSON object looked up by mc_json_members: key in, the rest out. */
+struct mc_json_member {
+    const char *key; /* matched case-insensitively, as Go's decoder does; 16 bytes at most */
+    int found;       /* a repeated key counts its last value */
+    size_t start;    /* the value's bytes in the body, untouched (numbers, spacing, order) */
+    size_t len;
+};
+
+/* Scans body[0..len) once, strictly (it must be exactly one well-formed JSON object), filling
+ * members[0..count) so that values can be read, or passed on byte for byte, without building a
+ * tree. Returns 0, or MC_EPROTO for anything but one JSON object. */
+int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count);
+/* Decodes the JSON string literal text[0..len) (quotes included) into a new NUL-terminated
+ * string the caller mc_free()s; NULL when it is not exactly one string or holds a NUL. */
+char *mc_json_string_decode(const char *text, size_t len);
 /* Frees what a decoded reply owns (its error string) and clears it; safe to call twice. */
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply);
 

@@ -309,31 +309,36 @@ static void test_depth_limit(void **state)
     mc_buf_close(&b);
 }
 
-static void test_member_span(void **state)
+static void test_members(void **state)
 {
     (void)state;
-    size_t start, len;
     const char *body =
-        "{\"Service\":\"a\", \"REQUEST\" : {\"n\": 12345678901234567890123, \"s\":\"}\"} }";
-    assert_int_equal(mc_json_member_span(body, strlen(body), "request", &start, &len), 1);
-    assert_int_equal(len, strlen("{\"n\": 12345678901234567890123, \"s\":\"}\"}"));
-    assert_memory_equal(body + start, "{\"n\": 12345678901234567890123, \"s\":\"}\"}", len);
+        "{\"Service\":\"a\\u00e9\", \"REQUEST\" : {\"n\": 12345678901234567890123, \"s\":\"}\"} }";
+    struct mc_json_member m[3] = {{.key = "service"}, {.key = "request"}, {.key = "address"}};
+    assert_int_equal(mc_json_members(body, strlen(body), m, 3), 0);
+    assert_true(m[0].found && m[1].found && !m[2].found);
+    const char *want = "{\"n\": 12345678901234567890123, \"s\":\"}\"}";
+    assert_int_equal(m[1].len, strlen(want));
+    assert_memory_equal(body + m[1].start, want, m[1].len); /* byte for byte */
+    char *service = mc_json_string_decode(body + m[0].start, m[0].len);
+    assert_string_equal(service, "a\xc3\xa9");
+    mc_free(service);
+    assert_null(mc_json_string_decode(body + m[1].start, m[1].len)); /* not a string */
+    assert_null(mc_json_string_decode("\"a\\u0000b\"", 10));         /* a NUL inside */
     const char *twice = "{\"request\":1,\"Request\":[2]}";
-    assert_int_equal(mc_json_member_span(twice, strlen(twice), "request", &start, &len), 1);
-    assert_memory_equal(twice + start, "[2]", len); /* the last one wins */
-    const char *absent = "{\"service\":\"x\"}";
-    assert_int_equal(mc_json_member_span(absent, strlen(absent), "request", &start, &len), 0);
+    struct mc_json_member r = {.key = "request"};
+    assert_int_equal(mc_json_members(twice, strlen(twice), &r, 1), 0);
+    assert_memory_equal(twice + r.start, "[2]", r.len); /* the last one wins */
     const char *bad[] = {"{\"request\":1", "[1]", "{\"request\":1} x", "{\"request\":tru}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(mc_json_member_span(bad[i], strlen(bad[i]), "request", &start, &len),
-                         MC_EPROTO);
+        assert_int_equal(mc_json_members(bad[i], strlen(bad[i]), &r, 1), MC_EPROTO);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_request),
-        cmocka_unit_test(test_member_span),
+        cmocka_unit_test(test_members),
         cmocka_unit_test(test_result_passes_through),
         cmocka_unit_test(test_result_null_or_absent),
         cmocka_unit_test(test_error_strings),
