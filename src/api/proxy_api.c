@@ -394,6 +394,7 @@ static int attempt(struct proxy *p)
         .dial_timeout_ms = api->config->dial_timeout_ms,
         .timeout_ms = p->deadline_ms > now ? p->deadline_ms - now : 1,
         .timeout_to_head = 1,
+        .idle_timeout_ms = api->config->proxy_idle_timeout_ms,
         .on_head = on_head,
         .on_body = on_node_body,
         .on_done = on_done,

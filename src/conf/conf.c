@@ -86,6 +86,8 @@ static const struct mc_flag flags[] = {
              "bound of a call to a service, retries included"),
     DURATION("dial_timeout", NULL, "MICRO_DIAL_TIMEOUT", dial_timeout_ms, "2s", 1,
              "bound of one connection attempt to a node"),
+    DURATION("proxy_idle_timeout", NULL, "MICRO_PROXY_IDLE_TIMEOUT", proxy_idle_timeout_ms, "60s",
+             1, "--handler=proxy: longest silence of a node in the middle of a response"),
     INT("retries", NULL, "MICRO_RETRIES", retries, "2", 0,
         "extra attempts on another node after a connection failure"),
     STRING("cors", "sidecar_cors", "MICRO_CORS", cors, "*",

@@ -40,6 +40,7 @@ struct mc_config {
     char *namespace;
     uint64_t request_timeout_ms;
     uint64_t dial_timeout_ms;
+    uint64_t proxy_idle_timeout_ms;
     int retries;
     char *cors;
     int max_connections;

@@ -69,6 +69,7 @@ struct mc_http_call {
     int ended;                        /* the request body is complete */
     uint64_t dial_deadline, deadline; /* loop ms; 0: none */
     uint64_t head_timeout_ms;         /* timeout_to_head: the bound, re-counted per upload write */
+    uint64_t idle_timeout_ms;         /* after the head: silence allowed between body bytes */
     int buffer_body;
     uint64_t max_body;
     mc_http_call_head_cb on_head;
@@ -408,7 +409,8 @@ static void arm_call_timer(struct mc_http_call *call);
 static void report_head(struct mc_http_call *call)
 {
     if (call->timeout_to_head) {
-        call->deadline = 0;
+        call->deadline =
+            call->idle_timeout_ms ? uv_now(call->client->net->loop) + call->idle_timeout_ms : 0;
         arm_call_timer(call);
     }
     if (!call->on_head)
@@ -454,6 +456,8 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct mc_http_call *call = call_of(p);
+    if (call->idle_timeout_ms) /* moves the deadline; the timer re-reads it when it fires */
+        call->deadline = uv_now(call->client->net->loop) + call->idle_timeout_ms;
     if (call->buffer_body) {
         if (call->max_body && call->body.len + len > call->max_body)
             return parse_fail(call, MC_ETOOBIG);
@@ -654,6 +658,17 @@ static void call_timer_fire(uv_timer_t *t)
         call_finish(call, call->pending_err, call->pending_err != MC_EINVAL, 0);
         return;
     }
+    if (call->idle_timeout_ms && call->head.status) {
+        /* Reading a body: the deadline moved with every piece, and time the caller held the
+         * call paused (a slow client downstream) is not the node's silence. */
+        uint64_t now = uv_now(call->client->net->loop);
+        if (call->user_paused)
+            call->deadline = now + call->idle_timeout_ms;
+        if (call->deadline > now) {
+            arm_call_timer(call);
+            return;
+        }
+    }
     /* Still dialing: the request never left, so another node may be tried. */
     call_finish(call, MC_ETIMEDOUT, call->state == CALL_CONNECTING, 0);
 }
@@ -771,6 +786,7 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     call->deadline = o->timeout_ms ? now + o->timeout_ms : 0;
     call->timeout_to_head = o->timeout_to_head;
     call->head_timeout_ms = o->timeout_to_head ? o->timeout_ms : 0;
+    call->idle_timeout_ms = o->idle_timeout_ms;
     call->dial_deadline = o->dial_timeout_ms ? now + o->dial_timeout_ms : 0;
 
     /* A pooled connection needs no address parsing: only a dial does. */
@@ -890,6 +906,8 @@ void mc_http_call_resume(struct mc_http_call *call)
     if (call->state == CALL_DEAD || !call->user_paused)
         return;
     call->user_paused = 0;
+    if (call->idle_timeout_ms && call->deadline && call->head.status) /* silence from now */
+        call->deadline = uv_now(call->client->net->loop) + call->idle_timeout_ms;
     if (call->feeding)
         return; /* paused and resumed within one callback: nothing stopped */
     if (llhttp_get_errno(&call->parser) == HPE_PAUSED) {

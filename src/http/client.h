@@ -58,6 +58,8 @@ struct mc_http_call_options {
     int stream_body;          /* the body follows with mc_http_call_write / mc_http_call_end; sent
                                  chunked unless a Content-Length header is given */
     uint64_t dial_timeout_ms; /* 0: none */
+    uint64_t idle_timeout_ms; /* after the head: longest silence between body bytes, not
+                                 counting time the caller kept the call paused (0: none) */
     uint64_t timeout_ms;      /* whole call, from start to the last byte; 0: none */
     int timeout_to_head;      /* timeout_ms bounds only the wait for the response head,
                                  counted from the last body byte written with

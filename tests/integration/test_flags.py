@@ -16,7 +16,7 @@ SIDECAR_FLAGS = [
     "server_metadata", "healthcheck_url", "healthcheck_interval", "healthcheck_timeout",
     "healthcheck_rise", "healthcheck_fall", "register_ttl", "register_interval", "registry",
     "broker", "selector", "handler", "namespace",
-    "request_timeout", "dial_timeout", "retries", "cors", "max_connections", "max_body_size",
+    "request_timeout", "dial_timeout", "proxy_idle_timeout", "retries", "cors", "max_connections", "max_body_size",
     "broker_max_message", "drain_timeout", "access_log", "log_level",
 ]
 UNBUILT_FLAGS = ["registry_address", "broker_address", "enable_tls", "tls_cert_file",

@@ -344,3 +344,45 @@ def test_slow_upload_longer_than_request_timeout_is_not_cut(micro, app):
         sock.close()
     assert r.status == 200, r
     assert json.loads(r.body)["bytes"] == 25
+
+
+def test_node_silent_mid_body_is_cut_after_proxy_idle_timeout(micro):
+    """A node that sends its head and part of the body, then nothing: after
+    --proxy_idle_timeout the client's connection is closed with the body cut short, rather
+    than hanging forever."""
+    import threading
+    stall = socket.socket()
+    stall.bind((HOST, 0))
+    stall.listen(8)
+    conns = []
+
+    def serve():
+        try:
+            c, _ = stall.accept()
+        except OSError:
+            return
+        conns.append(c)
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf")  # 4 of 100 bytes
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        sc = micro("--handler=proxy", "--proxy_idle_timeout=1s", "--request_timeout=5s")
+        assert sc.register(service(SVC, [node("stall", port=stall.getsockname()[1])])).status == 200
+        with socket.create_connection((HOST, sc.port), timeout=8) as c:
+            t0 = time.monotonic()
+            c.sendall(http_req("GET", "/foo/x"))
+            got = b""
+            while True:  # until the sidecar closes (a timeout here fails the test)
+                piece = c.recv(65536)
+                if not piece:
+                    break
+                got += piece
+            elapsed = time.monotonic() - t0
+        assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"\r\n\r\nhalf"), got
+        assert 0.8 <= elapsed < 5, elapsed
+    finally:
+        t.join(timeout=5)
+        for c in conns:
+            c.close()
+        stall.close()
