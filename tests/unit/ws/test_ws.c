@@ -1,6 +1,6 @@
-/* Tests for the WebSocket codec (src/ws/ws.c): frame sequences from a table, each replayed
- * whole, split at every byte and one byte at a time (STYLE habit 16), then the send path,
- * the close handshake we start, fan-out headers and re-entrancy. */
+/* Tests for the WebSocket codec (src/ws/ws.c): frame sequences from data files (tests/data/ws/
+ * cases), each replayed whole, split at every byte and one byte at a time (STYLE habit 16), then
+ * the send path, the close handshake we start, fan-out headers and re-entrancy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <dirent.h>
+#include <stdlib.h>
 
 #include "unit/ws/ws_frames.h"
 #include "util/buf.h"
@@ -87,333 +90,115 @@ static char *rec_out(struct rec *r, struct mc_buf *tmp)
     return tmp->data;
 }
 
-/* ---- the table ---- */
-
-#define MAXF 6
-#define F_MASKED 0
-#define F_UNMASKED 1
-
-struct fspec {
-    uint8_t b0;
-    int unmasked;
-    const char *text; /* payload as text, or */
-    const char *hex;  /* payload as hex, or */
-    size_t fill;      /* payload of this many 'a' bytes */
-    int code;         /* > 0: close payload starts with this 16-bit code */
-    const char *raw;  /* instead of all the above: these bytes (hex) verbatim */
-};
-
-struct wscase {
-    const char *name;
-    uint64_t max; /* 0: default */
-    struct fspec f[MAXF];
-    const char *events; /* expected callbacks */
-    const char *out;    /* expected server frames */
-    int want_close;
-    int rc; /* expected mc_ws_feed() result (errors are sticky, so the last call's) */
-};
+/* ---- the cases: data files ---- */
 
 #define TXT 0x81
 #define BIN 0x82
-#define CONT 0x80
-#define TXT_MORE 0x01
-#define BIN_MORE 0x02
-#define CONT_MORE 0x00
 #define CLOSE 0x88
 #define PING 0x89
-#define PONG 0x8A
-#define A10 "aaaaaaaaaa"
-#define A123 A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 "aaa"
-#define ERR(code) "C:" #code ":;", "8:" #code ":;", 1
 
-static const struct wscase cases[] = {
-    /* messages */
-    {"text", 0, {{TXT, .text = "Hello"}}, "T:Hello;", "", 0, 0},
-    {"binary", 0, {{BIN, .hex = "00ff10"}}, "B:00ff10;", "", 0, 0},
-    {"empty text", 0, {{TXT, .text = ""}}, "T:;", "", 0, 0},
-    {"two messages", 0, {{TXT, .text = "a"}, {BIN, .hex = "01"}}, "T:a;B:01;", "", 0, 0},
-    {"16-bit length", 0, {{BIN, .fill = 300}}, "B#300;", "", 0, 0},
-    {"64-bit length", 100000, {{TXT, .fill = 70000}}, "T#70000;", "", 0, 0},
-    {"multibyte text",
-     0,
-     {{TXT, .hex = "cebae1bdb9cf83cebcceb5"}},
-     "T:\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5;",
-     "",
-     0,
-     0},
-    {"4-byte utf8",
-     0,
-     {{TXT, .hex = "f09f9880f48fbfbf"}},
-     "T:\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf;",
-     "",
-     0,
-     0},
-    {"exactly max", 16, {{BIN, .fill = 16}}, "B:61616161616161616161616161616161;", "", 0, 0},
-    /* fragmentation, control frames in between */
-    {"fragmented with ping",
-     0,
-     {{TXT_MORE, .text = "Hel"},
-      {PING, .text = "p"},
-      {CONT_MORE, .text = "lo "},
-      {CONT, .text = "World"}},
-     "T:Hello World;",
-     "A:70;",
-     0,
-     0},
-    {"fragmented binary with pong",
-     0,
-     {{BIN_MORE, .hex = "01"}, {PONG, .text = ""}, {CONT, .hex = "02"}},
-     "B:0102;",
-     "",
-     0,
-     0},
-    {"utf8 split across fragments",
-     0,
-     {{TXT_MORE, .hex = "e2"}, {CONT_MORE, .hex = "82"}, {CONT, .hex = "ac"}},
-     "T:€;",
-     "",
-     0,
-     0},
-    {"empty fragments", 0, {{TXT_MORE, .text = ""}, {CONT, .text = ""}}, "T:;", "", 0, 0},
-    {"fragmented at max",
-     16,
-     {{BIN_MORE, .fill = 8}, {CONT, .fill = 8}},
-     "B:61616161616161616161616161616161;",
-     "",
-     0,
-     0},
-    {"ping", 0, {{PING, .text = "abc"}}, "", "A:616263;", 0, 0},
-    {"empty ping", 0, {{PING, .text = ""}}, "", "A:;", 0, 0},
-    {"ping 125", 0, {{PING, .fill = 125}}, "", "A:#125;", 0, 0},
-    {"unsolicited pong", 0, {{PONG, .text = "x"}, {TXT, .text = "y"}}, "T:y;", "", 0, 0},
-    /* the close handshake started by the peer */
-    {"close 1000", 0, {{CLOSE, .code = 1000, .text = "bye"}}, "C:1000:bye;", "8:1000:bye;", 1, 0},
-    {"close empty", 0, {{CLOSE, .text = ""}}, "C:1005:;", "8:;", 1, 0},
-    {"close then data",
-     0,
-     {{CLOSE, .code = 1001}, {TXT, .text = "x"}},
-     "C:1001:;",
-     "8:1001:;",
-     1,
-     0},
-    {"message then close",
-     0,
-     {{TXT, .text = "m"}, {CLOSE, .code = 1000}},
-     "T:m;C:1000:;",
-     "8:1000:;",
-     1,
-     0},
-    {"close reason multibyte",
-     0,
-     {{CLOSE, .code = 1000, .hex = "e282ace282ac"}},
-     "C:1000:\xe2\x82\xac\xe2\x82\xac;",
-     "8:1000:\xe2\x82\xac\xe2\x82\xac;",
-     1,
-     0},
-    {"close longest reason",
-     0,
-     {{CLOSE, .code = 1000, .fill = 123}},
-     "C:1000:" A123 ";",
-     "8:1000:" A123 ";",
-     1,
-     0},
-    {"close after big frame",
-     0,
-     {{BIN, .fill = 5000}, {PING, .text = ""}, {CLOSE, .code = 1000}, {TXT, .text = "x"}},
-     "B#5000;C:1000:;",
-     "A:;8:1000:;",
-     1,
-     0},
-    {"close 1003", 0, {{CLOSE, .code = 1003}}, "C:1003:;", "8:1003:;", 1, 0},
-    {"close 1007", 0, {{CLOSE, .code = 1007}}, "C:1007:;", "8:1007:;", 1, 0},
-    {"close 1011", 0, {{CLOSE, .code = 1011}}, "C:1011:;", "8:1011:;", 1, 0},
-    {"close 1012", 0, {{CLOSE, .code = 1012}}, "C:1012:;", "8:1012:;", 1, 0},
-    {"close 1014", 0, {{CLOSE, .code = 1014}}, "C:1014:;", "8:1014:;", 1, 0},
-    {"close 3000", 0, {{CLOSE, .code = 3000}}, "C:3000:;", "8:3000:;", 1, 0},
-    {"close 4999", 0, {{CLOSE, .code = 4999}}, "C:4999:;", "8:4999:;", 1, 0},
-    {"close in fragmented message",
-     0,
-     {{TXT_MORE, .text = "a"}, {CLOSE, .code = 1000}},
-     "C:1000:;",
-     "8:1000:;",
-     1,
-     0},
-    /* protocol errors: 1002 */
-    {"unmasked", 0, {{TXT, F_UNMASKED, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"message then unmasked",
-     0,
-     {{TXT, .text = "a"}, {TXT, F_UNMASKED, .text = "b"}},
-     "T:a;C:1002:;",
-     "8:1002:;",
-     1,
-     MC_EPROTO},
-    {"unmasked ping", 0, {{PING, F_UNMASKED, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"rsv1", 0, {{0xC1, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"rsv2", 0, {{0xA1, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"rsv3", 0, {{0x91, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"unmasked close", 0, {{CLOSE, F_UNMASKED, .code = 1000}}, ERR(1002), MC_EPROTO},
-    {"rsv on close", 0, {{0xC8, .code = 1000}}, ERR(1002), MC_EPROTO},
-    {"rsv on ping", 0, {{0xC9, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode 3", 0, {{0x83, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode 4", 0, {{0x84, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"opcode 5", 0, {{0x85, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode 6", 0, {{0x86, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode 7", 0, {{0x87, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode B", 0, {{0x8B, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode C", 0, {{0x8C, .text = "x"}}, ERR(1002), MC_EPROTO},
-    {"opcode D", 0, {{0x8D, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode E", 0, {{0x8E, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"opcode F", 0, {{0x8F, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"reserved opcode in fragment",
-     0,
-     {{TXT_MORE, .text = "a"}, {0x83, .text = ""}},
-     ERR(1002),
-     MC_EPROTO},
-    {"ping 126", 0, {{PING, .fill = 126}}, ERR(1002), MC_EPROTO},
-    {"close 126", 0, {{CLOSE, .code = 1000, .fill = 124}}, ERR(1002), MC_EPROTO},
-    {"fragmented ping", 0, {{0x09, .text = "a"}, {CONT, .text = "b"}}, ERR(1002), MC_EPROTO},
-    {"fragmented close", 0, {{0x08, .text = ""}}, ERR(1002), MC_EPROTO},
-    {"close 1 byte", 0, {{CLOSE, .hex = "03"}}, ERR(1002), MC_EPROTO},
-    {"close code 0", 0, {{CLOSE, .hex = "0000"}}, ERR(1002), MC_EPROTO},
-    {"close code 999", 0, {{CLOSE, .code = 999}}, ERR(1002), MC_EPROTO},
-    {"close code 1004", 0, {{CLOSE, .code = 1004}}, ERR(1002), MC_EPROTO},
-    {"close code 1005", 0, {{CLOSE, .code = 1005}}, ERR(1002), MC_EPROTO},
-    {"close code 1006", 0, {{CLOSE, .code = 1006}}, ERR(1002), MC_EPROTO},
-    {"close code 1015", 0, {{CLOSE, .code = 1015}}, ERR(1002), MC_EPROTO},
-    {"close code 1016", 0, {{CLOSE, .code = 1016}}, ERR(1002), MC_EPROTO},
-    {"close code 2999", 0, {{CLOSE, .code = 2999}}, ERR(1002), MC_EPROTO},
-    {"close code 5000", 0, {{CLOSE, .code = 5000}}, ERR(1002), MC_EPROTO},
-    {"close code 65535", 0, {{CLOSE, .code = 65535}}, ERR(1002), MC_EPROTO},
-    {"16-bit length not minimal",
-     0,
-     {{.raw = "82fe0005"
-              "37fa213d"
-              "0102030405"}},
-     ERR(1002),
-     MC_EPROTO},
-    {"64-bit length not minimal",
-     0,
-     {{.raw = "82ff0000000000000005"
-              "37fa213d"
-              "0102030405"}},
-     ERR(1002),
-     MC_EPROTO},
-    {"64-bit length top bit",
-     0,
-     {{.raw = "82ff8000000000000001"
-              "37fa213d"
-              "00"}},
-     ERR(1002),
-     MC_EPROTO},
-    {"continuation without start", 0, {{CONT, .text = "a"}}, ERR(1002), MC_EPROTO},
-    {"unfinished continuation without start", 0, {{CONT_MORE, .text = "a"}}, ERR(1002), MC_EPROTO},
-    {"continuation after whole message",
-     0,
-     {{TXT, .text = "a"}, {CONT, .text = "b"}},
-     "T:a;C:1002:;",
-     "8:1002:;",
-     1,
-     MC_EPROTO},
-    {"text during fragmented message",
-     0,
-     {{TXT_MORE, .text = "a"}, {TXT, .text = "b"}},
-     ERR(1002),
-     MC_EPROTO},
-    {"binary during fragmented message",
-     0,
-     {{BIN_MORE, .hex = "01"}, {PING, .text = ""}, {BIN, .hex = "02"}},
-     "C:1002:;",
-     "A:;8:1002:;",
-     1,
-     MC_EPROTO},
-    /* too big: 1009 */
-    {"over max", 16, {{BIN, .fill = 17}}, "C:1009:;", "8:1009:;", 1, MC_ETOOBIG},
-    {"over max fragmented",
-     16,
-     {{TXT_MORE, .fill = 10}, {CONT, .fill = 10}},
-     "C:1009:;",
-     "8:1009:;",
-     1,
-     MC_ETOOBIG},
-    {"over default max",
-     0,
-     {{BIN, .fill = MC_WS_DEFAULT_MAX_MESSAGE + 1}},
-     "C:1009:;",
-     "8:1009:;",
-     1,
-     MC_ETOOBIG},
-    /* bad UTF-8: 1007 */
-    {"surrogate in text",
-     0,
-     {{TXT, .hex = "cebae1bdb9cf83cebcceb5eda080656469746564"}},
-     ERR(1007),
-     MC_EPROTO},
-    {"overlong in text", 0, {{TXT, .hex = "c0af"}}, ERR(1007), MC_EPROTO},
-    {"over U+10FFFF", 0, {{TXT, .hex = "f4908080"}}, ERR(1007), MC_EPROTO},
-    {"text ends mid-character", 0, {{TXT, .hex = "41e282"}}, ERR(1007), MC_EPROTO},
-    {"bad utf8 across fragments",
-     0,
-     {{TXT_MORE, .hex = "ce"}, {CONT, .hex = "41"}},
-     ERR(1007),
-     MC_EPROTO},
-    {"bad utf8 in last fragment",
-     0,
-     {{TXT_MORE, .text = "ok"}, {PING, .text = ""}, {CONT, .hex = "ff"}},
-     "C:1007:;",
-     "A:;8:1007:;",
-     1,
-     MC_EPROTO},
-    {"fragmented text ends mid-character",
-     0,
-     {{TXT_MORE, .hex = "f0"}, {CONT, .hex = "9f98"}},
-     ERR(1007),
-     MC_EPROTO},
-    {"binary is not utf8 checked", 0, {{BIN, .hex = "ff"}}, "B:ff;", "", 0, 0},
-    {"bad utf8 in close reason", 0, {{CLOSE, .code = 1000, .hex = "ff"}}, ERR(1007), MC_EPROTO},
+#ifndef WS_CASES_DIR
+#define WS_CASES_DIR "tests/data/ws/cases"
+#endif
+
+/* One data file, tests/data/ws/cases/NNN-name.case: "# name", optional "max N" (the message
+ * limit), the client's bytes as "in <hex>" lines and "rep COUNT <4-byte hex>" runs (a masked
+ * fill), then the expected "events" (callbacks: "T:<text>;" "B:<hex>;" "T#<len>;"
+ * "C:<code>:<reason>;"), "out" (server frames: "op:payload;"), "close" (the codec wants the
+ * connection closed) and "rc" (mc_ws_feed's last result). events and out escape bytes outside
+ * printable ASCII, and backslash, as \xNN. */
+struct wscase {
+    char name[160];
+    uint64_t max; /* 0: default */
+    struct mc_buf in;
+    struct mc_buf events, out;
+    int want_close;
+    int rc;
 };
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
 
 static void hex_decode(struct mc_buf *b, const char *hex)
 {
-    for (size_t i = 0; hex[i] && hex[i + 1]; i += 2) {
-        unsigned v;
-        assert_int_equal(sscanf(hex + i, "%2x", &v), 1);
-        uint8_t c = (uint8_t)v;
-        mc_buf_append(b, &c, 1);
+    for (; hex[0] && hex[1] && hexval(hex[0]) >= 0 && hexval(hex[1]) >= 0; hex += 2) {
+        uint8_t v = (uint8_t)(hexval(hex[0]) * 16 + hexval(hex[1]));
+        mc_buf_append(b, &v, 1);
     }
 }
 
-/* Unused table slots are all zero; every used one has an opcode byte or a payload. */
-static int fspec_used(const struct fspec *f)
+static void unescape(struct mc_buf *b, const char *s)
 {
-    return f->b0 != 0 || f->raw != NULL || f->text != NULL || f->hex != NULL || f->fill != 0 ||
-           f->code != 0;
+    mc_buf_append_str(b, "");
+    while (*s) {
+        if (s[0] == '\\' && s[1] == 'x' && hexval(s[2]) >= 0 && hexval(s[3]) >= 0) {
+            char v = (char)(hexval(s[2]) * 16 + hexval(s[3]));
+            mc_buf_append(b, &v, 1);
+            s += 4;
+        } else {
+            mc_buf_append(b, s++, 1);
+        }
+    }
 }
 
-static void build_input(const struct wscase *c, struct mc_buf *in)
+static int load_case(const char *path, struct wscase *c)
 {
-    struct mc_buf p;
-    mc_buf_init(&p);
-    for (int i = 0; i < MAXF && fspec_used(&c->f[i]); i++) {
-        const struct fspec *f = &c->f[i];
-        if (f->raw != NULL) {
-            hex_decode(in, f->raw);
-            continue;
-        }
-        mc_buf_reset(&p);
-        mc_buf_append_str(&p, "");
-        if (f->code > 0) {
-            uint8_t cb[2] = {(uint8_t)(f->code >> 8), (uint8_t)f->code};
-            mc_buf_append(&p, cb, 2);
-        }
-        if (f->text)
-            mc_buf_append_str(&p, f->text);
-        if (f->hex)
-            hex_decode(&p, f->hex);
-        for (size_t k = 0; k < f->fill; k++)
-            mc_buf_append(&p, "a", 1);
-        test_frame(in, f->b0, f->unmasked, (const uint8_t *)p.data, p.len);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    memset(c, 0, sizeof *c);
+    mc_buf_init(&c->in);
+    mc_buf_init(&c->events);
+    mc_buf_init(&c->out);
+    unescape(&c->events, "");
+    unescape(&c->out, "");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (strncmp(line, "# ", 2) == 0)
+            snprintf(c->name, sizeof c->name, "%s", line + 2);
+        else if (strncmp(line, "max ", 4) == 0)
+            c->max = strtoull(line + 4, NULL, 10);
+        else if (strncmp(line, "in ", 3) == 0)
+            hex_decode(&c->in, line + 3);
+        else if (strncmp(line, "rep ", 4) == 0) {
+            char *pattern;
+            unsigned long count = strtoul(line + 4, &pattern, 10);
+            struct mc_buf one;
+            mc_buf_init(&one);
+            hex_decode(&one, pattern + 1);
+            for (unsigned long k = 0; k < count; k++)
+                mc_buf_append(&c->in, one.data, one.len);
+            mc_buf_close(&one);
+        } else if (strncmp(line, "events ", 7) == 0 || strcmp(line, "events") == 0)
+            unescape(&c->events, line + (n > 6 ? 7 : 6));
+        else if (strncmp(line, "out ", 4) == 0 || strcmp(line, "out") == 0)
+            unescape(&c->out, line + (n > 3 ? 4 : 3));
+        else if (strncmp(line, "close ", 6) == 0)
+            c->want_close = atoi(line + 6);
+        else if (strncmp(line, "rc ", 3) == 0)
+            c->rc = atoi(line + 3);
     }
-    mc_buf_close(&p);
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+static void case_close(struct wscase *c)
+{
+    mc_buf_close(&c->in);
+    mc_buf_close(&c->events);
+    mc_buf_close(&c->out);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Feeds in[0..n) in pieces cut at cuts[0..ncuts) and checks the outcome. */
@@ -433,12 +218,12 @@ static int run_split(const struct wscase *c, const uint8_t *in, size_t n, const 
     }
     mc_buf_append_str(&r.events, "");
     const char *out = rec_out(&r, &tmp);
-    int ok = strcmp(r.events.data, c->events) == 0 && strcmp(out, c->out) == 0 &&
+    int ok = strcmp(r.events.data, c->events.data) == 0 && strcmp(out, c->out.data) == 0 &&
              mc_ws_want_close_connection(r.ws) == c->want_close && rc == c->rc && r.closes <= 1;
     if (!ok)
         print_error("case '%s' (%s): events '%s' (want '%s'), out '%s' (want '%s'), "
                     "want_close %d, rc %d, closes %d\n",
-                    c->name, mode, r.events.data, c->events, out, c->out,
+                    c->name, mode, r.events.data, c->events.data, out, c->out.data,
                     mc_ws_want_close_connection(r.ws), rc, r.closes);
     rec_close_all(&r);
     mc_buf_close(&tmp);
@@ -448,22 +233,37 @@ static int run_split(const struct wscase *c, const uint8_t *in, size_t n, const 
 static void test_table(void **state)
 {
     (void)state;
+    DIR *d = opendir(WS_CASES_DIR);
+    assert_non_null(d);
+    char **names = NULL;
+    size_t count = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (nl > 5 && strcmp(e->d_name + nl - 5, ".case") == 0) {
+            names = realloc(names, (count + 1) * sizeof *names);
+            names[count++] = strdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, count, sizeof *names, by_name);
+    assert_true(count >= 80);
     int failures = 0;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const struct wscase *c = &cases[i];
-        struct mc_buf in;
-        mc_buf_init(&in);
-        build_input(c, &in);
-        const uint8_t *p = (const uint8_t *)in.data;
-        size_t n = in.len;
-        failures += !run_split(c, p, n, NULL, 0, "whole");
+    for (size_t i = 0; i < count; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", WS_CASES_DIR, names[i]);
+        struct wscase c;
+        assert_int_equal(load_case(path, &c), 0);
+        const uint8_t *p = (const uint8_t *)c.in.data;
+        size_t n = c.in.len;
+        failures += !run_split(&c, p, n, NULL, 0, "whole");
         /* Split in two at every byte; for the big inputs, at a spread of points (every byte
          * of every header and a stride through the payload). */
         size_t stride = n > 4096 ? 509 : 1;
         for (size_t cut = 1; cut < n; cut += (cut < 64 || cut > n - 64) ? 1 : stride) {
             char mode[64];
             snprintf(mode, sizeof(mode), "split at %zu", cut);
-            if (!run_split(c, p, n, &cut, 1, mode)) {
+            if (!run_split(&c, p, n, &cut, 1, mode)) {
                 failures++;
                 break;
             }
@@ -472,11 +272,13 @@ static void test_table(void **state)
             size_t *cuts = test_malloc((n ? n : 1) * sizeof(size_t));
             for (size_t k = 0; k + 1 < n; k++)
                 cuts[k] = k + 1;
-            failures += !run_split(c, p, n, cuts, n ? n - 1 : 0, "byte at a time");
+            failures += !run_split(&c, p, n, cuts, n ? n - 1 : 0, "byte at a time");
             test_free(cuts);
         }
-        mc_buf_close(&in);
+        case_close(&c);
+        free(names[i]);
     }
+    free(names);
     assert_int_equal(failures, 0);
 }
 
