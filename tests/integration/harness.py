@@ -511,25 +511,51 @@ def finish_sidecar(sc, term_timeout=15):
 # The controllable app (apps/health_app.py)
 
 
-class HealthApp:
-    """A running apps/health_app.py: GET /_status/health answers `status` (after `hang`
-    seconds); set() switches both and returns the hit count at the instant of the switch."""
+class AppProcess:
+    """A test app (tests/integration/apps/SCRIPT) started on a free port, which it prints on its
+    first stdout line; its stderr goes to a log in tmp_dir. Every wait is bounded."""
 
-    def __init__(self, tmp_dir):
-        self.log_path = Path(tmp_dir) / "health_app.log"
+    def __init__(self, tmp_dir, script, name=None):
+        args = ["/usr/bin/python3", str(APPS / script), "--port", "0"]
+        if name is not None:
+            args += ["--name", name]
+        self.name = name
+        stem = script.rsplit(".", 1)[0]
+        self.log_path = Path(tmp_dir) / (f"{stem}-{name}.log" if name else f"{stem}.log")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(APPS / "health_app.py"), "--port", "0"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
-        )
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=self._log)
         r, _, _ = select.select([self.proc.stdout], [], [], 10)
         line = self.proc.stdout.readline().decode() if r else ""
         if not line.strip().isdigit():
             self.stop()
-            raise AssertionError(f"health_app did not report its port: {line!r}\n{self.log_path.read_text()}")
+            raise AssertionError(f"{script} did not report its port: {line!r}\n"
+                                 f"{self.log_path.read_text(errors='replace')}")
         self.port = int(line)
-        self.url = f"http://{HOST}:{self.port}/_status/health"
         self.address = f"{HOST}:{self.port}"
+
+    def node(self):
+        return node(f"{self.name}-node", port=self.port)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+        self._log.close()
+
+
+class HealthApp(AppProcess):
+    """A running apps/health_app.py: GET /_status/health answers `status` (after `hang`
+    seconds); set() switches both and returns the hit count at the instant of the switch."""
+
+    def __init__(self, tmp_dir):
+        super().__init__(tmp_dir, "health_app.py")
+        self.url = f"http://{HOST}:{self.port}/_status/health"
 
     def _call(self, method, path):
         r = request(self.port, method, path, timeout=5)
@@ -549,14 +575,3 @@ class HealthApp:
 
     def wait_hits(self, n, timeout):
         return wait_until(lambda: self.hits() >= n, timeout, interval=0.05, message=f"{n} health checks")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self._log.close()

@@ -19,41 +19,16 @@ import websockets
 
 import harness
 
-from harness import APPS, HOST, RawConn, assert_error_json, free_port, http_req, node, service
+from harness import APPS, HOST, AppProcess, RawConn, assert_error_json, free_port, http_req, node, service
 
 SVC = "go.micro.srv.foo"
 
 
-class HttpApp:
+class HttpApp(AppProcess):
     """A running apps/http_app.py node called `name`."""
 
     def __init__(self, tmp_path, name):
-        self.name = name
-        self.log_path = Path(tmp_path) / f"http_app-{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(APPS / "http_app.py"), "--port", "0", "--name", name],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log)
-        r, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if r else ""
-        if not line.strip().isdigit():
-            self.stop()
-            raise AssertionError(f"http_app {name} did not report its port: {line!r}")
-        self.port = int(line)
-
-    def node(self):
-        return node(f"{self.name}-node", port=self.port)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self._log.close()
+        super().__init__(tmp_path, "http_app.py", name)
 
 
 @pytest.fixture

@@ -13,31 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import APPS, HOST, assert_error_json, free_port, loads_strict, node, service
+from harness import APPS, HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service
 
 SVC = "go.micro.srv.example"
 
 
-class RpcApp:
+class RpcApp(AppProcess):
     """A running apps/jsonrpc_app.py node called `name`."""
 
     def __init__(self, tmp_path, name):
-        self.name = name
-        self.log_path = Path(tmp_path) / f"jsonrpc_app-{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(APPS / "jsonrpc_app.py"), "--port", "0", "--name", name],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log)
-        r, _, _ = select.select([self.proc.stdout], [], [], 10)
-        line = self.proc.stdout.readline().decode() if r else ""
-        if not line.strip().isdigit():
-            self.stop()
-            raise AssertionError(f"jsonrpc_app {name} did not report its port: {line!r}")
-        self.port = int(line)
-        self.address = f"{HOST}:{self.port}"
-
-    def node(self):
-        return node(f"{self.name}-node", port=self.port)
+        super().__init__(tmp_path, "jsonrpc_app.py", name)
 
     def _ctl(self, method, path):
         conn = http.client.HTTPConnection(HOST, self.port, timeout=5)
@@ -59,17 +44,6 @@ class RpcApp:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=5)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc.stdout.close()
-        self._log.close()
 
 
 @pytest.fixture
