@@ -6,7 +6,6 @@ import base64
 import json
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 

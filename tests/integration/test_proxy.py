@@ -7,10 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
-import select
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import websockets
 
 import harness
 
-from harness import APPS, HOST, AppProcess, RawConn, assert_error_json, free_port, http_req, node, service
+from harness import HOST, AppProcess, RawConn, assert_error_json, free_port, http_req, node, service
 
 SVC = "go.micro.srv.foo"
 

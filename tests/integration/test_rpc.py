@@ -4,16 +4,14 @@ a killed node and passive outlier ejection."""
 
 import http.client
 import json
-import select
 import signal
 import subprocess
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
-from harness import APPS, HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service
+from harness import HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service
 
 SVC = "go.micro.srv.example"
 
