@@ -5,10 +5,18 @@
 #   make SANITIZE=1 test only the sanitizer pass
 #   make format-check    clang-format conformance
 #   make bench           side-by-side benchmarks (bench/)
+#   make fuzz            the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each [30]
 
 CC      ?= cc
 SANITIZE ?= 0
-ifeq ($(SANITIZE),1)
+FUZZ    ?= 0
+ifeq ($(FUZZ),1)
+# libFuzzer targets (make fuzz): clang, with the library instrumented for coverage.
+CC      := clang
+BUILD   ?= build-fuzz
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+OPT     ?= -O1 -g
+else ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 OPT     ?= -O1 -g
@@ -34,10 +42,12 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
 UNIT_SRCS := $(shell find tests/unit -name 'test_*.c' 2>/dev/null | sort)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
+FUZZ_SRCS := $(shell find tests/fuzz -name 'fuzz_*.c' 2>/dev/null | sort)
+FUZZ_BINS := $(FUZZ_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all deps run test test-unit test-integration format format-check bench clean fuzz
+.PHONY: all deps run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
 
 all: $(BUILD)/micro
 
@@ -64,6 +74,13 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmicro.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libmicro.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# Fuzz targets link libFuzzer's main (a shorter stem than the unit-test rule: this one wins).
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(BUILD)/libmicro.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libmicro.a $(LDFLAGS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BINS)
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
@@ -93,7 +110,10 @@ format-check:
 bench: deps
 	@bash bench/run.sh
 
+fuzz: deps
+	@bash scripts/fuzz.sh
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

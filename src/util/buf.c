@@ -3,7 +3,9 @@
 
 /* GCC 12 with -fsanitize=undefined sees a NULL path into fmt that cannot happen and reports
  * -Wformat-truncation; the size probe below is the intended use of vsnprintf. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include <stdarg.h>
 #include <stdio.h>
