@@ -36,8 +36,6 @@ static const char *const registry_choices[] = {"memory", NULL};
 static const char *const broker_choices[] = {"memory", NULL};
 static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
 static const char *const handler_choices[] = {"rpc", "proxy", NULL};
-/* In enum mc_log_level order, so the index is the level. */
-static const char *const log_level_choices[] = {"error", "warn", "info", "debug", NULL};
 
 /* The one table (STYLE habit 14). Minimums: counts that make no sense below 1, and periods
  * or timeouts where 0 would mean a busy loop or an instant failure, are rejected here rather
@@ -103,7 +101,7 @@ static const struct mc_flag flags[] = {
     STRING("access_log", NULL, "MICRO_ACCESS_LOG", access_log, NULL,
            "access log: - for stderr or a file path (off when unset)"),
     ROW("log_level", NULL, "MICRO_LOG_LEVEL", MC_CONF_LOG_LEVEL, enum mc_log_level, log_level,
-        "info", 0, log_level_choices, "most verbose log level printed"),
+        "info", 0, mc_log_level_names, "most verbose log level printed"),
     /* No env var: MICRO_HELP in an environment would turn every start into a help page. */
     BOOL("help", "h", NULL, help, "false", "print this help and exit"),
 };

@@ -184,8 +184,3 @@ void mc_health_checker_free(struct mc_health_checker *hc)
     hc->probe = NULL;
     uv_close((uv_handle_t *)&hc->timer, checker_closed);
 }
-
-int mc_health_checker_healthy(const struct mc_health_checker *hc)
-{
-    return hc->healthy == 1;
-}

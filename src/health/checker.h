@@ -42,6 +42,5 @@ struct mc_health_checker_config {
 struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_client *client,
                                                 const struct mc_health_checker_config *config);
 void mc_health_checker_free(struct mc_health_checker *hc);
-int mc_health_checker_healthy(const struct mc_health_checker *hc);
 
 #endif

@@ -12,8 +12,3 @@ static uint64_t monotonic_now_ms(void *ctx)
 }
 
 const struct mc_clock mc_clock_monotonic = {monotonic_now_ms, NULL};
-
-int64_t mc_clock_wall_seconds(void)
-{
-    return (int64_t)time(NULL);
-}

@@ -17,7 +17,4 @@ static inline uint64_t mc_clock_now(const struct mc_clock *clock)
     return clock->now_ms(clock->ctx);
 }
 
-/* Wall-clock seconds since the epoch (for display only, never for timeouts). */
-int64_t mc_clock_wall_seconds(void);
-
 #endif

@@ -8,27 +8,11 @@
 #include <time.h>
 
 static enum mc_log_level current_level = MC_LOG_INFO;
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+const char *const mc_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
 void mc_log_set_level(enum mc_log_level level)
 {
     current_level = level;
-}
-
-enum mc_log_level mc_log_get_level(void)
-{
-    return current_level;
-}
-
-int mc_log_parse_level(const char *name, enum mc_log_level *out)
-{
-    for (int i = 0; i <= MC_LOG_DEBUG; i++) {
-        if (strcmp(name, level_names[i]) == 0) {
-            *out = (enum mc_log_level)i;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 void mc_log(enum mc_log_level level, const char *fmt, ...)
@@ -43,7 +27,7 @@ void mc_log(enum mc_log_level level, const char *fmt, ...)
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     char line[2048];
     int n = snprintf(line, sizeof line, "%s.%03dZ %-5s ", stamp, (int)(tv.tv_usec / 1000),
-                     level_names[level]);
+                     mc_log_level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
