@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "util/alloc.h"
@@ -53,13 +54,15 @@ static uint64_t now_ms(const struct mc_lb *lb)
     return mc_clock_now(lb->clock);
 }
 
-/* Binary searches: the index of the key, or where it would be inserted, and whether found. */
-static size_t find_ep(const struct mc_lb *lb, const char *address, int *found)
+/* Binary search over an array of pointers to structs sorted by the string at key_offset in
+ * each: the index of key, or where it would be inserted, and whether it was found. */
+static size_t find_sorted(void *const *arr, size_t n, size_t key_offset, const char *key,
+                          int *found)
 {
-    size_t lo = 0, hi = lb->n_eps;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(lb->eps[mid]->address, address);
+        int c = strcmp(*(char *const *)((const char *)arr[mid] + key_offset), key);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -73,23 +76,16 @@ static size_t find_ep(const struct mc_lb *lb, const char *address, int *found)
     return lo;
 }
 
+static size_t find_ep(const struct mc_lb *lb, const char *address, int *found)
+{
+    return find_sorted((void *const *)lb->eps, lb->n_eps, offsetof(struct mc_lb_endpoint, address),
+                       address, found);
+}
+
 static size_t find_svc(const struct mc_lb *lb, const char *name, int *found)
 {
-    size_t lo = 0, hi = lb->n_svcs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(lb->svcs[mid]->name, name);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = 0;
-    return lo;
+    return find_sorted((void *const *)lb->svcs, lb->n_svcs, offsetof(struct lb_service, name), name,
+                       found);
 }
 
 /* Grows an array of pointers so it holds at least need entries. */

@@ -239,6 +239,24 @@ typedef int (*member_fn)(void *ctx, struct scan *s, const char *key, size_t key_
 
 static int scan_value(struct scan *s);
 
+/* After an object member or array element: ',' (another follows: returns 1) or the closing
+ * character (the container ends: returns 0); anything else is MC_EPROTO. */
+static int scan_next_item(struct scan *s, char close)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        return 1;
+    }
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    return MC_EPROTO;
+}
+
 static int scan_object(struct scan *s, member_fn on_member, void *ctx)
 {
     if (++s->depth > MC_JSONRPC_MAX_DEPTH)
@@ -264,18 +282,9 @@ static int scan_object(struct scan *s, member_fn on_member, void *ctx)
         rc = on_member ? on_member(ctx, s, key, k.len) : scan_value(s);
         if (rc)
             return rc;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            s->depth--;
-            return 0;
-        }
-        return MC_EPROTO;
+        rc = scan_next_item(s, '}');
+        if (rc <= 0)
+            return rc;
     }
 }
 
@@ -294,18 +303,9 @@ static int scan_array(struct scan *s)
         int rc = scan_value(s);
         if (rc)
             return rc;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            s->depth--;
-            return 0;
-        }
-        return MC_EPROTO;
+        rc = scan_next_item(s, ']');
+        if (rc <= 0)
+            return rc;
     }
 }
 
