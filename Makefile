@@ -26,6 +26,11 @@ SANFLAGS =
 OPT     ?= -O2 -g
 endif
 
+# The version `micro --version` prints: the release, plus the commit when built from git.
+BASE_VERSION = 0.3.0
+VERSION ?= $(BASE_VERSION)$(shell git rev-parse --short HEAD >/dev/null 2>&1 && \
+             echo "+git.$$(git rev-parse --short HEAD)$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)")
+
 LLHTTP_SRC = /usr/share/llhttp
 LLHTTP_INC = /usr/share/include/llhttp
 
@@ -47,7 +52,7 @@ FUZZ_BINS := $(FUZZ_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all deps run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
+.PHONY: FORCE all deps deps-run run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
 
 all: $(BUILD)/micro
 
@@ -60,6 +65,17 @@ $(BUILD)/libmicro.a: $(LIB_OBJS) $(LLHTTP_OBJS)
 
 $(BUILD)/micro: $(BUILD)/src/main.o $(BUILD)/libmicro.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Rewritten only when the version changes, so a build from the same commit relinks nothing.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(BUILD)
+	@echo '#define MC_VERSION "$(VERSION)"' >$@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/src/main.o: $(BUILD)/version.h
+$(BUILD)/src/main.o: CFLAGS += -I$(BUILD)
+
+FORCE:
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -88,7 +104,10 @@ $(BUILD)/bench/%: bench/%.c
 
 unit-bins: $(UNIT_BINS)
 
-run: deps
+deps-run:
+	@bash scripts/install-deps.sh run
+
+run: deps-run
 	@$(MAKE) --no-print-directory all
 	./$(BUILD)/micro sidecar
 

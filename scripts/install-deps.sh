@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Installs, once, every Debian package that building, running and testing micro needs.
-# Idempotent: when everything is present it only checks and returns.
+# Installs, once, the Debian packages micro needs. Idempotent: when everything is present it
+# only checks and returns.
+#   bash scripts/install-deps.sh run    what building and running need (make run)
+#   bash scripts/install-deps.sh        that, plus what only the tests use (make test)
 set -euo pipefail
-PKGS=(build-essential pkg-config clang-format
-      libuv1-dev node-llhttp libwslay-dev libjansson-dev libssl-dev uuid-dev libcmocka-dev
-      libnats-dev
-      curl python3 python3-pytest python3-websockets chromium)
+BUILD_PKGS=(build-essential pkg-config
+            libuv1-dev node-llhttp libwslay-dev libjansson-dev libssl-dev uuid-dev libnats-dev)
+TEST_PKGS=(clang-format libcmocka-dev curl python3 python3-pytest python3-websockets chromium)
+PKGS=("${BUILD_PKGS[@]}")
+[ "${1:-test}" = run ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node may come from Debian (nodejs + npm) or from a newer packaging with npm inside nodejs;
-# ask for Debian's only when neither is on the machine.
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${1:-test}" != run ]; then
+    # Node (for the `ws` client of the tests) may come from Debian (nodejs + npm) or from a
+    # newer packaging with npm inside nodejs; ask for Debian's only when neither is there.
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}"
     SUDO=""

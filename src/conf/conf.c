@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "net/conn.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -31,6 +32,8 @@
 #define DURATION(n, a, e, f, d, min, h) ROW(n, a, e, MC_CONF_DURATION, uint64_t, f, d, min, NULL, h)
 #define SIZE(n, a, e, f, d, min, h) ROW(n, a, e, MC_CONF_SIZE, uint64_t, f, d, min, NULL, h)
 #define CHOICE(n, a, e, f, d, c, h) ROW(n, a, e, MC_CONF_CHOICE, char *, f, d, 0, c, h)
+#define ADDRESS(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_ADDRESS, char *, f, d, 0, NULL, h)
+#define LISTEN(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_LISTEN, char *, f, d, 0, NULL, h)
 
 static const char *const registry_choices[] = {"memory", NULL};
 static const char *const broker_choices[] = {"memory", NULL};
@@ -41,14 +44,14 @@ static const char *const handler_choices[] = {"rpc", "proxy", NULL};
  * or timeouts where 0 would mean a busy loop or an instant failure, are rejected here rather
  * than discovered at run time; --drain_timeout 0 (do not wait) stays legal. */
 static const struct mc_flag flags[] = {
-    STRING("sidecar_address", "address", "MICRO_SIDECAR_ADDRESS", sidecar_address, ":8081",
+    LISTEN("sidecar_address", "address", "MICRO_SIDECAR_ADDRESS", sidecar_address, ":8081",
            "listen address of the HTTP API"),
     STRING("server_name", NULL, "MICRO_SERVER_NAME", server_name, NULL,
            "name of the app to register (needs --server_address)"),
-    STRING("server_address", NULL, "MICRO_SERVER_ADDRESS", server_address, NULL,
-           "host:port of the app to register (needs --server_name)"),
-    STRING("server_advertise", NULL, "MICRO_SERVER_ADVERTISE", server_advertise, NULL,
-           "address to register instead of --server_address"),
+    ADDRESS("server_address", NULL, "MICRO_SERVER_ADDRESS", server_address, NULL,
+            "host:port of the app to register (needs --server_name)"),
+    ADDRESS("server_advertise", NULL, "MICRO_SERVER_ADVERTISE", server_advertise, NULL,
+            "address to register instead of --server_address"),
     STRING("server_version", NULL, "MICRO_SERVER_VERSION", server_version, NULL,
            "version registered with the app"),
     {.name = "server_metadata",
@@ -77,7 +80,7 @@ static const struct mc_flag flags[] = {
     CHOICE("selector", NULL, "MICRO_SELECTOR", selector, "p2c", selector_choices,
            "load-balancing strategy"),
     CHOICE("handler", NULL, "MICRO_HANDLER", handler, "rpc", handler_choices,
-           "what /{service}/... paths do"),
+           "what /{service}/... paths do: a JSON-RPC call or an HTTP reverse proxy"),
     STRING("namespace", NULL, "MICRO_NAMESPACE", namespace, "go.micro.srv",
            "namespace prefixed to service names taken from paths"),
     DURATION("request_timeout", NULL, "MICRO_REQUEST_TIMEOUT", request_timeout_ms, "5s", 1,
@@ -102,16 +105,40 @@ static const struct mc_flag flags[] = {
            "access log: - for stderr or a file path (off when unset)"),
     ROW("log_level", NULL, "MICRO_LOG_LEVEL", MC_CONF_LOG_LEVEL, enum mc_log_level, log_level,
         "info", 0, mc_log_level_names, "most verbose log level printed"),
-    /* No env var: MICRO_HELP in an environment would turn every start into a help page. */
+    /* No env var for these two: MICRO_HELP or MICRO_VERSION in an environment would turn every
+     * start into a printout. */
     BOOL("help", "h", NULL, help, "false", "print this help and exit"),
+    BOOL("version", NULL, NULL, version, "false", "print the version and exit"),
 };
+
+static const struct mc_command commands[] = {
+    {"sidecar", 0, "run the sidecar daemon"},
+    {"version", 0, "print the version"},
+    {"help", 1, "print help, for COMMAND when one is given"},
+};
+
+const struct mc_command *mc_commands(size_t *count)
+{
+    *count = sizeof commands / sizeof commands[0];
+    return commands;
+}
+
+const struct mc_command *mc_command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
 
 #define FLAG_COUNT (sizeof flags / sizeof flags[0])
 
 static const char *const type_names[] = {
-    [MC_CONF_STRING] = "string",     [MC_CONF_BOOL] = "bool",        [MC_CONF_INT] = "int",
-    [MC_CONF_DURATION] = "duration", [MC_CONF_SIZE] = "size",        [MC_CONF_LOG_LEVEL] = "level",
+    [MC_CONF_STRING] = "string",     [MC_CONF_BOOL] = "bool",
+    [MC_CONF_INT] = "int",           [MC_CONF_DURATION] = "duration",
+    [MC_CONF_SIZE] = "size",         [MC_CONF_LOG_LEVEL] = "level",
     [MC_CONF_CHOICE] = "choice",     [MC_CONF_METADATA] = "k=v,...",
+    [MC_CONF_ADDRESS] = "host:port", [MC_CONF_LISTEN] = "host:port",
 };
 
 const struct mc_flag *mc_conf_flags(size_t *count)
@@ -393,6 +420,31 @@ static void join_choices(char *out, size_t outlen, const char *const *choices)
     }
 }
 
+/* An address flag's value: host:port through the one host:port parser; a listen address also
+ * has to resolve without DNS (the listener binds it). A bare port, the commonest slip, gets a
+ * hint. Writes why and returns false when the text does not fit. */
+static bool address_ok(enum mc_conf_type type, const char *text, char *why, size_t whylen)
+{
+    char host[256];
+    int port;
+    struct sockaddr_storage ss;
+    /* An empty app address means unset, as everywhere (the companion rule reports it). */
+    bool ok = type == MC_CONF_LISTEN
+                  ? mc_net_parse_address(text, &ss) == 0
+                  : !*text || mc_net_split_host_port(text, host, sizeof host, &port) == 0;
+    if (ok)
+        return true;
+    if (*text && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 5)
+        snprintf(why, whylen, "expected host:port (did you mean :%s?)", text);
+    else if (type == MC_CONF_LISTEN)
+        snprintf(
+            why, whylen,
+            "expected host:port with a numeric host, e.g. :8081, 127.0.0.1:8081 or [::1]:8081");
+    else
+        snprintf(why, whylen, "expected host:port, e.g. 127.0.0.1:9090");
+    return false;
+}
+
 /* Stores text into the row's field. append: an earlier value of the same source is kept
  * (only --server_metadata accumulates; every other kind is last-one-wins). On a bad value
  * returns MC_EINVAL and writes why into why[whylen], leaving the field untouched. */
@@ -405,6 +457,11 @@ static int set_value(struct mc_config *cfg, const struct mc_flag *f, const char 
     char list[128];
 
     switch (f->type) {
+    case MC_CONF_ADDRESS:
+    case MC_CONF_LISTEN:
+        if (!address_ok(f->type, text, why, whylen))
+            return MC_EINVAL;
+        /* fall through */
     case MC_CONF_STRING:
         mc_free(*(char **)field);
         *(char **)field = mc_strdup(text);
@@ -577,6 +634,15 @@ static void add_positional(struct mc_config *cfg, const char *arg)
     cfg->args[cfg->arg_count++] = mc_strdup(arg);
 }
 
+/* Milliseconds as a user would type them: whole seconds as "10s", anything else as "1500ms". */
+static void duration_text(char *out, size_t outlen, uint64_t ms)
+{
+    if (ms % 1000 == 0)
+        snprintf(out, outlen, "%llus", (unsigned long long)(ms / 1000));
+    else
+        snprintf(out, outlen, "%llums", (unsigned long long)ms);
+}
+
 static bool present(const char *s)
 {
     return s && *s;
@@ -656,13 +722,25 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
     }
 
     /* Companion rule; skipped for --help so help is reachable from any half-typed command. */
-    if (!cfg->help) {
+    if (!cfg->help && !cfg->version) {
         if (present(cfg->server_name) && !present(cfg->server_address)) {
             set_error(err, errlen, "--server_name requires --server_address");
             return MC_EINVAL;
         }
         if (present(cfg->server_address) && !present(cfg->server_name)) {
             set_error(err, errlen, "--server_address requires --server_name");
+            return MC_EINVAL;
+        }
+        /* A TTL no longer than the renewal period lets every node expire between two renewals:
+         * it disappears and reappears for ever. */
+        if (cfg->register_ttl_ms <= cfg->register_interval_ms) {
+            char ttl[32], interval[32];
+            duration_text(ttl, sizeof ttl, cfg->register_ttl_ms);
+            duration_text(interval, sizeof interval, cfg->register_interval_ms);
+            set_error(err, errlen,
+                      "--register_ttl (%s) must be longer than --register_interval (%s), or nodes "
+                      "expire between renewals",
+                      ttl, interval);
             return MC_EINVAL;
         }
     }
@@ -703,10 +781,13 @@ void mc_config_print_help(FILE *out, const char *command)
         wenv = e > wenv ? e : wenv;
     }
 
-    if (command && *command)
+    if (command && *command) {
         fprintf(out, "Usage: micro [global flags] %s [flags] [args]\n", command);
-    else
-        fprintf(out, "Usage: micro [global flags] COMMAND [command flags] [args]\n");
+    } else {
+        fprintf(out, "Usage: micro [global flags] COMMAND [command flags] [args]\n\nCommands:\n");
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    }
     fprintf(out, "\nEvery flag is accepted before or after the command, as --flag=value or "
                  "--flag value,\nand from its environment variable; the command line wins.\n"
                  "Durations: 500ms, 10s, 1m30s or bare seconds. Sizes: 4096, 64k, 512KiB, "

@@ -50,6 +50,7 @@ struct mc_config {
     char *access_log; /* NULL = off, "-" = stderr, else a path */
     enum mc_log_level log_level;
     int help;
+    int version;
     char *command;    /* the first non-flag argument, NULL when there is none */
     char **args;      /* later non-flag arguments, in order */
     size_t arg_count; /* number of entries in args */
@@ -65,6 +66,8 @@ enum mc_conf_type {
     MC_CONF_LOG_LEVEL, /* enum mc_log_level */
     MC_CONF_CHOICE,    /* char *, one of the row's choices */
     MC_CONF_METADATA,  /* struct mc_metadata_pair * plus a size_t count */
+    MC_CONF_ADDRESS,   /* char *, "host:port" (any host, may be empty) */
+    MC_CONF_LISTEN, /* char *, "host:port" the sidecar can bind: numeric host, empty or localhost */
 };
 
 /* One row of the flag table. */
@@ -98,9 +101,23 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
 /* Frees every string and array cfg owns and zeroes it; accepts a zeroed cfg. */
 void mc_config_close(struct mc_config *cfg);
 
-/* Writes the usage line and one line per flag (names, type, default, env var, help) to out.
- * command is the command the help is for (e.g. "sidecar"), or NULL for the global usage. */
+/* Writes the usage line, the commands (for the global usage) and one line per flag (names,
+ * type, default, env var, help) to out. command is the command the help is for (e.g.
+ * "sidecar"), or NULL for the global usage. */
 void mc_config_print_help(FILE *out, const char *command);
+
+/* One command of the `micro` binary: its name, how many arguments it takes at most, and one
+ * line of help. */
+struct mc_command {
+    const char *name;
+    size_t max_args;
+    const char *help;
+};
+
+/* The command table (what --help lists and main dispatches on); *count receives the number of
+ * rows. NULL when name is not a command (for mc_command_find). */
+const struct mc_command *mc_commands(size_t *count);
+const struct mc_command *mc_command_find(const char *name);
 
 /* Parses a Go duration ("500ms", "10s", "1m30s", "1.5h"; units h, m, s, ms, us, ns) or a bare
  * integer meaning seconds into milliseconds, rounding a fraction of a millisecond up so a

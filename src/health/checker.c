@@ -97,9 +97,15 @@ struct mc_health_checker {
     int rise, fall;
     mc_health_change_cb on_change;
     void *ctx;
-    int healthy;       /* -1 unknown (before the first pass), 0, 1 */
-    int passes, fails; /* consecutive */
+    int healthy;               /* -1 unknown (before the first pass), 0, 1 */
+    int passes, fails;         /* consecutive */
+    uint64_t startup_delay_ms; /* next retry while the app has never answered */
 };
+
+/* While the app has never passed (it is usually still starting), checks come sooner than the
+ * interval: 250 ms, doubling up to the interval, so registration follows the app's start
+ * closely instead of a whole interval later. */
+#define STARTUP_FIRST_RETRY_MS 250
 
 static void checker_closed(uv_handle_t *h)
 {
@@ -136,10 +142,19 @@ static void on_check(void *ctx, const struct mc_health_result *r)
     } else {
         hc->fails++;
         hc->passes = 0;
+        char why[176];
         if (r->status)
-            mc_log_warn("health check %s failed: status %d", hc->url, r->status);
+            snprintf(why, sizeof why, "status %d", r->status);
         else
-            mc_log_warn("health check %s failed: %s", hc->url, r->reason);
+            snprintf(why, sizeof why, "%s", r->reason);
+        /* Before the first pass the app is most likely still starting: say so once instead of
+         * a warning per early retry. */
+        if (hc->healthy != -1)
+            mc_log_warn("health check %s failed: %s", hc->url, why);
+        else if (hc->fails == 1)
+            mc_log_info("waiting for the app at %s (%s); checking again from %dms up to every "
+                        "%llums",
+                        hc->url, why, STARTUP_FIRST_RETRY_MS, (unsigned long long)hc->interval_ms);
     }
     int next = next_state(hc, ok);
     if (next != hc->healthy) {
@@ -147,7 +162,12 @@ static void on_check(void *ctx, const struct mc_health_result *r)
         mc_log_info("app health changed: %s (%s)", next ? "healthy" : "unhealthy", hc->url);
         hc->on_change(hc->ctx, next);
     }
-    uv_timer_start(&hc->timer, check_now, hc->interval_ms, 0);
+    uint64_t delay = hc->interval_ms;
+    if (hc->healthy == -1) {
+        delay = hc->startup_delay_ms < hc->interval_ms ? hc->startup_delay_ms : hc->interval_ms;
+        hc->startup_delay_ms *= 2;
+    }
+    uv_timer_start(&hc->timer, check_now, delay, 0);
 }
 
 static void check_now(uv_timer_t *t)
@@ -169,6 +189,7 @@ struct mc_health_checker *mc_health_checker_new(uv_loop_t *loop, struct mc_http_
     hc->on_change = config->on_change;
     hc->ctx = config->ctx;
     hc->healthy = -1;
+    hc->startup_delay_ms = STARTUP_FIRST_RETRY_MS;
     uv_timer_init(loop, &hc->timer);
     hc->timer.data = hc;
     uv_timer_start(&hc->timer, check_now, 0, 0);

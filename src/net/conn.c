@@ -359,38 +359,51 @@ void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len)
     snprintf(buf, len, "-");
 }
 
-int mc_net_parse_address(const char *text, struct sockaddr_storage *out)
+int mc_net_split_host_port(const char *text, char *host, size_t host_len, int *port)
 {
-    char host[256];
-    const char *port_str;
+    const char *h = text, *port_str;
+    size_t hl;
     if (text[0] == '[') {
         const char *end = strchr(text, ']');
-        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
+        if (!end || end[1] != ':')
             return MC_EINVAL;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
+        h = text + 1;
+        hl = (size_t)(end - h);
         port_str = end + 2;
     } else {
         const char *colon = strrchr(text, ':');
-        if (!colon || (size_t)(colon - text) >= sizeof host)
+        if (!colon)
             return MC_EINVAL;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
+        hl = (size_t)(colon - text);
         port_str = colon + 1;
     }
+    if (hl >= host_len || *port_str < '0' || *port_str > '9')
+        return MC_EINVAL;
     char *end;
-    long port = strtol(port_str, &end, 10);
-    if (*port_str == '\0' || *end != '\0' || port < 0 || port > 65535)
+    long p = strtol(port_str, &end, 10);
+    if (*end != '\0' || p > 65535)
+        return MC_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+int mc_net_parse_address(const char *text, struct sockaddr_storage *out)
+{
+    char host[256];
+    int port;
+    if (mc_net_split_host_port(text, host, sizeof host, &port) < 0)
         return MC_EINVAL;
     memset(out, 0, sizeof *out);
     if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
-        return uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)out) < 0 ? MC_EINVAL : 0;
+        return uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)out) < 0 ? MC_EINVAL : 0;
     }
     if (strcmp(host, "localhost") == 0)
         snprintf(host, sizeof host, "127.0.0.1");
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)out) == 0)
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0)
         return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)out) == 0)
+    if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0)
         return 0;
     return MC_EINVAL;
 }

@@ -106,6 +106,12 @@ static inline size_t mc_conn_pending(const struct mc_conn *c)
 void mc_conn_close(struct mc_conn *c, int now);
 /* Peer address as text ("127.0.0.1"), into buf; "-" when unknown. */
 void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len);
+/* Splits "host:port", ":port" or "[v6]:port" into host (brackets removed, may be empty; host_len
+ * bytes including the NUL) and a port in 0..65535. The one host:port parser: every address the
+ * sidecar reads (flags, registrations, /rpc's address) goes through it. Returns 0, or
+ * MC_EINVAL (host and port untouched or partly written) for text without a port, a port that is
+ * not a decimal number in range, or a host too long for the buffer. */
+int mc_net_split_host_port(const char *text, char *host, size_t host_len, int *port);
 /* Resolves "host:port", ":port" or "[v6]:port" (numeric hosts and "localhost") into out. */
 int mc_net_parse_address(const char *text, struct sockaddr_storage *out);
 

@@ -16,6 +16,7 @@
 #include "health/checker.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "http/url.h"
 #include "lb/lb.h"
 #include "registry/registry.h"
 #include "rpc/caller.h"
@@ -66,30 +67,6 @@ static void new_uuid(char out[37])
     uuid_t u;
     uuid_generate_random(u);
     uuid_unparse_lower(u, out);
-}
-
-/* "host:port" -> host and port; the host may be empty (":8081"). */
-static int split_host_port(const char *text, char *host, size_t host_len, int *port)
-{
-    const char *colon = strrchr(text, ':');
-    if (!colon)
-        return -1;
-    const char *h = text;
-    size_t hl = (size_t)(colon - text);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= host_len)
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
 }
 
 /* SPEC 1: a registry address may not be empty or a wildcard: use the first non-loopback
@@ -250,7 +227,7 @@ static int prepare_app(struct sidecar *sc, char *err, size_t errlen)
     const char *addr = cfg->server_advertise ? cfg->server_advertise : cfg->server_address;
     char host[256], adv[256];
     int port;
-    if (split_host_port(addr, host, sizeof host, &port) < 0) {
+    if (mc_net_split_host_port(addr, host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "invalid value \"%s\" for flag --%s: expected host:port", addr,
                  cfg->server_advertise ? "server_advertise" : "server_address");
         return -1;
@@ -268,11 +245,29 @@ static int prepare_app(struct sidecar *sc, char *err, size_t errlen)
     return 0;
 }
 
+/* The health URL is dialled without DNS (numeric hosts and localhost, as every address the
+ * sidecar dials): one that cannot be is a bad flag value, not a check that fails for ever. */
+static int check_health_url(const char *text, char *err, size_t errlen)
+{
+    struct mc_url url;
+    struct sockaddr_storage ss;
+    int ok = mc_url_parse(text, &url) == 0;
+    ok = ok && !url.tls && mc_net_parse_address(url.address, &ss) == 0;
+    if (!ok)
+        snprintf(err, errlen,
+                 "invalid value \"%s\" for flag --healthcheck_url: expected "
+                 "http://host:port/path with a numeric host or localhost",
+                 text);
+    mc_url_close(&url); /* zeroed by a failed parse */
+    return ok ? 0 : -1;
+}
+
 static int start(struct sidecar *sc)
 {
     const struct mc_config *cfg = sc->config;
     char err[512];
-    if (prepare_app(sc, err, sizeof err) < 0) {
+    if (prepare_app(sc, err, sizeof err) < 0 ||
+        (cfg->healthcheck_url && check_health_url(cfg->healthcheck_url, err, sizeof err) < 0)) {
         fprintf(stderr, "micro: %s\n", err);
         return 2;
     }
@@ -282,9 +277,9 @@ static int start(struct sidecar *sc)
         } else {
             sc->access_log = fopen(cfg->access_log, "a");
             if (!sc->access_log) {
-                fprintf(stderr, "micro: cannot open access log %s: %s\n", cfg->access_log,
-                        strerror(errno));
-                return 1;
+                fprintf(stderr, "micro: invalid value \"%s\" for flag --access_log: %s\n",
+                        cfg->access_log, strerror(errno));
+                return 2;
             }
         }
     }
@@ -334,11 +329,16 @@ static int start(struct sidecar *sc)
     }
     mc_log_info("sidecar listening on %s (port %d)", cfg->sidecar_address,
                 mc_http_server_port(sc->server));
+    /* The commonest first-hour surprise: two sidecars with the embedded backends are two
+     * separate worlds. Say so where the user looks first. */
+    mc_log_info("registry=%s broker=%s: services and messages live in this process only; apps "
+                "behind another sidecar will not see them (share one sidecar per host)",
+                cfg->registry, cfg->broker);
 
     /* Only now that start-up has succeeded is anything registered. */
     char host[256], adv[256];
     int port;
-    if (split_host_port(cfg->sidecar_address, host, sizeof host, &port) < 0)
+    if (mc_net_split_host_port(cfg->sidecar_address, host, sizeof host, &port) < 0)
         host[0] = '\0';
     advertised_host(host, adv, sizeof adv);
     owned_node_init(&sc->self, "go.micro.sidecar", "", adv, mc_http_server_port(sc->server));

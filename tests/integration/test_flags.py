@@ -88,6 +88,23 @@ BAD = [
     ("bad-bool", ["sidecar", "--help=maybe"], "help"),
     ("server-name-alone", ["sidecar", "--server_name=foo"], "server_"),
     ("server-address-alone", ["sidecar", "--server_address=127.0.0.1:9090"], "server_"),
+    # A bare port is the commonest slip: exit 2 with a hint, not a start-up failure (exit 1).
+    ("bare-port-listen", ["sidecar", "--sidecar_address=20150"], "did you mean :20150?"),
+    ("hostname-listen", ["sidecar", "--sidecar_address=example.invalid:1"], "numeric host"),
+    ("listen-port-range", ["sidecar", "--sidecar_address=:70000"], "sidecar_address"),
+    ("bare-port-app", ["sidecar", "--server_name=a", "--server_address=9090"],
+     "did you mean :9090?"),
+    ("no-port-advertise", ["sidecar", "--server_name=a", "--server_address=127.0.0.1:9090",
+                           "--server_advertise=10.0.0.1"], "server_advertise"),
+    ("ttl-not-longer-than-interval", ["sidecar", "--register_ttl=10s"], "--register_interval"),
+    ("ttl-shorter-than-interval", ["sidecar", "--register_ttl=2s", "--register_interval=3s"],
+     "--register_ttl"),
+    ("bad-handler", ["sidecar", "--handler=grpc"], "handler"),
+    ("bad-health-url", ["sidecar", "--server_name=a", "--server_address=127.0.0.1:9090",
+                        "--healthcheck_url=ftp://x/"], "healthcheck_url"),
+    ("unwritable-access-log", ["sidecar", "--access_log=/nonexistent-dir/access.log"],
+     "access_log"),
+    ("stray-argument", ["sidecar", "extra"], "extra"),
 ]
 
 
@@ -101,6 +118,37 @@ def test_bad_flag_exits_2_with_one_line(args, needle):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{res.stderr}"
     assert needle in lines[0], res
+
+
+def test_global_help_lists_the_commands():
+    for args in (["--help"], ["help"]):
+        res = run_micro(args)
+        assert res.rc == 0, res
+        for command in ("sidecar", "version", "help"):
+            assert re.search(r"^\s+" + command + r"\s", res.stdout, re.M), (command, res.stdout)
+
+
+def test_help_command_for_a_command():
+    res = run_micro(["help", "sidecar"])
+    assert res.rc == 0, res
+    assert "Usage: micro [global flags] sidecar" in res.stdout, res
+    assert "--register_ttl" in res.stdout, res
+    res = run_micro(["help", "nosuch"])
+    assert res.rc == 2 and "nosuch" in res.stderr, res
+
+
+@pytest.mark.parametrize("args", [["--version"], ["version"], ["sidecar", "--version"]])
+def test_version(args):
+    res = run_micro(args)
+    assert res.rc == 0, res
+    assert re.fullmatch(r"micro version \d+\.\d+\.\d+\S*\n", res.stdout), res
+
+
+def test_unknown_command_and_no_command_exit_2():
+    res = run_micro(["sidekick"])
+    assert res.rc == 2 and "sidekick" in res.stderr, res
+    res = run_micro([])
+    assert res.rc == 2 and "Usage" in res.stderr, res
 
 
 def test_bad_env_value_exits_2():

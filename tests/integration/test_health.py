@@ -1,12 +1,14 @@
 """SPEC 5 and 3.5: registering the app, renewal, /health proxying, the health checker's
 rise/fall, and the Debug.Health JSON-RPC answer."""
 
+import http.server
 import re
+import threading
 import time
 
 import pytest
 
-from harness import UUID4_RE, free_port, wait_until
+from harness import HOST, UUID4_RE, free_port, wait_until
 
 
 def app_nodes(sc, name="foo"):
@@ -181,3 +183,36 @@ def test_debug_health_jsonrpc(sidecar):
     assert obj.get("result") == {"status": "ok"}, obj
     assert obj.get("error") is None, obj
     assert obj.get("id") == 1, obj
+
+
+@pytest.mark.timeout_s(40)
+def test_app_not_listening_yet_is_checked_again_sooner_than_the_interval(micro):
+    """An app that starts after its sidecar is registered within a few hundred milliseconds of
+    listening, not one --healthcheck_interval later, and the wait is logged once."""
+    port = free_port()
+    sc = micro("--server_name=late", f"--server_address=127.0.0.1:{port}",
+               f"--healthcheck_url=http://127.0.0.1:{port}/_status/health",
+               "--healthcheck_interval=60s")
+    time.sleep(1.5)  # several early retries fail: nothing listens yet
+    server = http.server.HTTPServer((HOST, port), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # The interval is 60 s: anything under 15 s can only come from the start-up retries
+        # (250 ms doubling, so at most a few seconds after the app listens).
+        wait_until(lambda: sc.nodes("late"), 15, message="late app registered")
+    finally:
+        server.shutdown()
+        server.server_close()
+    logs = sc.logs()
+    assert logs.count("waiting for the app at") == 1, logs
+    assert "health check http" not in logs, logs  # no warning per early retry
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "net/conn.h"
 #include "util/error.h"
 
 #define NO_ENV ((const char *const[]){NULL})
@@ -130,12 +131,12 @@ static void test_flag_before_and_after_command(void **state)
     (void)state;
     struct mc_config a, b, c;
     char err[256];
-    assert_int_equal(parse(&a, err, ARGS("--register_ttl", "5s", "sidecar")), 0);
-    assert_int_equal(parse(&b, err, ARGS("sidecar", "--register_ttl=5s")), 0);
-    assert_int_equal(parse(&c, err, ARGS("sidecar", "--register_ttl", "5s")), 0);
-    assert_int_equal(a.register_ttl_ms, 5000);
-    assert_int_equal(b.register_ttl_ms, 5000);
-    assert_int_equal(c.register_ttl_ms, 5000);
+    assert_int_equal(parse(&a, err, ARGS("--register_ttl", "50s", "sidecar")), 0);
+    assert_int_equal(parse(&b, err, ARGS("sidecar", "--register_ttl=50s")), 0);
+    assert_int_equal(parse(&c, err, ARGS("sidecar", "--register_ttl", "50s")), 0);
+    assert_int_equal(a.register_ttl_ms, 50000);
+    assert_int_equal(b.register_ttl_ms, 50000);
+    assert_int_equal(c.register_ttl_ms, 50000);
     assert_string_equal(a.command, "sidecar");
     assert_string_equal(b.command, "sidecar");
     assert_string_equal(c.command, "sidecar");
@@ -287,7 +288,7 @@ static void test_env_used(void **state)
     assert_int_equal(
         parse_env(&cfg, err, sizeof err, ARGS("sidecar"),
                   ENV("PATH=/bin", "MICRO_SIDECAR_ADDRESS=:7000", "MICRO_SERVER_NAME=foo",
-                      "MICRO_SERVER_ADDRESS=10.0.0.1:80", "MICRO_REGISTER_TTL=7",
+                      "MICRO_SERVER_ADDRESS=10.0.0.1:80", "MICRO_REGISTER_TTL=70",
                       "MICRO_MAX_BODY_SIZE=1MiB", "MICRO_SELECTOR=roundrobin",
                       "MICRO_LOG_LEVEL=warn", "MICRO_SERVER_METADATA=a=1,b=2", "MICRO_RETRIES=0",
                       "MICRO_CORS=http://a.example", "MICRO_ACCESS_LOG=-",
@@ -296,7 +297,7 @@ static void test_env_used(void **state)
     assert_string_equal(cfg.sidecar_address, ":7000");
     assert_string_equal(cfg.server_name, "foo");
     assert_string_equal(cfg.server_address, "10.0.0.1:80");
-    assert_int_equal(cfg.register_ttl_ms, 7000);
+    assert_int_equal(cfg.register_ttl_ms, 70000);
     assert_int_equal(cfg.max_body_size, 1048576);
     assert_string_equal(cfg.selector, "roundrobin");
     assert_int_equal(cfg.log_level, MC_LOG_WARN);
@@ -331,14 +332,14 @@ static void test_cli_beats_env(void **state)
     (void)state;
     struct mc_config cfg;
     char err[256];
-    const char *const *env = ENV("MICRO_REGISTER_TTL=7s", "MICRO_SELECTOR=random",
+    const char *const *env = ENV("MICRO_REGISTER_TTL=70s", "MICRO_SELECTOR=random",
                                  "MICRO_SERVER_METADATA=a=1", "MICRO_HEALTHCHECK_RISE=9");
     assert_int_equal(parse_env(&cfg, err, sizeof err,
-                               ARGS("sidecar", "--register_ttl", "9s", "--address=:1",
+                               ARGS("sidecar", "--register_ttl", "90s", "--address=:1",
                                     "--server_metadata", "b=2"),
                                env),
                      0);
-    assert_int_equal(cfg.register_ttl_ms, 9000);
+    assert_int_equal(cfg.register_ttl_ms, 90000);
     assert_string_equal(cfg.selector, "random"); /* env still beats the default */
     assert_int_equal(cfg.healthcheck_rise, 9);
     assert_string_equal(cfg.sidecar_address, ":1");
@@ -348,10 +349,10 @@ static void test_cli_beats_env(void **state)
     mc_config_close(&cfg);
 
     /* a bad env value is not reported when the command line overrides it */
-    assert_int_equal(parse_env(&cfg, err, sizeof err, ARGS("--register_ttl=1s"),
+    assert_int_equal(parse_env(&cfg, err, sizeof err, ARGS("--register_ttl=11s"),
                                ENV("MICRO_REGISTER_TTL=garbage")),
                      0);
-    assert_int_equal(cfg.register_ttl_ms, 1000);
+    assert_int_equal(cfg.register_ttl_ms, 11000);
     mc_config_close(&cfg);
 }
 
@@ -727,14 +728,14 @@ static void test_minimums(void **state)
     /* the edges themselves are accepted */
     struct mc_config cfg;
     char err[256];
-    assert_int_equal(
-        parse(&cfg, err,
-              ARGS("--healthcheck_rise=1", "--healthcheck_fall=1", "--max_connections=1",
-                   "--retries=0", "--register_ttl=1ms", "--drain_timeout=0")),
-        0);
+    assert_int_equal(parse(&cfg, err,
+                           ARGS("--healthcheck_rise=1", "--healthcheck_fall=1",
+                                "--max_connections=1", "--retries=0", "--register_interval=1ms",
+                                "--register_ttl=2ms", "--drain_timeout=0")),
+                     0);
     assert_int_equal(cfg.healthcheck_rise, 1);
     assert_int_equal(cfg.retries, 0);
-    assert_int_equal(cfg.register_ttl_ms, 1);
+    assert_int_equal(cfg.register_interval_ms, 1);
     mc_config_close(&cfg);
 }
 
@@ -900,8 +901,9 @@ static void test_table_is_consistent(void **state)
         assert_true(f->help[0] != '\0');
         assert_true(f->offset < sizeof(struct mc_config));
         assert_string_not_equal(mc_conf_type_name(f->type), "unknown");
-        /* env var is MICRO_ + the primary name in upper case (only --help has none) */
-        if (strcmp(f->name, "help") == 0) {
+        /* env var is MICRO_ + the primary name in upper case (only --help and --version have
+         * none: either in an environment would turn every start into a printout) */
+        if (strcmp(f->name, "help") == 0 || strcmp(f->name, "version") == 0) {
             assert_null(f->env);
         } else {
             char want[128] = "MICRO_";
@@ -1011,6 +1013,78 @@ static void test_help_output(void **state)
     free(text);
 }
 
+static void test_addresses(void **state)
+{
+    (void)state;
+    struct mc_config cfg;
+    char err[256];
+    assert_int_equal(parse(&cfg, err,
+                           ARGS("sidecar", "--sidecar_address=[::1]:0", "--server_name=a",
+                                "--server_address=app.local:9090", "--server_advertise=:7000")),
+                     0);
+    assert_string_equal(cfg.server_address, "app.local:9090");
+    mc_config_close(&cfg);
+    expect_error(ARGS("sidecar", "--sidecar_address=20150"),
+                 "micro: invalid value \"20150\" for flag --sidecar_address: expected host:port "
+                 "(did you mean :20150?)");
+    expect_error(ARGS("sidecar", "--sidecar_address=localhost:99999"),
+                 "micro: invalid value \"localhost:99999\" for flag --sidecar_address: expected "
+                 "host:port with a numeric host, e.g. :8081, 127.0.0.1:8081 or [::1]:8081");
+    expect_error(ARGS("sidecar", "--server_name=a", "--server_address=127.0.0.1"),
+                 "micro: invalid value \"127.0.0.1\" for flag --server_address: expected "
+                 "host:port, e.g. 127.0.0.1:9090");
+    expect_error_env(ARGS("sidecar"), ENV("MICRO_SIDECAR_ADDRESS=8081"),
+                     "micro: invalid value \"8081\" for MICRO_SIDECAR_ADDRESS (flag "
+                     "--sidecar_address): expected host:port (did you mean :8081?)");
+}
+
+static void test_split_host_port(void **state)
+{
+    (void)state;
+    char host[16];
+    int port = -1;
+    assert_int_equal(mc_net_split_host_port(":8081", host, sizeof host, &port), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 8081);
+    assert_int_equal(mc_net_split_host_port("[::1]:0", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(mc_net_split_host_port("a.b:65535", host, sizeof host, &port), 0);
+    assert_string_equal(host, "a.b");
+    const char *bad[] = {
+        "8081", "a:", "a:-1", "a:+1", "a:65536", "a:1x", "[::1]8081", "[::1", "0123456789abcdef:1",
+        ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(mc_net_split_host_port(bad[i], host, sizeof host, &port), MC_EINVAL);
+}
+
+static void test_ttl_must_exceed_interval(void **state)
+{
+    (void)state;
+    expect_error(ARGS("sidecar", "--register_ttl=10s"),
+                 "micro: --register_ttl (10s) must be longer than --register_interval (10s), or "
+                 "nodes expire between renewals");
+    expect_error(ARGS("sidecar", "--register_ttl=1500ms", "--register_interval=2s"),
+                 "micro: --register_ttl (1500ms) must be longer than --register_interval (2s), "
+                 "or nodes expire between renewals");
+    struct mc_config cfg;
+    char err[256];
+    assert_int_equal(parse(&cfg, err, ARGS("sidecar", "--register_ttl=10s", "--help")), 0);
+    mc_config_close(&cfg);
+}
+
+static void test_commands_table(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct mc_command *cmds = mc_commands(&n);
+    assert_true(n >= 3);
+    assert_ptr_equal(mc_command_find("sidecar"), &cmds[0]);
+    assert_int_equal(mc_command_find("sidecar")->max_args, 0);
+    assert_int_equal(mc_command_find("help")->max_args, 1);
+    assert_null(mc_command_find("sidekick"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1047,6 +1121,10 @@ int main(void)
         cmocka_unit_test(test_failed_parse_still_closes),
         cmocka_unit_test(test_table_is_consistent),
         cmocka_unit_test(test_help_output),
+        cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_split_host_port),
+        cmocka_unit_test(test_ttl_must_exceed_interval),
+        cmocka_unit_test(test_commands_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
