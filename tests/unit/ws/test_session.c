@@ -37,9 +37,11 @@ static struct mc_ws_session *last_session;
 static int closes;
 static uint16_t close_code;
 static int drained;
+static int messages;
 
 static void on_message(struct mc_ws_session *s, int is_text, const uint8_t *data, size_t len)
 {
+    messages++;
     mc_ws_session_send(s, is_text, data, len); /* echo */
 }
 
@@ -105,6 +107,7 @@ static int setup(void **state)
     closes = 0;
     close_code = 0;
     drained = 0;
+    messages = 0;
     return 0;
 }
 
@@ -336,6 +339,114 @@ static void test_slow_reader_cut_and_shared_release(void **state)
     client_close(&c);
 }
 
+/* Queues 4 KiB messages on s for a client that does not read until at least target bytes
+ * stay in the session's output (the kernel's buffers are full); returns what is pending. */
+static size_t fill_until_stuck(struct mc_ws_session *s, size_t target)
+{
+    static char block[4096];
+    for (int i = 0; i < 10000 && mc_ws_session_pending(s) < target; i++) {
+        assert_int_equal(mc_ws_session_send(s, 0, block, sizeof block), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_true(mc_ws_session_pending(s) >= target);
+    return mc_ws_session_pending(s);
+}
+
+static void ping_payload(uint8_t p[125], int i)
+{
+    memset(p, 'p', 125);
+    snprintf((char *)p, 125, "%04d", i);
+}
+
+static void test_ping_flood_queues_one_pong(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    struct mc_ws_session *s = last_session;
+    size_t before = fill_until_stuck(s, MAX_QUEUE / 2);
+    /* Many pings, the output never drained: one pong goes into the queue, later pings only
+     * replace the answer that follows it (RFC 6455 5.5.3), so the queue does not grow. */
+    uint8_t p[125];
+    enum { PINGS = 400 };
+    for (int i = 0; i < PINGS; i++) {
+        ping_payload(p, i);
+        client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    }
+    client_send(&c, MC_WS_OP_TEXT, "end", 3); /* read after the pings: all of them seen */
+    for (int i = 0; i < 2000 && messages == 0; i++)
+        pump(1);
+    assert_int_equal(messages, 1);
+    assert_int_equal(closes, 0);
+    size_t one_pong = 2 + 125, echo = 2 + 3;
+    assert_true(mc_ws_session_pending(s) <= before + one_pong + echo);
+    /* The reader wakes up: the data, then two pongs (the one queued, then the one for the
+     * latest ping), up to the idle close that the client's silence now brings. */
+    uint8_t got[128];
+    size_t n;
+    int op, pongs = 0, texts = 0;
+    while ((op = client_frame(&c, got, sizeof got, &n, 2000)) != MC_WS_OP_CLOSE) {
+        assert_true(op >= 0);
+        if (op == MC_WS_OP_PING) {
+            continue; /* the session's own */
+        } else if (op == MC_WS_OP_PONG) {
+            pongs++;
+            assert_int_equal(n, 125);
+            ping_payload(p, pongs == 1 ? 0 : PINGS - 1);
+            assert_memory_equal(got, p, 125);
+        } else if (op == MC_WS_OP_TEXT) {
+            texts++;
+        } else {
+            assert_int_equal(op, MC_WS_OP_BINARY);
+        }
+    }
+    assert_int_equal(got[0] << 8 | got[1], MC_WS_SESSION_CLOSE_IDLE);
+    assert_int_equal(texts, 1);
+    assert_int_equal(pongs, 2);
+    client_close(&c);
+    pump(20);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+}
+
+static void test_pong_past_the_bound_closes_1008(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    struct mc_ws_session *s = last_session;
+    size_t pending = fill_until_stuck(s, MAX_QUEUE / 2);
+    /* Top the output up to 60 bytes under the bound (a 4-byte header for this size). */
+    static char top[MAX_QUEUE];
+    size_t len = MAX_QUEUE - pending - 64;
+    assert_int_equal(mc_ws_session_send(s, 0, top, len), 0);
+    assert_int_equal(mc_ws_session_pending(s), MAX_QUEUE - 60);
+    /* A pong counts toward the bound like any frame: this one passes it. */
+    uint8_t p[125];
+    ping_payload(p, 1);
+    client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    for (int i = 0; i < 2000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(closes, 1);
+    assert_int_equal(close_code, MC_WS_CLOSE_POLICY);
+    assert_int_equal(mc_ws_hub_slow_closes(hub), 1);
+    assert_true(mc_ws_session_pending(s) <= MAX_QUEUE);
+    /* The reader wakes up: the data, no pong (it did not fit), then the 1008 close. */
+    uint8_t got[128];
+    size_t n;
+    int op;
+    while ((op = client_frame(&c, got, sizeof got, &n, 1000)) == MC_WS_OP_BINARY)
+        ;
+    assert_int_equal(op, MC_WS_OP_CLOSE);
+    assert_int_equal(got[0] << 8 | got[1], MC_WS_CLOSE_POLICY);
+    /* Having read its output, the client is read again: its close answer ends the session. */
+    client_send(&c, MC_WS_OP_CLOSE, got, 2);
+    assert_int_equal(client_frame(&c, got, sizeof got, &n, 1000), -1);
+    assert_true(c.eof);
+    pump(20);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+    client_close(&c);
+}
+
 static void test_close_timeout_bounds_a_silent_peer(void **state)
 {
     (void)state;
@@ -410,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_echo_and_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_cut_and_shared_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_flood_queues_one_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pong_past_the_bound_closes_1008, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_timeout_bounds_a_silent_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_free_with_live_sessions, setup, teardown),
