@@ -38,6 +38,8 @@ static int closes;
 static uint16_t close_code;
 static int drained;
 static int messages;
+/* The session timers; a test that counts every byte queued sets them out of its way. */
+static uint64_t ping_ms, idle_ms;
 
 static void on_message(struct mc_ws_session *s, int is_text, const uint8_t *data, size_t len)
 {
@@ -58,8 +60,8 @@ static void ws_handler(struct mc_http_request *req, void *ctx)
     (void)ctx;
     const struct mc_ws_session_config cfg = {
         .max_queue = MAX_QUEUE,
-        .ping_interval_ms = 100,
-        .idle_timeout_ms = 400,
+        .ping_interval_ms = ping_ms,
+        .idle_timeout_ms = idle_ms,
         .close_timeout_ms = 200,
         .on_message = on_message,
         .on_close = on_close,
@@ -108,6 +110,8 @@ static int setup(void **state)
     close_code = 0;
     drained = 0;
     messages = 0;
+    ping_ms = 100;
+    idle_ms = 400;
     return 0;
 }
 
@@ -361,6 +365,7 @@ static void ping_payload(uint8_t p[125], int i)
 static void test_ping_flood_queues_one_pong(void **state)
 {
     (void)state;
+    ping_ms = idle_ms = 60000;
     struct client c;
     client_connect(&c, 4096);
     struct mc_ws_session *s = last_session;
@@ -381,28 +386,39 @@ static void test_ping_flood_queues_one_pong(void **state)
     size_t one_pong = 2 + 125, echo = 2 + 3;
     assert_true(mc_ws_session_pending(s) <= before + one_pong + echo);
     /* The reader wakes up: the data, then two pongs (the one queued, then the one for the
-     * latest ping), up to the idle close that the client's silence now brings. */
+     * latest ping), then the pong for a ping sent once the output has drained. */
     uint8_t got[128];
     size_t n;
     int op, pongs = 0, texts = 0;
-    while ((op = client_frame(&c, got, sizeof got, &n, 2000)) != MC_WS_OP_CLOSE) {
-        assert_true(op >= 0);
-        if (op == MC_WS_OP_PING) {
-            continue; /* the session's own */
-        } else if (op == MC_WS_OP_PONG) {
-            pongs++;
-            assert_int_equal(n, 125);
-            ping_payload(p, pongs == 1 ? 0 : PINGS - 1);
-            assert_memory_equal(got, p, 125);
-        } else if (op == MC_WS_OP_TEXT) {
+    while ((op = client_frame(&c, got, sizeof got, &n, 2000)) != MC_WS_OP_PONG)
+        if (op == MC_WS_OP_TEXT)
             texts++;
-        } else {
+        else
             assert_int_equal(op, MC_WS_OP_BINARY);
+    pongs++;
+    ping_payload(p, 0);
+    assert_int_equal(n, 125);
+    assert_memory_equal(got, p, 125);
+    ping_payload(p, PINGS);
+    client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    for (;;) {
+        op = client_frame(&c, got, sizeof got, &n, 2000);
+        if (op == MC_WS_OP_TEXT) {
+            texts++;
+            continue;
         }
+        assert_int_equal(op, MC_WS_OP_PONG);
+        assert_int_equal(n, 125);
+        if (memcmp(got, p, 125) == 0)
+            break; /* the answer to the ping after the drain */
+        pongs++;
+        uint8_t latest[125];
+        ping_payload(latest, PINGS - 1);
+        assert_memory_equal(got, latest, 125);
     }
-    assert_int_equal(got[0] << 8 | got[1], MC_WS_SESSION_CLOSE_IDLE);
     assert_int_equal(texts, 1);
     assert_int_equal(pongs, 2);
+    assert_int_equal(closes, 0);
     client_close(&c);
     pump(20);
     assert_int_equal(mc_ws_hub_count(hub), 0);
@@ -411,6 +427,7 @@ static void test_ping_flood_queues_one_pong(void **state)
 static void test_pong_past_the_bound_closes_1008(void **state)
 {
     (void)state;
+    ping_ms = idle_ms = 60000;
     struct client c;
     client_connect(&c, 4096);
     struct mc_ws_session *s = last_session;
@@ -444,6 +461,57 @@ static void test_pong_past_the_bound_closes_1008(void **state)
     assert_true(c.eof);
     pump(20);
     assert_int_equal(mc_ws_hub_count(hub), 0);
+    client_close(&c);
+}
+
+/* A peer that stops reading in the middle of a close, its output stuck in our queue: each way
+ * into the close (ours, the peer's, the idle cut) is bounded by the close timer, which drops
+ * the queue and frees the session. */
+static void wait_gone(void)
+{
+    for (int i = 0; i < 3000 && mc_ws_hub_count(hub) > 0; i++)
+        pump(1);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+}
+
+static void test_our_close_to_a_peer_that_stopped_reading_is_bounded(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    assert_int_equal(mc_ws_session_close(last_session, 1000, NULL), 0);
+    assert_int_equal(closes, 1);
+    wait_gone();
+    client_close(&c);
+}
+
+static void test_peer_close_while_not_reading_is_bounded(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    uint8_t code[2] = {0x0f, 0xa1}; /* 4001: our echo waits behind the stuck output */
+    client_send(&c, MC_WS_OP_CLOSE, code, 2);
+    for (int i = 0; i < 2000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(close_code, 4001);
+    wait_gone();
+    client_close(&c);
+}
+
+static void test_idle_cut_of_a_peer_that_stopped_reading_is_bounded(void **state)
+{
+    (void)state;
+    ping_ms = 60000; /* only the idle cut */
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    for (int i = 0; i < 3000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(close_code, MC_WS_SESSION_CLOSE_IDLE);
+    wait_gone();
     client_close(&c);
 }
 
@@ -523,6 +591,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_reader_cut_and_shared_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_flood_queues_one_pong, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pong_past_the_bound_closes_1008, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_our_close_to_a_peer_that_stopped_reading_is_bounded,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_close_while_not_reading_is_bounded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_cut_of_a_peer_that_stopped_reading_is_bounded,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_timeout_bounds_a_silent_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_free_with_live_sessions, setup, teardown),
