@@ -55,6 +55,7 @@ struct sidecar {
     int has_app;
     uv_timer_t renew_timer, expire_timer, drain_timer;
     uv_signal_t sigterm, sigint;
+    uv_signal_t sighup; /* reload, never stop (SPEC 9) */
     int stopping;
     int drains_pending; /* HTTP server and WebSocket hub */
     unsigned ticks;
@@ -217,6 +218,24 @@ static void on_signal(uv_signal_t *s, int signum)
     mc_http_server_drain(sc->server, on_drained, sc);
 }
 
+/* ---- reload ---- */
+
+/* What SIGHUP reloads. Nothing yet: TLS is off, so there are no certificates to read again.
+ * The TLS work loads its certificate and key here (and keeps the old ones on failure). */
+static void reload(struct sidecar *sc)
+{
+    (void)sc;
+    mc_log_info("SIGHUP received: nothing to reload (TLS is off)");
+}
+
+/* SIGHUP's default action would kill the sidecar without a drain, a 1001 or a
+ * deregistration (a closed terminal or an operator's reload is not a shutdown). */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    reload(s->data);
+}
+
 /* ---- start-up ---- */
 
 static int prepare_app(struct sidecar *sc, char *err, size_t errlen)
@@ -365,12 +384,14 @@ static int start(struct sidecar *sc)
     uv_timer_start(&sc->expire_timer, on_expire_tick, EXPIRE_TICK_MS, EXPIRE_TICK_MS);
     uv_signal_start(&sc->sigterm, on_signal, SIGTERM);
     uv_signal_start(&sc->sigint, on_signal, SIGINT);
+    uv_signal_start(&sc->sighup, on_sighup, SIGHUP);
     return 0;
 }
 
 int mc_sidecar_run(const struct mc_config *cfg)
 {
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until on_sighup takes over, once serving */
     struct sidecar *sc = mc_calloc(1, sizeof *sc);
     sc->config = cfg;
     uv_loop_init(&sc->loop);
@@ -380,6 +401,8 @@ int mc_sidecar_run(const struct mc_config *cfg)
     uv_timer_init(&sc->loop, &sc->drain_timer);
     uv_signal_init(&sc->loop, &sc->sigterm);
     uv_signal_init(&sc->loop, &sc->sigint);
+    uv_signal_init(&sc->loop, &sc->sighup);
+    sc->sighup.data = sc;
     sc->renew_timer.data = sc->expire_timer.data = sc->drain_timer.data = sc;
     sc->sigterm.data = sc->sigint.data = sc;
     mc_service_init(&sc->self.service);

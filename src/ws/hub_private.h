@@ -36,7 +36,13 @@ struct mc_ws_session {
     uint64_t last_rx_ms, last_ping_ms;
     uint64_t close_deadline_ms; /* 0 while not closing */
     int handles_open;           /* timer + connection */
-    unsigned dirty : 1, ended : 1, tcp_closing : 1, started : 1;
+    /* Pongs: at most one in the connection's output (pong_frame, written by reference),
+     * and the payload of the latest ping not yet answered, which a later ping replaces. */
+    uint8_t pong_frame[2 + 125];
+    uint8_t ping[125];
+    size_t ping_len;
+    unsigned dirty : 1, ended : 1, tcp_closing : 1, started : 1, pong_queued : 1,
+        ping_unanswered : 1, read_paused : 1;
 };
 
 struct mc_ws_hub {

@@ -106,6 +106,7 @@ static void on_conn_closed(struct mc_conn *c)
 /* ---- timers ---- */
 
 static void on_timer(uv_timer_t *t);
+static int make_room(struct mc_ws_session *s, size_t add);
 
 /* One timer serves three deadlines; activity only updates timestamps, and the timer re-reads
  * them when it fires, so a busy session costs no timer operation per frame. */
@@ -153,7 +154,8 @@ static void on_timer(uv_timer_t *t)
         close_tcp(s, 0);
         s->close_deadline_ms = now + s->cfg.close_timeout_ms;
     } else if (now >= s->last_ping_ms + s->cfg.ping_interval_ms) {
-        mc_ws_ping(s->ws);
+        if (make_room(s, 2) == 0)
+            mc_ws_ping(s->ws);
         s->last_ping_ms = now;
     }
     arm_timer(s);
@@ -175,6 +177,46 @@ static void codec_message(void *ctx, int is_text, const uint8_t *data, size_t le
     struct mc_ws_session *s = ctx;
     if (!s->ended && s->cfg.on_message)
         s->cfg.on_message(s, is_text, data, len);
+}
+
+static void pong_written(void *ctx);
+
+/* Puts the answer to the latest ping in the output, unless a pong is already there: that one
+ * is written first, and pong_written() then sends the latest. So a peer that pings and never
+ * reads costs one pong, not one per ping, and the pong counts toward the queue bound. */
+static void send_pong(struct mc_ws_session *s)
+{
+    if (!s->ping_unanswered || s->pong_queued)
+        return;
+    if (make_room(s, 2 + s->ping_len) < 0)
+        return;
+    s->ping_unanswered = 0;
+    size_t hl = mc_ws_frame_header(s->pong_frame, MC_WS_OP_PONG, s->ping_len);
+    memcpy(s->pong_frame + hl, s->ping, s->ping_len);
+    s->pong_queued = 1;
+    mc_conn_write_ref(s->conn, s->pong_frame, hl + s->ping_len, pong_written, s);
+    mc_ws_hub_mark_dirty(s->hub, s);
+}
+
+/* The queued pong left (or was dropped with the connection's output). The session outlives
+ * every segment of its connection, so s is valid here. */
+static void pong_written(void *ctx)
+{
+    struct mc_ws_session *s = ctx;
+    s->pong_queued = 0;
+    if (!s->tcp_closing && s->conn && !s->conn->closing)
+        send_pong(s);
+}
+
+static void codec_ping(void *ctx, const uint8_t *payload, size_t len)
+{
+    struct mc_ws_session *s = ctx;
+    if (s->ended)
+        return;
+    memcpy(s->ping, payload, len); /* RFC 6455 5.5.3: only the latest needs an answer */
+    s->ping_len = len;
+    s->ping_unanswered = 1;
+    send_pong(s);
 }
 
 static void codec_close(void *ctx, uint16_t code, const char *reason, size_t len)
@@ -205,6 +247,17 @@ static void on_read(struct mc_conn *c, const char *data, ssize_t nread)
         return;
     }
     feed(s, data, (size_t)nread);
+}
+
+/* The output drained: a reader paused for being too slow (make_room) has caught up, and is
+ * read again so that its answer to our close completes the handshake. */
+static void on_drain(struct mc_conn *c)
+{
+    struct mc_ws_session *s = c->data;
+    if (s->read_paused && !s->tcp_closing) {
+        s->read_paused = 0;
+        mc_conn_read_start(c);
+    }
 }
 
 /* ---- public ---- */
@@ -268,6 +321,7 @@ struct mc_ws_session *mc_ws_session_accept(struct mc_http_request *req, struct m
     s->conn->data = s;
     s->conn->on_read = on_read;
     s->conn->on_close = on_conn_closed;
+    s->conn->on_drain = on_drain;
     mc_conn_read_stop(s->conn); /* until mc_ws_session_start() */
 
     struct mc_buf head;
@@ -276,8 +330,10 @@ struct mc_ws_session *mc_ws_session_accept(struct mc_http_request *req, struct m
     mc_conn_write_copy(s->conn, head.data, head.len);
     mc_buf_close(&head);
 
-    const struct mc_ws_callbacks cbs = {
-        .on_message = codec_message, .on_close = codec_close, .write = codec_write};
+    const struct mc_ws_callbacks cbs = {.on_message = codec_message,
+                                        .on_close = codec_close,
+                                        .write = codec_write,
+                                        .on_ping = codec_ping};
     const struct mc_ws_limits limits = {.max_message = s->cfg.max_message};
     s->ws = mc_ws_new(&cbs, s, &limits);
 
@@ -302,7 +358,7 @@ void mc_ws_session_start(struct mc_ws_session *s)
         feed(s, early, n);
         mc_free(early);
     }
-    if (!s->tcp_closing && s->conn)
+    if (!s->tcp_closing && s->conn && !s->read_paused)
         mc_conn_read_start(s->conn);
 }
 
@@ -316,8 +372,11 @@ size_t mc_ws_session_pending(const struct mc_ws_session *s)
     return s->conn ? mc_conn_pending(s->conn) : 0;
 }
 
-/* Whether add more bytes may be queued; past the bound the reader is cut with 1008 so that
- * neither the publisher nor anyone else waits for it and its memory stays bounded. */
+/* The one gate for everything the session queues except close frames (messages, shared
+ * frames, pongs, our pings): whether add more bytes may be queued. Past the bound the reader
+ * is cut with 1008 so that neither the publisher nor anyone else waits for it and its memory
+ * stays bounded; and it is no longer read until its output drains, so whatever it keeps
+ * sending waits in the kernel's buffers (back-pressure) and the close timeout ends it. */
 static int make_room(struct mc_ws_session *s, size_t add)
 {
     if (s->ended || !s->conn || !mc_ws_can_send(s->ws))
@@ -327,6 +386,10 @@ static int make_room(struct mc_ws_session *s, size_t add)
         s->hub->slow_closes++;
         mc_log_warn("websocket reader too slow (%zu bytes queued): closing with 1008", pending);
         mc_ws_session_close(s, MC_WS_CLOSE_POLICY, "reader too slow");
+        if (s->conn && !s->tcp_closing) {
+            s->read_paused = 1;
+            mc_conn_read_stop(s->conn);
+        }
         return MC_ETOOBIG;
     }
     return 0;

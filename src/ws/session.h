@@ -1,8 +1,11 @@
 /* One WebSocket session over a connection taken from the HTTP server: the codec (ws.h) wired
  * to the socket, a ping every 54 s and a cut after 60 s of silence, the close handshake with
  * a bound, and a bounded outbound queue (a reader that cannot keep up is closed with 1008,
- * nobody waits for it). Every session belongs to a hub (hub.h), which flushes their output
- * once per loop turn and closes them all at shutdown. Loop thread only. */
+ * nobody waits for it, and it is not read until its output drains). Control frames count
+ * toward the bound, and a peer's pings get at most one pong in the queue at a time: while one
+ * is queued, later pings only replace the payload of the next answer (RFC 6455 5.5.3). Every
+ * session belongs to a hub (hub.h), which flushes their output once per loop turn and closes them
+ * all at shutdown. Loop thread only. */
 #ifndef MC_WS_SESSION_H
 #define MC_WS_SESSION_H
 
@@ -13,7 +16,7 @@
 #include "net/conn.h"
 #include "ws/hub.h"
 
-#define MC_WS_SESSION_MAX_QUEUE (8u << 20) /* outbound bytes queued before a 1008 cut */
+#define MC_WS_SESSION_MAX_QUEUE (8u << 20) /* outbound bytes (any frame) before a 1008 cut */
 #define MC_WS_SESSION_PING_MS 54000        /* a ping this long after the previous one */
 #define MC_WS_SESSION_IDLE_MS 60000        /* nothing received for this long: close */
 #define MC_WS_SESSION_CLOSE_MS 5000        /* our close sent: wait this long for the peer */

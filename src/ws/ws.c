@@ -172,18 +172,28 @@ static int scan_header(const struct mc_ws *ws, int *is_ctrl, uint64_t *payload_l
  * first two bytes of every chunk as if each held the code; it refuses the registered codes
  * 1012-1014; and it takes a 1-byte payload for "no code" (RFC 6455 5.5.1: malformed). So
  * the close is judged here and the echo is queued through wslay's send path. */
-static void take_close(struct mc_ws *ws, size_t hl, size_t plen)
+/* Takes a whole control frame (header hl, payload plen) kept from wslay into f, checks what
+ * wslay would have checked (masked, no RSV bits) and unmasks it. Returns its payload, or NULL
+ * after failing the connection with 1002. */
+static uint8_t *take_control(struct mc_ws *ws, size_t hl, size_t plen, uint8_t f[MAX_CTRL_FRAME])
 {
-    uint8_t f[MAX_CTRL_FRAME];
     take(ws, f, hl + plen);
-    /* wslay checks masking and RSV for every other frame; this one it never sees. */
     if (!(f[1] & 0x80) || (f[0] & 0x70) != 0) {
         fail(ws, MC_WS_CLOSE_PROTOCOL);
-        return;
+        return NULL;
     }
     uint8_t *p = f + hl;
     for (size_t i = 0; i < plen; i++)
         p[i] ^= f[hl - 4 + i % 4];
+    return p;
+}
+
+static void take_close(struct mc_ws *ws, size_t hl, size_t plen)
+{
+    uint8_t f[MAX_CTRL_FRAME];
+    uint8_t *p = take_control(ws, hl, plen, f);
+    if (!p)
+        return;
     uint16_t code = 0;
     const uint8_t *reason = p + 2;
     size_t reason_len = plen >= 2 ? plen - 2 : 0;
@@ -208,6 +218,29 @@ static void take_close(struct mc_ws *ws, size_t hl, size_t plen)
     if (r == WSLAY_ERR_NOMEM)
         oom();
     wslay_event_shutdown_read(ws->wslay);
+}
+
+static int flush(struct mc_ws *ws);
+
+/* The peer's ping, whole, taken out of the stream before wslay sees it: wslay queues a pong
+ * for every ping, without bound, while the glue may answer only the latest (on_ping). */
+static void take_ping(struct mc_ws *ws, size_t hl, size_t plen)
+{
+    uint8_t f[MAX_CTRL_FRAME];
+    uint8_t *p = take_control(ws, hl, plen, f);
+    if (!p || !mc_ws_can_send(ws))
+        return; /* after a close (ours or the peer's) no pong is due */
+    if (ws->cbs.on_ping) {
+        if (!ws->free_pending)
+            ws->cbs.on_ping(ws->ctx, p, plen);
+        return;
+    }
+    struct wslay_event_msg pong = {.opcode = WSLAY_PONG, .msg = p, .msg_length = plen};
+    if (wslay_event_queue_msg(ws->wslay, &pong) == WSLAY_ERR_NOMEM)
+        oom();
+    /* Sent now rather than after the rest of this feed, so it goes out even if a later frame
+     * fails the connection. */
+    flush(ws);
 }
 
 /* wslay pulls input through here. Besides copying, it scans frame headers: data frames pass
@@ -253,6 +286,14 @@ static ssize_t recv_cb(wslay_event_context_ptr wctx, uint8_t *buf, size_t len, i
             if (out == 0)
                 take_close(ws, (size_t)hl, (size_t)plen);
             break;
+        }
+        if ((peek(ws, 0) & 0x0F) == WSLAY_PING) {
+            if (out > 0)
+                break; /* answered in order, after what wslay holds has been delivered */
+            take_ping(ws, (size_t)hl, (size_t)plen);
+            if (ws->failed_code != 0 || ws->free_pending)
+                break;
+            continue;
         }
         if (len - out < fs) {
             if (out > 0)
@@ -344,14 +385,9 @@ static void msg_cb(wslay_event_context_ptr wctx, const struct wslay_event_on_msg
             ws->cbs.on_message(ws->ctx, arg->opcode == WSLAY_TEXT_FRAME,
                                arg->msg_length ? arg->msg : empty_payload, arg->msg_length);
         break;
-    case WSLAY_PING:
-        /* wslay queued the pong; send it now rather than after the rest of this feed, so
-         * it goes out even if a later frame fails the connection. */
-        flush(ws);
-        break;
     default:
-        /* Pongs only prove liveness, which the glue sees as input. Close frames never
-         * reach wslay (see take_close). */
+        /* Pongs only prove liveness, which the glue sees as input. Pings and close frames
+         * never reach wslay (see take_ping and take_close). */
         break;
     }
 }

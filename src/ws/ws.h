@@ -39,11 +39,18 @@ typedef void (*mc_ws_close_cb)(void *ctx, uint16_t code, const char *reason, siz
 /* Bytes to put on the wire, in order. The glue copies them (they are valid only during the
  * call) and must not block or fail; it may be called from every mc_ws_* call below. */
 typedef void (*mc_ws_write_cb)(void *ctx, const void *data, size_t len);
+/* A ping from the peer (payload unmasked, at most 125 bytes, valid only during the call),
+ * reported only while the codec may still send. The glue answers it when it chooses, with
+ * mc_ws_frame_header(MC_WS_OP_PONG) and the same payload: RFC 6455 5.5.3 lets it answer
+ * only the latest of several pings, which is what keeps a ping flood from a peer that
+ * never reads from queueing a pong per ping. */
+typedef void (*mc_ws_ping_cb)(void *ctx, const uint8_t *payload, size_t len);
 
 struct mc_ws_callbacks {
     mc_ws_message_cb on_message;
     mc_ws_close_cb on_close; /* may be NULL */
     mc_ws_write_cb write;
+    mc_ws_ping_cb on_ping; /* NULL: the codec writes a pong for every ping at once */
 };
 
 struct mc_ws_limits {
@@ -65,9 +72,9 @@ struct mc_ws *mc_ws_new(const struct mc_ws_callbacks *cbs, void *ctx,
 void mc_ws_free(struct mc_ws *ws);
 
 /* Processes all len bytes the client sent, calling on_message for each complete message,
- * answering pings with pongs, echoing the peer's close then reporting it with on_close,
- * and on a protocol violation writing a close frame with its code (1002 framing, 1007
- * UTF-8, 1009 too big) then reporting it. Bytes after a close are ignored. data is
+ * answering pings with pongs (or reporting them to on_ping), echoing the peer's close then
+ * reporting it with on_close, and on a protocol violation writing a close frame with its code (1002
+ * framing, 1007 UTF-8, 1009 too big) then reporting it. Bytes after a close are ignored. data is
  * borrowed for the call. Returns 0, MC_EPROTO if the peer violated the protocol, or
  * MC_ETOOBIG if a message passed max_message (in both cases now or earlier; the close
  * frame has been written and mc_ws_want_close_connection() is 1). */

@@ -33,7 +33,7 @@ static void on_write(void *ctx, const void *p, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct mc_ws_callbacks cbs = {on_message, on_close, on_write};
+    static const struct mc_ws_callbacks cbs = {on_message, on_close, on_write, NULL};
     struct mc_ws_limits limits = {.max_message = 64 * 1024};
     struct mc_ws *ws = mc_ws_new(&cbs, NULL, &limits);
     size_t cut = size ? data[0] % (size + 1) : 0;

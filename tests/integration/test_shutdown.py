@@ -32,6 +32,23 @@ def test_signal_deregisters_and_exits_0(micro, sig):
     assert any(node_id in ln or "foo" in ln for ln in lines), f"no deregistration of {node_id} logged:\n{log}"
 
 
+def test_sighup_is_logged_and_ignored(micro):
+    """SIGHUP is not a shutdown (its default action would kill the sidecar without draining
+    or deregistering): it is logged, the sidecar keeps serving with its registration, and a
+    later SIGTERM still shuts down cleanly."""
+    sc = micro("--server_name=foo", "--server_address=127.0.0.1:9090")
+    node_id = wait_until(lambda: sc.nodes("foo"), 5, message="foo registered")[0]["id"]
+    sc.signal(signal.SIGHUP)
+    sc.wait_stderr(r"SIGHUP received: nothing to reload \(TLS is off\)")
+    assert sc.alive(), sc.logs()
+    assert sc.get("/health").status == 200
+    assert [n["id"] for n in sc.nodes("foo")] == [node_id]
+    sc.signal(signal.SIGTERM)
+    assert sc.wait_exit(10) == 0, sc.logs()
+    lines = [ln for ln in sc.stderr().splitlines() if re.search(r"(?i)deregist", ln)]
+    assert any(node_id in ln or "foo" in ln for ln in lines), sc.logs()
+
+
 def _hanging_health(micro, health_app, hang, *flags):
     """A sidecar whose /health proxies to an app that hangs `hang` seconds, and a thread
     with a /health request in flight (the app has received it). Returns (sc, result, thread)."""

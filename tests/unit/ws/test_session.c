@@ -37,9 +37,13 @@ static struct mc_ws_session *last_session;
 static int closes;
 static uint16_t close_code;
 static int drained;
+static int messages;
+/* The session timers; a test that counts every byte queued sets them out of its way. */
+static uint64_t ping_ms, idle_ms;
 
 static void on_message(struct mc_ws_session *s, int is_text, const uint8_t *data, size_t len)
 {
+    messages++;
     mc_ws_session_send(s, is_text, data, len); /* echo */
 }
 
@@ -56,8 +60,8 @@ static void ws_handler(struct mc_http_request *req, void *ctx)
     (void)ctx;
     const struct mc_ws_session_config cfg = {
         .max_queue = MAX_QUEUE,
-        .ping_interval_ms = 100,
-        .idle_timeout_ms = 400,
+        .ping_interval_ms = ping_ms,
+        .idle_timeout_ms = idle_ms,
         .close_timeout_ms = 200,
         .on_message = on_message,
         .on_close = on_close,
@@ -105,6 +109,9 @@ static int setup(void **state)
     closes = 0;
     close_code = 0;
     drained = 0;
+    messages = 0;
+    ping_ms = 100;
+    idle_ms = 400;
     return 0;
 }
 
@@ -336,6 +343,178 @@ static void test_slow_reader_cut_and_shared_release(void **state)
     client_close(&c);
 }
 
+/* Queues 4 KiB messages on s for a client that does not read until at least target bytes
+ * stay in the session's output (the kernel's buffers are full); returns what is pending. */
+static size_t fill_until_stuck(struct mc_ws_session *s, size_t target)
+{
+    static char block[4096];
+    for (int i = 0; i < 10000 && mc_ws_session_pending(s) < target; i++) {
+        assert_int_equal(mc_ws_session_send(s, 0, block, sizeof block), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_true(mc_ws_session_pending(s) >= target);
+    return mc_ws_session_pending(s);
+}
+
+static void ping_payload(uint8_t p[125], int i)
+{
+    memset(p, 'p', 125);
+    snprintf((char *)p, 125, "%04d", i);
+}
+
+static void test_ping_flood_queues_one_pong(void **state)
+{
+    (void)state;
+    ping_ms = idle_ms = 60000;
+    struct client c;
+    client_connect(&c, 4096);
+    struct mc_ws_session *s = last_session;
+    size_t before = fill_until_stuck(s, MAX_QUEUE / 2);
+    /* Many pings, the output never drained: one pong goes into the queue, later pings only
+     * replace the answer that follows it (RFC 6455 5.5.3), so the queue does not grow. */
+    uint8_t p[125];
+    enum { PINGS = 400 };
+    for (int i = 0; i < PINGS; i++) {
+        ping_payload(p, i);
+        client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    }
+    client_send(&c, MC_WS_OP_TEXT, "end", 3); /* read after the pings: all of them seen */
+    for (int i = 0; i < 2000 && messages == 0; i++)
+        pump(1);
+    assert_int_equal(messages, 1);
+    assert_int_equal(closes, 0);
+    size_t one_pong = 2 + 125, echo = 2 + 3;
+    assert_true(mc_ws_session_pending(s) <= before + one_pong + echo);
+    /* The reader wakes up: the data, then two pongs (the one queued, then the one for the
+     * latest ping), then the pong for a ping sent once the output has drained. */
+    uint8_t got[128];
+    size_t n;
+    int op, pongs = 0, texts = 0;
+    while ((op = client_frame(&c, got, sizeof got, &n, 2000)) != MC_WS_OP_PONG)
+        if (op == MC_WS_OP_TEXT)
+            texts++;
+        else
+            assert_int_equal(op, MC_WS_OP_BINARY);
+    pongs++;
+    ping_payload(p, 0);
+    assert_int_equal(n, 125);
+    assert_memory_equal(got, p, 125);
+    ping_payload(p, PINGS);
+    client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    for (;;) {
+        op = client_frame(&c, got, sizeof got, &n, 2000);
+        if (op == MC_WS_OP_TEXT) {
+            texts++;
+            continue;
+        }
+        assert_int_equal(op, MC_WS_OP_PONG);
+        assert_int_equal(n, 125);
+        if (memcmp(got, p, 125) == 0)
+            break; /* the answer to the ping after the drain */
+        pongs++;
+        uint8_t latest[125];
+        ping_payload(latest, PINGS - 1);
+        assert_memory_equal(got, latest, 125);
+    }
+    assert_int_equal(texts, 1);
+    assert_int_equal(pongs, 2);
+    assert_int_equal(closes, 0);
+    client_close(&c);
+    pump(20);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+}
+
+static void test_pong_past_the_bound_closes_1008(void **state)
+{
+    (void)state;
+    ping_ms = idle_ms = 60000;
+    struct client c;
+    client_connect(&c, 4096);
+    struct mc_ws_session *s = last_session;
+    size_t pending = fill_until_stuck(s, MAX_QUEUE / 2);
+    /* Top the output up to 60 bytes under the bound (a 4-byte header for this size). */
+    static char top[MAX_QUEUE];
+    size_t len = MAX_QUEUE - pending - 64;
+    assert_int_equal(mc_ws_session_send(s, 0, top, len), 0);
+    assert_int_equal(mc_ws_session_pending(s), MAX_QUEUE - 60);
+    /* A pong counts toward the bound like any frame: this one passes it. */
+    uint8_t p[125];
+    ping_payload(p, 1);
+    client_send(&c, MC_WS_OP_PING, p, sizeof p);
+    for (int i = 0; i < 2000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(closes, 1);
+    assert_int_equal(close_code, MC_WS_CLOSE_POLICY);
+    assert_int_equal(mc_ws_hub_slow_closes(hub), 1);
+    assert_true(mc_ws_session_pending(s) <= MAX_QUEUE);
+    /* The reader wakes up: the data, no pong (it did not fit), then the 1008 close. */
+    uint8_t got[128];
+    size_t n;
+    int op;
+    while ((op = client_frame(&c, got, sizeof got, &n, 1000)) == MC_WS_OP_BINARY)
+        ;
+    assert_int_equal(op, MC_WS_OP_CLOSE);
+    assert_int_equal(got[0] << 8 | got[1], MC_WS_CLOSE_POLICY);
+    /* Having read its output, the client is read again: its close answer ends the session. */
+    client_send(&c, MC_WS_OP_CLOSE, got, 2);
+    assert_int_equal(client_frame(&c, got, sizeof got, &n, 1000), -1);
+    assert_true(c.eof);
+    pump(20);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+    client_close(&c);
+}
+
+/* A peer that stops reading in the middle of a close, its output stuck in our queue: each way
+ * into the close (ours, the peer's, the idle cut) is bounded by the close timer, which drops
+ * the queue and frees the session. */
+static void wait_gone(void)
+{
+    for (int i = 0; i < 3000 && mc_ws_hub_count(hub) > 0; i++)
+        pump(1);
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+}
+
+static void test_our_close_to_a_peer_that_stopped_reading_is_bounded(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    assert_int_equal(mc_ws_session_close(last_session, 1000, NULL), 0);
+    assert_int_equal(closes, 1);
+    wait_gone();
+    client_close(&c);
+}
+
+static void test_peer_close_while_not_reading_is_bounded(void **state)
+{
+    (void)state;
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    uint8_t code[2] = {0x0f, 0xa1}; /* 4001: our echo waits behind the stuck output */
+    client_send(&c, MC_WS_OP_CLOSE, code, 2);
+    for (int i = 0; i < 2000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(close_code, 4001);
+    wait_gone();
+    client_close(&c);
+}
+
+static void test_idle_cut_of_a_peer_that_stopped_reading_is_bounded(void **state)
+{
+    (void)state;
+    ping_ms = 60000; /* only the idle cut */
+    struct client c;
+    client_connect(&c, 4096);
+    fill_until_stuck(last_session, MAX_QUEUE / 2);
+    for (int i = 0; i < 3000 && closes == 0; i++)
+        pump(1);
+    assert_int_equal(close_code, MC_WS_SESSION_CLOSE_IDLE);
+    wait_gone();
+    client_close(&c);
+}
+
 static void test_close_timeout_bounds_a_silent_peer(void **state)
 {
     (void)state;
@@ -410,6 +589,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_echo_and_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_cut_and_shared_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_flood_queues_one_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pong_past_the_bound_closes_1008, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_our_close_to_a_peer_that_stopped_reading_is_bounded,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_close_while_not_reading_is_bounded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_idle_cut_of_a_peer_that_stopped_reading_is_bounded,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_timeout_bounds_a_silent_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hub_free_with_live_sessions, setup, teardown),

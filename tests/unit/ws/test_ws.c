@@ -63,7 +63,7 @@ static void rec_write(void *ctx, const void *data, size_t len)
     mc_buf_append(&r->wire, data, len);
 }
 
-static const struct mc_ws_callbacks rec_cbs = {rec_message, rec_close, rec_write};
+static const struct mc_ws_callbacks rec_cbs = {rec_message, rec_close, rec_write, NULL};
 
 static void rec_init(struct rec *r, uint64_t max)
 {
