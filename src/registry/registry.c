@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/node_index.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -17,16 +18,28 @@ struct watch {
     void *ctx;
 };
 
+/* One (name, version) of the view. Heap-allocated so that its address (and the node index's
+ * owner pointers to it) stays put while the sorted array of pointers shifts. */
+struct vent {
+    struct mc_service svc; /* what lookups return pointers to */
+    size_t cap;            /* room in svc.nodes */
+};
+
 struct mc_registry {
     const struct mc_registry_ops *ops;
     void *backend_data;
     struct mc_clock clock;
 
     /* The view: sorted by (name, version) in byte order, so the versions of a name are
-     * contiguous and already in the order reads return them. Every entry has >= 1 node. */
-    struct mc_service *services;
+     * contiguous and already in the order reads return them. Every entry has >= 1 node, kept
+     * in registration order. */
+    struct vent **services;
     size_t count;
     size_t cap;
+    /* Every node of the view by (name, id) -> (its vent, its position there): node ids are
+     * unique within a name, and this is what keeps a write of N nodes O(N), not O(N * view).
+     * Borrows the vent's name and the node's id strings. */
+    struct mc_node_index ids;
 
     struct watch *watches;
     size_t watch_count;
@@ -102,42 +115,16 @@ static uint64_t now_ms(struct mc_registry *r)
     return mc_clock_now(&r->clock);
 }
 
-static int svc_names_id(const struct mc_service *svc, const char *id)
+/* Takes n's fields into v (n is left empty), growing geometrically; returns its position. */
+static size_t vent_append_move(struct vent *v, struct mc_node *n)
 {
-    for (size_t i = 0; i < svc->node_count; i++)
-        if (svc->nodes[i].id && strcmp(svc->nodes[i].id, id) == 0)
-            return 1;
-    return 0;
-}
-
-static long node_index(const struct mc_service *s, const char *id)
-{
-    for (size_t i = 0; i < s->node_count; i++)
-        if (strcmp(s->nodes[i].id, id) == 0)
-            return (long)i;
-    return -1;
-}
-
-/* Takes n's fields into s (n is left empty). */
-static void node_append_move(struct mc_service *s, struct mc_node *n)
-{
-    s->nodes = mc_realloc(s->nodes, (s->node_count + 1) * sizeof(*s->nodes));
-    s->nodes[s->node_count++] = *n;
+    if (v->svc.node_count == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 4;
+        v->svc.nodes = mc_realloc(v->svc.nodes, v->cap * sizeof(*v->svc.nodes));
+    }
+    v->svc.nodes[v->svc.node_count] = *n;
     memset(n, 0, sizeof(*n));
-}
-
-static void node_append_copy(struct mc_service *s, const struct mc_node *n)
-{
-    struct mc_node *c = mc_service_add_node(s, n->id, n->address, n->port);
-    c->metadata = mc_json_copy(n->metadata);
-    c->expires_at_ms = n->expires_at_ms;
-}
-
-/* Removes node i of s, whose fields the caller already freed or moved away. */
-static void node_drop_slot(struct mc_service *s, size_t i)
-{
-    memmove(&s->nodes[i], &s->nodes[i + 1], (s->node_count - i - 1) * sizeof(*s->nodes));
-    s->node_count--;
+    return v->svc.node_count++;
 }
 
 /* ---- the sorted view ---- */
@@ -154,7 +141,7 @@ static size_t lower_bound(const struct mc_registry *r, const char *name, const c
     size_t lo = 0, hi = r->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (key_cmp(&r->services[mid], name, version) < 0)
+        if (key_cmp(&r->services[mid]->svc, name, version) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -167,43 +154,53 @@ static void name_range(const struct mc_registry *r, const char *name, size_t *be
 {
     size_t i = lower_bound(r, name, "");
     *begin = i;
-    while (i < r->count && strcmp(r->services[i].name, name) == 0)
+    while (i < r->count && strcmp(r->services[i]->svc.name, name) == 0)
         i++;
     *end = i;
 }
 
-static struct mc_service *view_get_or_insert(struct mc_registry *r, const char *name,
-                                             const char *version)
+static struct vent *view_find(const struct mc_registry *r, const char *name, const char *version)
 {
     size_t i = lower_bound(r, name, version);
-    if (i < r->count && key_cmp(&r->services[i], name, version) == 0)
-        return &r->services[i];
+    if (i < r->count && key_cmp(&r->services[i]->svc, name, version) == 0)
+        return r->services[i];
+    return NULL;
+}
+
+static struct vent *view_get_or_insert(struct mc_registry *r, const char *name, const char *version)
+{
+    size_t i = lower_bound(r, name, version);
+    if (i < r->count && key_cmp(&r->services[i]->svc, name, version) == 0)
+        return r->services[i];
     if (r->count == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 16;
         r->services = mc_realloc(r->services, r->cap * sizeof(*r->services));
     }
     memmove(&r->services[i + 1], &r->services[i], (r->count - i) * sizeof(*r->services));
     r->count++;
-    struct mc_service *s = &r->services[i];
-    mc_service_init(s);
-    s->name = mc_strdup(name);
-    s->version = mc_strdup(version);
-    return s;
+    struct vent *v = mc_calloc(1, sizeof(*v));
+    mc_service_init(&v->svc);
+    v->svc.name = mc_strdup(name);
+    v->svc.version = mc_strdup(version);
+    r->services[i] = v;
+    return v;
 }
 
+/* Frees the vent at i, whose nodes are already out of the index. */
 static void view_remove_at(struct mc_registry *r, size_t i)
 {
-    mc_service_close(&r->services[i]);
+    mc_service_close(&r->services[i]->svc);
+    mc_free(r->services[i]);
     memmove(&r->services[i], &r->services[i + 1], (r->count - i - 1) * sizeof(*r->services));
     r->count--;
 }
 
 /* ---- events and watches ---- */
 
-/* Queues an event for s's (name, version, metadata, endpoints) with no nodes yet; the result
- * is valid until the next push. */
+/* Queues an event for s's (name, version, metadata, endpoints) with room for room nodes and
+ * none yet; the result is valid until the next push. */
 static struct mc_service *event_push(struct events *ev, enum mc_registry_action action,
-                                     const struct mc_service *s)
+                                     const struct mc_service *s, size_t room)
 {
     if (ev->n == ev->cap) {
         ev->cap = ev->cap ? ev->cap * 2 : 4;
@@ -216,7 +213,19 @@ static struct mc_service *event_push(struct events *ev, enum mc_registry_action 
     e->svc.version = mc_strdup(ver(s->version));
     e->svc.metadata = mc_json_copy(s->metadata);
     e->svc.endpoints = mc_json_copy(s->endpoints);
+    e->svc.nodes = mc_calloc(room ? room : 1, sizeof(*e->svc.nodes));
     return &e->svc;
+}
+
+/* Appends a deep copy of n to an event made with room for it. */
+static void event_add_copy(struct mc_service *e, const struct mc_node *n)
+{
+    struct mc_node *c = &e->nodes[e->node_count++];
+    c->id = mc_strdup(n->id);
+    c->address = mc_strdup(n->address ? n->address : "");
+    c->port = n->port;
+    c->metadata = mc_json_copy(n->metadata);
+    c->expires_at_ms = n->expires_at_ms;
 }
 
 static void watches_compact(struct mc_registry *r)
@@ -292,38 +301,86 @@ void mc_registry_unwatch(struct mc_registry *r, int id)
 
 /* ---- view mutators ---- */
 
-/* Removes the nodes whose ids in names from every version of in->name except keep_version
- * (NULL: none kept), queueing one DELETE per (name, version) with the nodes removed; a version
- * left without nodes disappears. */
-static void remove_ids(struct mc_registry *r, const struct mc_service *in, const char *keep_version,
-                       struct events *ev)
+/* Removes the nodes at positions pos[0..k) (ascending, distinct, k >= 1) of the vent at index
+ * vi, in one pass: they leave the index and move, in their order, into one DELETE event; the
+ * nodes behind them close up (keeping their order) and their index entries follow. A vent left
+ * without nodes disappears. */
+static void vent_remove_positions(struct mc_registry *r, size_t vi, const size_t *pos, size_t k,
+                                  struct events *ev)
 {
-    size_t begin, end;
-    name_range(r, in->name, &begin, &end);
-    for (size_t i = begin; i < end;) {
-        struct mc_service *s = &r->services[i];
-        if (keep_version && strcmp(ver(s->version), keep_version) == 0) {
-            i++;
+    struct vent *v = r->services[vi];
+    struct mc_service *s = &v->svc;
+    struct mc_service *del = event_push(ev, MC_REGISTRY_DELETE, s, k);
+    size_t w = pos[0], p = 0;
+    for (size_t j = pos[0]; j < s->node_count; j++) {
+        struct mc_node *n = &s->nodes[j];
+        if (p < k && pos[p] == j) {
+            mc_node_index_remove(&r->ids, s->name, n->id);
+            del->nodes[del->node_count++] = *n;
+            p++;
             continue;
         }
-        struct mc_service *del = NULL;
-        for (size_t j = 0; j < s->node_count;) {
-            if (!svc_names_id(in, s->nodes[j].id)) {
-                j++;
-                continue;
-            }
-            if (!del)
-                del = event_push(ev, MC_REGISTRY_DELETE, s);
-            node_append_move(del, &s->nodes[j]);
-            node_drop_slot(s, j);
+        if (w != j) {
+            s->nodes[w] = *n;
+            mc_node_index_find(&r->ids, s->name, n->id)->pos = w;
         }
-        if (s->node_count == 0) {
-            view_remove_at(r, i);
-            end--;
-        } else {
-            i++;
-        }
+        w++;
     }
+    s->node_count = w;
+    if (w == 0)
+        view_remove_at(r, vi);
+}
+
+/* A node of the view that a write names: where it is now. */
+struct hit {
+    struct vent *v;
+    size_t pos;
+};
+
+/* The versions of one name are distinct, so the version orders vents as the view does. */
+static int hit_cmp(const void *a, const void *b)
+{
+    const struct hit *x = a, *y = b;
+    if (x->v != y->v)
+        return strcmp(x->v->svc.version, y->v->svc.version);
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Removes the nodes hits[0..n) name (duplicates allowed), queueing one DELETE per (name,
+ * version) in version order, with the nodes in their view order. O(n log n) plus one pass over
+ * each vent touched. */
+static void remove_hits(struct mc_registry *r, struct hit *hits, size_t n, struct events *ev)
+{
+    if (n == 0)
+        return;
+    qsort(hits, n, sizeof(*hits), hit_cmp);
+    size_t *pos = mc_malloc(n * sizeof(*pos));
+    for (size_t g = 0; g < n;) {
+        struct vent *v = hits[g].v;
+        size_t k = 0;
+        for (; g < n && hits[g].v == v; g++)
+            if (k == 0 || pos[k - 1] != hits[g].pos)
+                pos[k++] = hits[g].pos;
+        size_t vi = lower_bound(r, v->svc.name, v->svc.version);
+        vent_remove_positions(r, vi, pos, k, ev);
+    }
+    mc_free(pos);
+}
+
+/* Looks up the ids in names under in->name, skipping those held by keep (NULL: none kept);
+ * returns how many it stored in the new array *out (the caller frees it). */
+static size_t find_hits(struct mc_registry *r, const struct mc_service *in, const struct vent *keep,
+                        struct hit **out)
+{
+    struct hit *hits = mc_malloc((in->node_count ? in->node_count : 1) * sizeof(*hits));
+    size_t n = 0;
+    for (size_t i = 0; i < in->node_count; i++) {
+        const struct mc_node_slot *slot = mc_node_index_find(&r->ids, in->name, in->nodes[i].id);
+        if (slot && slot->owner != keep)
+            hits[n++] = (struct hit){slot->owner, slot->pos};
+    }
+    *out = hits;
+    return n;
 }
 
 int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_in, uint64_t ttl_ms)
@@ -331,9 +388,11 @@ int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_
     /* Nothing to upsert: creating an entry would leave a (name, version) without nodes. */
     if (!svc_in->name || svc_in->node_count == 0)
         return svc_in->name ? 0 : MC_EINVAL;
-    /* Work on a copy: svc_in may point into the view (a lookup result), which this changes. */
+    /* Work on a copy: svc_in may point into the view (a lookup result), which this changes.
+     * The same id twice in one call is one node (the last values win), reported once. */
     struct mc_service in;
     mc_service_copy(&in, svc_in);
+    mc_service_merge_duplicate_nodes(&in);
     struct events ev = {0};
     uint64_t now = now_ms(r);
     uint64_t expires = 0;
@@ -342,49 +401,48 @@ int mc_registry_view_upsert(struct mc_registry *r, const struct mc_service *svc_
 
     /* 1. A node id is unique within a name: take it out of any other version first, telling
      * the watchers, so their caches drop it there before it appears here. */
-    remove_ids(r, &in, in.version, &ev);
+    struct hit *hits;
+    size_t nhits = find_hits(r, &in, view_find(r, in.name, in.version), &hits);
+    remove_hits(r, hits, nhits, &ev);
+    mc_free(hits);
 
     /* 2. Upsert into (name, version); the latest registration's service fields win. */
-    struct mc_service *t = view_get_or_insert(r, in.name, in.version);
-    json_replace(&t->metadata, in.metadata);
-    json_replace(&t->endpoints, in.endpoints);
+    struct vent *t = view_get_or_insert(r, in.name, in.version);
+    json_replace(&t->svc.metadata, in.metadata);
+    json_replace(&t->svc.endpoints, in.endpoints);
     size_t *created = mc_malloc(in.node_count * sizeof(*created));
     size_t *updated = mc_malloc(in.node_count * sizeof(*updated));
     size_t ncreated = 0, nupdated = 0;
     for (size_t i = 0; i < in.node_count; i++) {
         struct mc_node *n = &in.nodes[i];
-        long k = node_index(t, n->id);
-        if (k < 0) {
+        struct mc_node_slot *slot = mc_node_index_find(&r->ids, t->svc.name, n->id);
+        if (!slot) {
             n->expires_at_ms = expires;
-            node_append_move(t, n);
-            created[ncreated++] = t->node_count - 1;
+            size_t at = vent_append_move(t, n);
+            slot = mc_node_index_insert(&r->ids, t->svc.name, t->svc.nodes[at].id);
+            slot->owner = t;
+            slot->pos = at;
+            created[ncreated++] = at;
             continue;
         }
-        struct mc_node *old = &t->nodes[k];
+        struct mc_node *old = &t->svc.nodes[slot->pos];
         mc_free(old->address);
         old->address = n->address;
         n->address = NULL;
         old->port = n->port;
         json_replace(&old->metadata, n->metadata);
         old->expires_at_ms = expires;
-        /* The same id twice in one call is still one node: report it once. */
-        int seen = 0;
-        for (size_t c = 0; c < ncreated; c++)
-            seen |= created[c] == (size_t)k;
-        for (size_t u = 0; u < nupdated; u++)
-            seen |= updated[u] == (size_t)k;
-        if (!seen)
-            updated[nupdated++] = (size_t)k;
+        updated[nupdated++] = slot->pos;
     }
     if (ncreated) {
-        struct mc_service *e = event_push(&ev, MC_REGISTRY_CREATE, t);
+        struct mc_service *e = event_push(&ev, MC_REGISTRY_CREATE, &t->svc, ncreated);
         for (size_t c = 0; c < ncreated; c++)
-            node_append_copy(e, &t->nodes[created[c]]);
+            event_add_copy(e, &t->svc.nodes[created[c]]);
     }
     if (nupdated) {
-        struct mc_service *e = event_push(&ev, MC_REGISTRY_UPDATE, t);
+        struct mc_service *e = event_push(&ev, MC_REGISTRY_UPDATE, &t->svc, nupdated);
         for (size_t u = 0; u < nupdated; u++)
-            node_append_copy(e, &t->nodes[updated[u]]);
+            event_add_copy(e, &t->svc.nodes[updated[u]]);
     }
     mc_free(created);
     mc_free(updated);
@@ -397,11 +455,13 @@ int mc_registry_view_remove(struct mc_registry *r, const struct mc_service *svc_
 {
     if (!svc_in->name)
         return MC_EINVAL;
-    struct mc_service in;
-    mc_service_copy(&in, svc_in);
     struct events ev = {0};
-    remove_ids(r, &in, NULL, &ev);
-    mc_service_close(&in);
+    /* The hits are collected before anything changes, so svc_in may even point into the view:
+     * its strings are only read here. */
+    struct hit *hits;
+    size_t nhits = find_hits(r, svc_in, NULL, &hits);
+    remove_hits(r, hits, nhits, &ev);
+    mc_free(hits);
     dispatch(r, &ev);
     return 0;
 }
@@ -411,25 +471,28 @@ size_t mc_registry_expire(struct mc_registry *r)
     uint64_t now = now_ms(r);
     struct events ev = {0};
     size_t dropped = 0;
+    size_t *pos = NULL, pos_cap = 0;
     for (size_t i = 0; i < r->count;) {
-        struct mc_service *s = &r->services[i];
-        struct mc_service *del = NULL;
-        for (size_t j = 0; j < s->node_count;) {
-            if (live(&s->nodes[j], now)) {
-                j++;
+        const struct mc_service *s = &r->services[i]->svc;
+        size_t k = 0;
+        for (size_t j = 0; j < s->node_count; j++) {
+            if (live(&s->nodes[j], now))
                 continue;
+            if (k == pos_cap) {
+                pos_cap = pos_cap ? pos_cap * 2 : 16;
+                pos = mc_realloc(pos, pos_cap * sizeof(*pos));
             }
-            if (!del)
-                del = event_push(&ev, MC_REGISTRY_DELETE, s);
-            node_append_move(del, &s->nodes[j]);
-            node_drop_slot(s, j);
-            dropped++;
+            pos[k++] = j;
         }
-        if (s->node_count == 0)
-            view_remove_at(r, i);
-        else
+        size_t before = r->count;
+        if (k) {
+            vent_remove_positions(r, i, pos, k, &ev);
+            dropped += k;
+        }
+        if (r->count == before)
             i++;
     }
+    mc_free(pos);
     dispatch(r, &ev);
     return dropped;
 }
@@ -437,12 +500,14 @@ size_t mc_registry_expire(struct mc_registry *r)
 uint64_t mc_registry_next_expiry_ms(struct mc_registry *r)
 {
     uint64_t next = 0;
-    for (size_t i = 0; i < r->count; i++)
-        for (size_t j = 0; j < r->services[i].node_count; j++) {
-            uint64_t e = r->services[i].nodes[j].expires_at_ms;
+    for (size_t i = 0; i < r->count; i++) {
+        const struct mc_service *s = &r->services[i]->svc;
+        for (size_t j = 0; j < s->node_count; j++) {
+            uint64_t e = s->nodes[j].expires_at_ms;
             if (e && (next == 0 || e < next))
                 next = e;
         }
+    }
     return next;
 }
 
@@ -453,6 +518,7 @@ struct mc_registry *mc_registry_new(const struct mc_registry_ops *ops, const str
     struct mc_registry *r = mc_calloc(1, sizeof(*r));
     r->ops = ops ? ops : &mc_registry_memory_ops;
     r->clock = clock ? *clock : mc_clock_monotonic;
+    mc_node_index_init(&r->ids);
     return r;
 }
 
@@ -462,9 +528,12 @@ void mc_registry_free(struct mc_registry *r)
         return;
     if (r->ops->close)
         r->ops->close(r);
-    for (size_t i = 0; i < r->count; i++)
-        mc_service_close(&r->services[i]);
+    for (size_t i = 0; i < r->count; i++) {
+        mc_service_close(&r->services[i]->svc);
+        mc_free(r->services[i]);
+    }
     mc_free(r->services);
+    mc_node_index_close(&r->ids);
     for (size_t i = 0; i < r->watch_count; i++)
         mc_free(r->watches[i].filter);
     mc_free(r->watches);
@@ -493,14 +562,25 @@ const struct mc_registry_ops *mc_registry_backend_ops(const struct mc_registry *
     return r->ops;
 }
 
-/* What both writes need: a name and at least one node, each with an id. */
+/* 1 when s (NULL reads as "") holds a control character: the same rule mc_service_from_json
+ * applies to bodies, applied to every writer (flags, backends), since these strings reach the
+ * HTTP heads sent to nodes. */
+static int bad_text(const char *s)
+{
+    return s && mc_service_has_control_char(s, strlen(s));
+}
+
+/* What both writes need: a name and at least one node, each with an id; no control character
+ * in the name, version, ids and addresses. */
 static int validate(const struct mc_service *svc, int check_ports)
 {
     if (!svc || !svc->name || !svc->name[0] || svc->node_count == 0 || !svc->nodes)
         return MC_EINVAL;
+    if (bad_text(svc->name) || bad_text(svc->version))
+        return MC_EINVAL;
     for (size_t i = 0; i < svc->node_count; i++) {
         const struct mc_node *n = &svc->nodes[i];
-        if (!n->id || !n->id[0])
+        if (!n->id || !n->id[0] || bad_text(n->id) || bad_text(n->address))
             return MC_EINVAL;
         if (check_ports && (n->port < 0 || n->port > 65535))
             return MC_EINVAL;
@@ -550,7 +630,7 @@ json_t *mc_registry_list_json(struct mc_registry *r)
     json_t *arr = json_array_or_die();
     const char *last = NULL;
     for (size_t i = 0; i < r->count; i++) {
-        const struct mc_service *s = &r->services[i];
+        const struct mc_service *s = &r->services[i]->svc;
         if (live_count(s, now) == 0 || (last && strcmp(last, s->name) == 0))
             continue;
         last = s->name;
@@ -572,7 +652,7 @@ json_t *mc_registry_get_json(struct mc_registry *r, const char *name)
     name_range(r, name, &begin, &end);
     json_t *arr = NULL;
     for (size_t i = begin; i < end; i++) {
-        const struct mc_service *s = &r->services[i];
+        const struct mc_service *s = &r->services[i]->svc;
         size_t lc = live_count(s, now);
         if (lc == 0)
             continue;
@@ -605,11 +685,11 @@ size_t mc_registry_lookup(struct mc_registry *r, const char *name,
      * first so that pointers into them stay put while they are filled. */
     size_t need_svc = 0, need_nodes = 0, found = 0;
     for (size_t i = begin; i < end && found < max; i++) {
-        size_t lc = live_count(&r->services[i], now);
+        size_t lc = live_count(&r->services[i]->svc, now);
         if (lc == 0)
             continue;
         found++;
-        if (lc < r->services[i].node_count) {
+        if (lc < r->services[i]->svc.node_count) {
             need_svc++;
             need_nodes += lc;
         }
@@ -626,7 +706,7 @@ size_t mc_registry_lookup(struct mc_registry *r, const char *name,
 
     size_t out = 0, sv = 0, nd = 0;
     for (size_t i = begin; i < end && out < max; i++) {
-        const struct mc_service *s = &r->services[i];
+        const struct mc_service *s = &r->services[i]->svc;
         size_t lc = live_count(s, now);
         if (lc == 0)
             continue;

@@ -59,13 +59,17 @@ const struct mc_registry_ops *mc_registry_backend_ops(const struct mc_registry *
  * registered under another version of the same name moves to this one. The service's metadata
  * and endpoints become svc's (the latest registration wins, as go-micro's memory registry does).
  * svc is only read (it may even point into the view). Returns 0; MC_EINVAL when svc has no name,
- * no nodes, a node without id, or a port outside 0..65535; or the backend's error. Emits watch
+ * no nodes, a node without id, a port outside 0..65535, or a control character in its name,
+ * version, a node id or address (mc_service_has_control_char); or the backend's error. The same
+ * id twice in svc is one node (the last values win). Costs O(nodes of svc) plus one pass over
+ * each version a node moves out of, through the view's node index. Emits watch
  * events (see mc_registry_view_upsert) before returning when the backend applies at once. */
 int mc_registry_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms);
 /* Removes the nodes of svc->name whose ids svc->nodes name, from whichever version holds them
  * (node ids are unique within a service name; svc->version is not consulted, so a body without
  * a version still deregisters). Unknown ids are fine (returns 0: idempotent). A (name, version)
- * left with no nodes disappears. Returns MC_EINVAL when svc has no name or no nodes. */
+ * left with no nodes disappears. Returns MC_EINVAL when svc has no name or no nodes (or a control
+ * character, as for register). O(nodes of svc) plus one pass over each version touched. */
 int mc_registry_deregister(struct mc_registry *r, const struct mc_service *svc);
 
 /* GET /registry: a new JSON array (caller decrefs) with one entry per service name that has a

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "registry/node_index.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -176,7 +177,18 @@ static int port_from_json(const json_t *j, int *port)
     return -1;
 }
 
-static int string_from_json(const json_t *j, char **out)
+int mc_service_has_control_char(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* A name, version, node id or address: a string (absent = "") without control characters,
+ * which would split the HTTP heads these values are copied into (an embedded NUL would also cut
+ * the value short silently). Returns 0, -1 (not a string) or -2 (a control character). */
+static int text_from_json(const json_t *j, char **out)
 {
     if (!j) {
         *out = mc_strdup("");
@@ -184,9 +196,8 @@ static int string_from_json(const json_t *j, char **out)
     }
     if (!json_is_string(j))
         return -1;
-    /* Strings with an embedded NUL would be cut short silently; refuse them instead. */
-    if (strlen(json_string_value(j)) != json_string_length(j))
-        return -1;
+    if (mc_service_has_control_char(json_string_value(j), json_string_length(j)))
+        return -2;
     *out = mc_strdup(json_string_value(j));
     return 0;
 }
@@ -199,15 +210,19 @@ static int node_from_json(const json_t *j, size_t idx, struct mc_node *n, char *
     json_t *id = get_key(j, "id");
     if (!id)
         return fail(err, errlen, "nodes[%zu]: node id is required", idx);
-    if (string_from_json(id, &n->id) < 0)
-        return fail(err, errlen, "nodes[%zu]: node id must be a string", idx);
+    int rc = text_from_json(id, &n->id);
+    if (rc < 0)
+        return fail(err, errlen, "nodes[%zu]: node id %s", idx,
+                    rc == -1 ? "must be a string" : "contains a control character");
     if (n->id[0] == '\0')
         return fail(err, errlen, "nodes[%zu]: node id is required", idx);
-    if (string_from_json(get_key(j, "address"), &n->address) < 0)
-        return fail(err, errlen, "nodes[%zu]: node address must be a string", idx);
+    rc = text_from_json(get_key(j, "address"), &n->address);
+    if (rc < 0)
+        return fail(err, errlen, "nodes[%zu]: node address %s", idx,
+                    rc == -1 ? "must be a string" : "contains a control character");
     if (port_from_json(get_key(j, "port"), &n->port) < 0)
         return fail(err, errlen, "nodes[%zu]: node port must be an integer in 0..65535", idx);
-    int rc = metadata_from_json(get_key(j, "metadata"), &n->metadata);
+    rc = metadata_from_json(get_key(j, "metadata"), &n->metadata);
     if (rc == -1)
         return fail(err, errlen, "nodes[%zu]: node metadata must be an object", idx);
     if (rc == -2)
@@ -215,12 +230,37 @@ static int node_from_json(const json_t *j, size_t idx, struct mc_node *n, char *
     return 0;
 }
 
-static struct mc_node *find_node(struct mc_service *s, const char *id)
+void mc_service_merge_duplicate_nodes(struct mc_service *s)
 {
-    for (size_t i = 0; i < s->node_count; i++)
-        if (strcmp(s->nodes[i].id, id) == 0)
-            return &s->nodes[i];
-    return NULL;
+    if (s->node_count < 2)
+        return;
+    struct mc_node_index seen;
+    mc_node_index_init(&seen);
+    size_t kept = 0;
+    for (size_t i = 0; i < s->node_count; i++) {
+        struct mc_node *n = &s->nodes[i];
+        struct mc_node_slot *slot = mc_node_index_find(&seen, NULL, n->id);
+        if (!slot) {
+            if (kept != i)
+                s->nodes[kept] = *n;
+            /* The index borrows the id string, which stays with the kept node. */
+            slot = mc_node_index_insert(&seen, NULL, s->nodes[kept].id);
+            slot->pos = kept++;
+            continue;
+        }
+        /* The first position keeps its id; everything else becomes the later node's. */
+        struct mc_node *first = &s->nodes[slot->pos];
+        mc_free(first->address);
+        if (first->metadata)
+            json_decref(first->metadata);
+        first->address = n->address;
+        first->port = n->port;
+        first->metadata = n->metadata;
+        first->expires_at_ms = n->expires_at_ms;
+        mc_free(n->id);
+    }
+    mc_node_index_close(&seen);
+    s->node_count = kept;
 }
 
 static int nodes_from_json(const json_t *arr, struct mc_service *out, char *err, size_t errlen)
@@ -240,15 +280,9 @@ static int nodes_from_json(const json_t *arr, struct mc_service *out, char *err,
             node_close(&node);
             return rc;
         }
-        /* The same id twice in one body is one node (upsert by id): the last values win. */
-        struct mc_node *prev = find_node(out, node.id);
-        if (prev) {
-            node_close(prev);
-            *prev = node;
-        } else {
-            out->nodes[out->node_count++] = node;
-        }
+        out->nodes[out->node_count++] = node;
     }
+    mc_service_merge_duplicate_nodes(out);
     return 0;
 }
 
@@ -267,16 +301,20 @@ int mc_service_from_json(const json_t *json, unsigned flags, struct mc_service *
         rc = fail(err, errlen, "service name is required");
         goto fail;
     }
-    if (string_from_json(name, &out->name) < 0) {
-        rc = fail(err, errlen, "service name must be a string");
+    rc = text_from_json(name, &out->name);
+    if (rc < 0) {
+        rc = fail(err, errlen, "service name %s",
+                  rc == -1 ? "must be a string" : "contains a control character");
         goto fail;
     }
     if (out->name[0] == '\0') {
         rc = fail(err, errlen, "service name is required");
         goto fail;
     }
-    if (string_from_json(get_key(json, "version"), &out->version) < 0) {
-        rc = fail(err, errlen, "service version must be a string");
+    rc = text_from_json(get_key(json, "version"), &out->version);
+    if (rc < 0) {
+        rc = fail(err, errlen, "service version %s",
+                  rc == -1 ? "must be a string" : "contains a control character");
         goto fail;
     }
     rc = metadata_from_json(get_key(json, "metadata"), &out->metadata);

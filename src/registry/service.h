@@ -48,9 +48,23 @@ void mc_service_copy(struct mc_service *dst, const struct mc_service *src);
 struct mc_node *mc_service_add_node(struct mc_service *s, const char *id, const char *address,
                                     int port);
 
+/* A node id given twice in one write is one node (upsert by id): merges every later node with
+ * an id already seen into the first one's position, with the later one's values (the last one
+ * wins). Frees what the merged-away nodes owned; the first ones keep their id strings. O(nodes)
+ * through a node index, never a scan per node. */
+void mc_service_merge_duplicate_nodes(struct mc_service *s);
+
+/* 1 when the n bytes at s hold a control character (a byte below 0x20, or 0x7f, NUL included),
+ * else 0. Names, versions, node ids and addresses end up in HTTP heads sent to nodes
+ * (X-Micro-Service, Host, ...): the registry refuses such values so they can never split a
+ * head. */
+int mc_service_has_control_char(const char *s, size_t n);
+
 /* Maps a request body (go-micro's registry.Service JSON) to out. Keys match case-insensitively
  * at the service and node levels (Name/name/NAME; when a key appears twice the last wins),
- * unknown keys are ignored, JSON null counts as absent. Accepted:
+ * unknown keys are ignored, JSON null counts as absent. Name, version, node id and node address
+ * must hold no control character (mc_service_has_control_char; the reason names the field, as
+ * "service name contains a control character"). Accepted:
  *   name      non-empty string (required)
  *   version   string
  *   metadata  object whose values are all strings (go-micro's map[string]string): any other
@@ -60,7 +74,8 @@ struct mc_node *mc_service_add_node(struct mc_service *s, const char *id, const 
  *   nodes     array of objects: id (non-empty string, required), address (string, may be
  *             absent), port (integer 0..65535, or a string of 1..5 decimal digits in that
  *             range such as "9091"), metadata (as above). A node id given twice keeps the
- *             last one's values at the first one's position.
+ *             last one's values at the first one's position
+ *             (mc_service_merge_duplicate_nodes).
  * flags: MC_SERVICE_REQUIRE_NODES or 0. out is initialised here (not closed first). Returns 0
  * and fills out (the caller mc_service_close()s it), or MC_EINVAL with out left empty and a
  * one-line reason in err (NUL-terminated, truncated to errlen; err may be NULL) meant to be

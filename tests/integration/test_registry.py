@@ -253,3 +253,38 @@ def test_ttl_renewed_by_reregistration(sidecar):
     t1 = time.monotonic()
     wait_until(lambda: sidecar.nodes("renew.svc") == [], 4.5, message="node to expire once not renewed")
     assert time.monotonic() - t1 >= 0.5
+
+
+# Issue 7 point 1: a registered name, version, id or address is copied into the heads of
+# requests sent to nodes (X-Micro-Service, Host, ...); a control character there would let a
+# registration split those heads. Refused with a 400 naming the field; nothing is stored.
+CONTROL_BODIES = {
+    "name-crlf": ({"name": "evil\r\nContent-Length: 0\r\n\r\nGET /x HTTP/1.1",
+                   "nodes": [{"id": "e-1"}]}, "service name contains a control character"),
+    "name-lf": ({"name": "evil\n", "nodes": [{"id": "e-1"}]},
+                "service name contains a control character"),
+    "name-nul": ({"name": "evil\u0000junk", "nodes": [{"id": "e-1"}]},
+                 "service name contains a control character"),
+    "name-del": ({"name": "evil\u007f", "nodes": [{"id": "e-1"}]},
+                 "service name contains a control character"),
+    "version-cr": ({"name": "evil", "version": "1\r", "nodes": [{"id": "e-1"}]},
+                   "service version contains a control character"),
+    "id-lf": ({"name": "evil", "nodes": [{"id": "e-1"}, {"id": "e-2\nX: y"}]},
+              "nodes[1]: node id contains a control character"),
+    "address-crlf": ({"name": "evil", "nodes": [{"id": "e-1", "address": "h\r\nX: y"}]},
+                     "nodes[0]: node address contains a control character"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTROL_BODIES))
+def test_control_characters_refused(sidecar, case):
+    body, detail = CONTROL_BODIES[case]
+    r = sidecar.register(body)
+    obj = assert_error_json(r, 400, "Bad Request", error_id="go.micro.registry")
+    assert obj["detail"] == detail, obj
+    # Nothing at all was stored: not the bad node, not its good sibling, not the name.
+    names = [s["name"] for s in sidecar.get("/registry").json()]
+    assert names == ["go.micro.sidecar"], names
+    assert sidecar.lookup("evil").status == 404
+    # Deregistering with such a body is refused the same way.
+    assert_error_json(sidecar.deregister(body), 400, "Bad Request")

@@ -399,6 +399,195 @@ static void test_duplicate_ids_in_one_registration(void **state)
     recorder_close(&rec);
 }
 
+/* Counts events and their nodes (for writes too big for the recorder). */
+struct tally {
+    int events[3];
+    size_t nodes[3];
+    char first_delete_id[16];
+};
+
+static void count_event(void *ctx, enum mc_registry_action action, const struct mc_service *svc)
+{
+    struct tally *t = ctx;
+    if (action == MC_REGISTRY_DELETE && t->events[action] == 0 && svc->node_count)
+        snprintf(t->first_delete_id, sizeof t->first_delete_id, "%s", svc->nodes[0].id);
+    t->events[action]++;
+    t->nodes[action] += svc->node_count;
+}
+
+/* Ids "n<i>" for i in [from, to) stepping by step, all at port. */
+static void make_many(struct mc_service *s, const char *version, int from, int to, int step,
+                      int port)
+{
+    mc_service_init(s);
+    s->name = strdup("big");
+    s->version = strdup(version);
+    for (int i = from; i < to; i += step) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        mc_service_add_node(s, id, "h", port);
+    }
+}
+
+/* The nodes of one version, as the view holds them: ids and ports checked in order. */
+static void expect_version(struct mc_registry *r, size_t vi, const char *version, int from, int to,
+                           int step, const int *ports)
+{
+    const struct mc_service *v[4];
+    size_t nv = mc_registry_lookup(r, "big", v, 4);
+    assert_true(vi < nv);
+    assert_string_equal(v[vi]->version, version);
+    size_t k = 0;
+    for (int i = from; i < to; i += step, k++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        assert_true(k < v[vi]->node_count);
+        assert_string_equal(v[vi]->nodes[k].id, id);
+        if (ports)
+            assert_int_equal(v[vi]->nodes[k].port, ports[i]);
+    }
+    assert_int_equal(v[vi]->node_count, k);
+}
+
+/* The node index through a write of thousands of nodes: update by id keeps positions, a move
+ * takes every other node to another version (one DELETE in view order, one CREATE), a delete
+ * closes the gaps, and every later write still finds each node where it now is. */
+static void test_index_many_nodes(void **state)
+{
+    struct mc_registry *r = *state;
+    enum { N = 4000 };
+    static int ports[N];
+    struct tally t = {0};
+    mc_registry_watch(r, "big", count_event, &t);
+    struct mc_service s;
+
+    make_many(&s, "1", 0, N, 1, 1);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    for (int i = 0; i < N; i++)
+        ports[i] = 1;
+    expect_version(r, 0, "1", 0, N, 1, ports);
+    assert_int_equal(t.events[MC_REGISTRY_CREATE], 1);
+    assert_int_equal(t.nodes[MC_REGISTRY_CREATE], N);
+
+    /* Update every third node by id, given in reverse order: positions do not change. */
+    mc_service_init(&s);
+    s.name = strdup("big");
+    s.version = strdup("1");
+    for (int i = N - 1; i >= 0; i--)
+        if (i % 3 == 0) {
+            char id[16];
+            snprintf(id, sizeof id, "n%d", i);
+            mc_service_add_node(&s, id, "h", 2);
+            ports[i] = 2;
+        }
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    expect_version(r, 0, "1", 0, N, 1, ports);
+    assert_int_equal(t.events[MC_REGISTRY_UPDATE], 1);
+    assert_int_equal(t.nodes[MC_REGISTRY_UPDATE], (N + 2) / 3);
+
+    /* Move the even nodes to version 2. */
+    make_many(&s, "2", 0, N, 2, 3);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    expect_version(r, 0, "1", 1, N, 2, ports);
+    for (int i = 0; i < N; i += 2)
+        ports[i] = 3;
+    expect_version(r, 1, "2", 0, N, 2, ports);
+    assert_int_equal(t.events[MC_REGISTRY_DELETE], 1);
+    assert_int_equal(t.nodes[MC_REGISTRY_DELETE], N / 2);
+    assert_string_equal(t.first_delete_id, "n0");
+    assert_int_equal(t.events[MC_REGISTRY_CREATE], 2);
+
+    /* Delete every fourth node (from both versions, one call, ids in any order). */
+    struct mc_service d;
+    make_many(&d, "", 0, N, 4, 0);
+    mc_service_add_node(&d, "n0", "", 0); /* named twice: still one removal */
+    mc_service_add_node(&d, "nope", "", 0);
+    assert_int_equal(mc_registry_deregister(r, &d), 0);
+    mc_service_close(&d);
+    assert_int_equal(t.events[MC_REGISTRY_DELETE], 2); /* all in version 2 */
+    assert_int_equal(t.nodes[MC_REGISTRY_DELETE], N / 2 + N / 4);
+
+    /* Every remaining node is still found where it is: move them all back to version 1. */
+    make_many(&s, "1", 0, N, 1, 4);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    const struct mc_service *v[4];
+    assert_int_equal(mc_registry_lookup(r, "big", v, 4), 1);
+    /* The odd ones stayed (updated), the 2 mod 4 ones came back from 2, the 0 mod 4 were
+     * created again: N nodes, each once. */
+    assert_int_equal(v[0]->node_count, N);
+
+    /* And everything goes, version by version, leaving an empty view. */
+    make_many(&d, "", 0, N, 1, 0);
+    assert_int_equal(mc_registry_deregister(r, &d), 0);
+    mc_service_close(&d);
+    assert_int_equal(mc_registry_lookup(r, "big", v, 4), 0);
+    expect_list(r, "[]");
+}
+
+/* Expiry closes the gaps in one pass too, and the index follows. */
+static void test_index_after_expiry(void **state)
+{
+    struct mc_registry *r = *state;
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        reg(r, "big", "1", id, "h", 1, i % 2 ? 0 : 10);
+    }
+    fake_now += 10;
+    assert_int_equal(mc_registry_expire(r), 50);
+    static int ports[100];
+    for (int i = 0; i < 100; i++)
+        ports[i] = 1;
+    expect_version(r, 0, "1", 1, 100, 2, ports);
+    /* The survivors are found by id at their new positions. */
+    struct mc_service s;
+    make_many(&s, "1", 1, 100, 2, 5);
+    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    mc_service_close(&s);
+    for (int i = 1; i < 100; i += 2)
+        ports[i] = 5;
+    expect_version(r, 0, "1", 1, 100, 2, ports);
+    assert_int_equal(dereg(r, "big", "n51"), 0);
+    reg(r, "big", "1", "n99", "h", 6, 0);
+    const struct mc_service *v[1];
+    assert_int_equal(mc_registry_lookup(r, "big", v, 1), 1);
+    assert_int_equal(v[0]->node_count, 49);
+    assert_string_equal(v[0]->nodes[48].id, "n99");
+    assert_int_equal(v[0]->nodes[48].port, 6);
+}
+
+/* Control characters in a name, version, id or address are refused whoever writes (not only
+ * JSON bodies): nothing is stored and no event is sent. */
+static void test_control_characters_refused(void **state)
+{
+    struct mc_registry *r = *state;
+    struct recorder rec = {0};
+    mc_registry_watch(r, NULL, record, &rec);
+    static const char *const cases[][4] = {
+        {"foo\r\nContent-Length: 0", "", "a", "h"},
+        {"foo\n", "", "a", "h"},
+        {"foo", "1\t", "a", "h"},
+        {"foo", "", "a\x7f", "h"},
+        {"foo", "", "a\x01", "h"},
+        {"foo", "", "a", "h\r"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct mc_service s;
+        make(&s, cases[i][0], cases[i][1], "ok", "h", 1);
+        mc_service_add_node(&s, cases[i][2], cases[i][3], 2);
+        assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL);
+        assert_int_equal(mc_registry_deregister(r, &s), MC_EINVAL);
+        mc_service_close(&s);
+    }
+    expect_list(r, "[]");
+    assert_int_equal(rec.count, 0);
+    recorder_close(&rec);
+}
+
 static void test_unwatch_inside_callback(void **state)
 {
     struct mc_registry *r = *state;
@@ -588,6 +777,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_renewal_pushes_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_events_and_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_ids_in_one_registration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_many_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_after_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_characters_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwatch_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_may_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_register_from_lookup_result, setup, teardown),

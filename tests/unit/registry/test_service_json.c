@@ -15,7 +15,7 @@
 static json_t *load(const char *text)
 {
     json_error_t jerr;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &jerr);
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr); /* as the API parses */
     assert_non_null(j);
     return j;
 }
@@ -193,6 +193,23 @@ static void test_every_400_case(void **state)
          "service metadata must be an object"},
         {"{\"name\":\"x\",\"metadata\":{\"k\":\"v\",\"n\":null},\"nodes\":[{\"id\":\"a\"}]}",
          "service metadata values must be strings"},
+        /* Control characters would split the heads these values are copied into. */
+        {"{\"name\":\"x\\r\\nContent-Length: 0\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service name contains a control character"},
+        {"{\"name\":\"x\\n\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service name contains a control character"},
+        {"{\"name\":\"x\\u0000junk\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service name contains a control character"},
+        {"{\"name\":\"x\\u007f\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service name contains a control character"},
+        {"{\"name\":\"x\\t\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service name contains a control character"},
+        {"{\"name\":\"x\",\"version\":\"1\\r\",\"nodes\":[{\"id\":\"a\"}]}",
+         "service version contains a control character"},
+        {"{\"name\":\"x\",\"nodes\":[{\"id\":\"a\"},{\"id\":\"b\\u001f\"}]}",
+         "nodes[1]: node id contains a control character"},
+        {"{\"name\":\"x\",\"nodes\":[{\"id\":\"a\",\"address\":\"h\\r\\nX: y\"}]}",
+         "nodes[0]: node address contains a control character"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct mc_service s;
@@ -295,6 +312,60 @@ static void test_duplicate_node_ids_are_one_node(void **state)
     mc_service_close(&s);
 }
 
+/* Many ids, each given three times interleaved with metadata on the middle one: one node per
+ * id, at its first position, with the last values (the middle one's metadata is gone). */
+static void test_merge_duplicate_nodes_many(void **state)
+{
+    (void)state;
+    enum { IDS = 5000 };
+    struct mc_service s;
+    mc_service_init(&s);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < IDS; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "n%d", i);
+            struct mc_node *n = mc_service_add_node(&s, id, round == 2 ? "last" : "h", round);
+            if (round == 1)
+                n->metadata = json_pack("{ss}", "k", "v");
+        }
+    mc_service_merge_duplicate_nodes(&s);
+    assert_int_equal(s.node_count, IDS);
+    for (int i = 0; i < IDS; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        assert_string_equal(s.nodes[i].id, id);
+        assert_string_equal(s.nodes[i].address, "last");
+        assert_int_equal(s.nodes[i].port, 2);
+        assert_null(s.nodes[i].metadata);
+    }
+    mc_service_close(&s);
+    /* Nothing to merge, and an empty service, are left alone. */
+    mc_service_init(&s);
+    mc_service_merge_duplicate_nodes(&s);
+    mc_service_add_node(&s, "a", "h", 1);
+    mc_service_add_node(&s, "b", "h", 2);
+    mc_service_merge_duplicate_nodes(&s);
+    assert_int_equal(s.node_count, 2);
+    assert_string_equal(s.nodes[1].id, "b");
+    mc_service_close(&s);
+}
+
+static void test_control_char_predicate(void **state)
+{
+    (void)state;
+    assert_int_equal(mc_service_has_control_char("go.micro.srv.foo-1:8080 /~", 26), 0);
+    assert_int_equal(mc_service_has_control_char("", 0), 0);
+    /* UTF-8 above 0x7f is text, not control. */
+    assert_int_equal(mc_service_has_control_char("caf\xc3\xa9", 5), 0);
+    const char bad[] = {'\r', '\n', '\0', '\t', 0x01, 0x1f, 0x7f};
+    for (size_t i = 0; i < sizeof bad; i++) {
+        char text[4] = {'a', bad[i], 'b', 0};
+        assert_int_equal(mc_service_has_control_char(text, 3), 1);
+    }
+    /* Only the n bytes given are looked at. */
+    assert_int_equal(mc_service_has_control_char("ab\n", 2), 0);
+}
+
 static void test_copy_is_deep(void **state)
 {
     (void)state;
@@ -365,6 +436,8 @@ int main(void)
         cmocka_unit_test(test_output_key_order),
         cmocka_unit_test(test_endpoints_pass_through),
         cmocka_unit_test(test_duplicate_node_ids_are_one_node),
+        cmocka_unit_test(test_merge_duplicate_nodes_many),
+        cmocka_unit_test(test_control_char_predicate),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_to_json_is_a_copy_and_tolerates_null_fields),
         cmocka_unit_test(test_non_utf8_hand_built_name),
