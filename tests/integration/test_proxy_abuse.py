@@ -1,0 +1,119 @@
+"""--handler=proxy against hostile clients and broken nodes (issue 7, points 2, 6 and 11):
+clients that half-close, stall or vanish mid-upload must not keep their connection slot or
+file descriptor; a node's 204/304 reaches the client without a body; a 101 nobody asked for
+is a 502, not a tunnel; a WebSocket tunnel open at shutdown is closed and freed (exit 0, no
+sanitizer report)."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from harness import HOST, AppProcess, http_req, service, wait_until
+
+SVC = "go.micro.srv.foo"
+MAX_CONNECTIONS = 20
+CLIENTS = MAX_CONNECTIONS + 4  # more than the slots: any leak starves the next client
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    a = AppProcess(tmp_path, "http_app.py", "a")
+    yield a
+    a.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print("--- http_app log:\n" + a.log_path.read_text(errors="replace"))
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def served(sc):
+    """True when a plain proxied request gets its answer (False while every slot is taken:
+    the sidecar closes a connection over --max_connections at once)."""
+    try:
+        return sc.get("/foo/probe", timeout=3).status == 200
+    except OSError:
+        return False
+
+
+def read_to_close(sock, timeout):
+    """Everything the sidecar sends until it closes (EOF or reset); fails if it stays open
+    longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"connection still open after {timeout}s; got {got[:200]!r}"
+        sock.settimeout(remaining)
+        try:
+            piece = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return got
+        if not piece:
+            return got
+        got += piece
+
+
+def send_quietly(sock, data):
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # one of the connections over the limit, closed at once
+
+
+# kind -> (path, sidecar flags): each leaves the request body unfinished (1000 bytes announced,
+# 10 sent) in its own way.
+#   half-close: the client shuts down its sending side and waits for an answer
+#   stall:      the node answers at once; the client never sends the rest and never closes
+#   vanish:     the client closes its socket; the node never answers
+KINDS = {
+    "half-close": ("/foo/x/upload", ("--request_timeout=1s",)),
+    "stall": ("/foo/x/early", ()),
+    "vanish": ("/foo/x/hang", ("--request_timeout=30s",)),
+}
+
+
+@pytest.mark.timeout_s(60)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_unfinished_uploads_release_slots_and_fds(micro, app, kind):
+    path, flags = KINDS[kind]
+    sc = micro("--handler=proxy", f"--max_connections={MAX_CONNECTIONS}", *flags)
+    assert sc.register(service(SVC, [app.node()])).status == 200
+    assert served(sc)  # pools a node connection: the steady state the count is taken in
+    pid = sc.proc.pid
+    baseline = fd_count(pid)
+    head = http_req("POST", path, headers=[("Content-Length", "1000")]) + b"x" * 10
+    socks = []
+    try:
+        for _ in range(CLIENTS):
+            s = socket.create_connection((HOST, sc.port), timeout=10)
+            socks.append(s)
+            send_quietly(s, head)
+        time.sleep(0.3)  # let the sidecar read every head and start every call
+        for s in socks:
+            if kind == "half-close":
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            elif kind == "vanish":
+                s.close()
+        if kind != "vanish":
+            # The sidecar ends every one of them (an early answer first, for "stall").
+            for s in socks:
+                got = read_to_close(s, 15)
+                if kind == "stall" and got:
+                    assert got.startswith(b"HTTP/1.1 200"), got
+        wait_until(lambda: served(sc), 15, message="a normal request to be served")
+        wait_until(lambda: fd_count(pid) <= baseline, 15,
+                   message=f"the sidecar's fds to return to {baseline}")
+    finally:
+        for s in socks:
+            s.close()
+    assert sc.alive()
