@@ -145,16 +145,30 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
 
 /* ---- the response: node -> client ---- */
 
+/* 204 and 304 end at their head whatever the node framed (RFC 9112 6.3): the HTTP client
+ * drops bytes sent after it (and does not reuse that connection), and the client is sent
+ * neither a length nor a body. Interim 1xx heads never reach on_head. */
 static int no_body_status(int status)
 {
-    return (status >= 100 && status < 200) || status == 204 || status == 304;
+    return status == 204 || status == 304;
 }
 
 static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
 {
-    (void)call;
     struct proxy *p = ctx;
     struct mc_http_request *req = p->req;
+    if (head->upgrade && !req->upgrade) {
+        /* A switch nobody asked for: passing it on would turn the client's HTTP connection
+         * into something it never agreed to. (A 101 naming no protocol fails in the client.) */
+        char detail[256];
+        snprintf(detail, sizeof detail, "service %s: unsolicited 101 from %s", p->service, p->node);
+        lb_done(p, 0);
+        mc_http_call_cancel(call);
+        p->call = NULL;
+        proxy_free(p);
+        mc_http_respond_error(req, 502, PROXY_ID, detail);
+        return;
+    }
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
@@ -175,11 +189,13 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
         return;
     }
     p->keep_alive = req->keep_alive;
-    if (head->has_content_length) {
+    if (no_body_status(head->status)) {
+        /* no body, no length */
+    } else if (head->has_content_length) {
         mc_buf_append_str(out, "Content-Length: ");
         mc_buf_append_uint(out, head->content_length);
         mc_buf_append_str(out, "\r\n");
-    } else if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
+    } else if (req->method_bit == MC_HTTP_HEAD) {
         /* no body follows: nothing to frame */
     } else if (req->http_minor >= 1) {
         mc_buf_append_str(out, "Transfer-Encoding: chunked\r\n");

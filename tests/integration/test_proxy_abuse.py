@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import HOST, AppProcess, http_req, service, wait_until
+from harness import HOST, AppProcess, assert_error_json, http_req, service, wait_until
 
 SVC = "go.micro.srv.foo"
 MAX_CONNECTIONS = 20
@@ -117,3 +117,45 @@ def test_unfinished_uploads_release_slots_and_fds(micro, app, kind):
         for s in socks:
             s.close()
     assert sc.alive()
+
+
+# ---- point 6: status codes that frame no body
+
+
+@pytest.fixture
+def proxy(micro, app):
+    sc = micro("--handler=proxy")
+    assert sc.register(service(SVC, [app.node()])).status == 200
+    return sc
+
+
+@pytest.mark.parametrize("code", [204, 304])
+def test_bodiless_status_is_forwarded_without_body(proxy, code):
+    # The node sends "Content-Length: 5" and "hello" with it: the client gets neither, and
+    # the node connection that carried the stray bytes is not reused (the next answers are
+    # clean).
+    with proxy.raw() as c:
+        for i in range(3):
+            c.send(http_req("GET", f"/foo/x/status?code={code}"))
+            r = c.read_response()  # reads no body for a 204/304, so stray bytes stay in buf
+            assert r.status == code, r
+            assert r.header("Content-Length") is None, r
+            assert r.header("Transfer-Encoding") is None, r
+            c.send(http_req("GET", f"/foo/after/{i}"))
+            r = c.read_response()  # a "hello" before it would break the status line
+            assert r.status == 200 and r.json()["target"] == f"/foo/after/{i}", r
+        assert not c.closed_by_peer(timeout=0.3)
+
+
+@pytest.mark.parametrize("upgrade", [0, 1])
+def test_unsolicited_101_is_a_502(proxy, upgrade):
+    # A 101 to a request that did not ask to upgrade, with or without Upgrade/Connection
+    # headers, is a broken node: no tunnel, no 101 passed on.
+    target = "/foo/x/status?code=101"
+    if upgrade:
+        target += "&upgrade=1"
+    with proxy.raw() as c:
+        c.send(http_req("GET", target))
+        r = c.read_response()
+        assert_error_json(r, 502, "Bad Gateway")
+    assert proxy.get("/foo/after").status == 200
