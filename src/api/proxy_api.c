@@ -69,19 +69,23 @@ static void lb_done(struct proxy *p, int ok)
 
 /* ---- WebSocket / 101 tunnel: two raw connections copying into each other ---- */
 
-struct tunnel {
+/* Every open tunnel is on its api's list, so shutdown can close the ones still open
+ * (mc_api_proxy_close_tunnels); a tunnel leaves the list when its second end has closed. */
+struct mc_proxy_tunnel {
+    struct mc_api *api;
     struct mc_conn *client, *node;
     int open;
+    struct mc_proxy_tunnel *prev, *next;
 };
 
-static struct mc_conn *peer_of(struct tunnel *t, struct mc_conn *c)
+static struct mc_conn *peer_of(struct mc_proxy_tunnel *t, struct mc_conn *c)
 {
     return c == t->client ? t->node : t->client;
 }
 
 static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
     if (nread < 0) {
         mc_conn_close(c, 1);
@@ -96,22 +100,37 @@ static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
 
 static void tunnel_drain(struct mc_conn *c)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     mc_conn_read_start(peer_of(t, c));
 }
 
 static void tunnel_closed(struct mc_conn *c)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
     if (c == t->client)
         mc_http_upgraded_conn_free(c);
     else
         mc_http_client_conn_free(c);
-    if (--t->open == 0)
-        mc_free(t);
-    else
+    if (--t->open > 0) {
         mc_conn_close(other, 0);
+        return;
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->api->tunnels = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    mc_free(t);
+}
+
+void mc_api_proxy_close_tunnels(struct mc_api *api)
+{
+    for (struct mc_proxy_tunnel *t = api->tunnels; t; t = t->next) {
+        mc_conn_close(t->client, 1);
+        mc_conn_close(t->node, 1);
+    }
 }
 
 static void start_tunnel(struct proxy *p, struct mc_buf *head)
@@ -120,7 +139,12 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
     mc_http_respond_raw_begin(req, 101);
     mc_http_respond_raw_write(req, head->data, head->len);
     struct mc_buf from_client, from_node;
-    struct tunnel *t = mc_calloc(1, sizeof *t);
+    struct mc_proxy_tunnel *t = mc_calloc(1, sizeof *t);
+    t->api = p->api;
+    t->next = t->api->tunnels;
+    if (t->next)
+        t->next->prev = t;
+    t->api->tunnels = t;
     t->node = mc_http_call_take_conn(p->call, &from_node);
     p->call = NULL;
     t->client = mc_http_upgrade(req, &from_client);

@@ -4,7 +4,9 @@ file descriptor; a node's 204/304 reaches the client without a body; a 101 nobod
 is a 502, not a tunnel; a WebSocket tunnel open at shutdown is closed and freed (exit 0, no
 sanitizer report)."""
 
+import base64
 import os
+import signal
 import socket
 import time
 
@@ -159,3 +161,37 @@ def test_unsolicited_101_is_a_502(proxy, upgrade):
         r = c.read_response()
         assert_error_json(r, 502, "Bad Gateway")
     assert proxy.get("/foo/after").status == 200
+
+
+# ---- point 11: tunnels at shutdown
+
+
+def test_websocket_tunnel_open_at_shutdown_is_closed(micro, app):
+    sc = micro("--handler=proxy")
+    assert sc.register(service(SVC, [app.node()])).status == 200
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock = socket.create_connection((HOST, sc.port), timeout=10)
+    try:
+        sock.sendall(http_req("GET", "/foo/chat/ws", headers=[
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")]))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = sock.recv(4096)
+            assert piece, head
+            head += piece
+        assert head.startswith(b"HTTP/1.1 101"), head
+        # One masked text frame "hi" and its echo: the tunnel is up both ways.
+        mask = b"\x01\x02\x03\x04"
+        sock.sendall(b"\x81\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"hi")))
+        echo = head.split(b"\r\n\r\n", 1)[1]
+        while len(echo) < 4:
+            piece = sock.recv(4096)
+            assert piece, echo
+            echo += piece
+        assert echo[:4] == b"\x81\x02hi", echo
+        sc.signal(signal.SIGTERM)
+        assert sc.wait_exit(10) == 0  # the teardown fails on any sanitizer report
+        read_to_close(sock, 5)
+    finally:
+        sock.close()
