@@ -21,9 +21,10 @@ struct mc_api {
     struct mc_registry *registry;
     struct mc_http_client *client;
     struct mc_broker *broker;
-    struct mc_caller *caller; /* calls to services: /rpc, path calls */
-    struct mc_lb *lb;         /* node choice, shared by calls and the proxy */
-    struct mc_ws_hub *ws_hub; /* every live WebSocket session (broker, registry watch) */
+    struct mc_caller *caller;        /* calls to services: /rpc, path calls */
+    struct mc_lb *lb;                /* node choice, shared by calls and the proxy */
+    struct mc_ws_hub *ws_hub;        /* every live WebSocket session (broker, registry watch) */
+    struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
 };
 
 /* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.
@@ -41,6 +42,10 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx);
 void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api);
 /* --handler=proxy: a streaming route that reverse-proxies to <namespace>.<segment>. */
 void mc_api_proxy(struct mc_http_request *req, void *ctx);
+/* Closes both connections of every open proxy tunnel at once (queued bytes are dropped); each
+ * tunnel's memory, and its connections', is released by their close callbacks as the loop
+ * runs. For shutdown: the loop must run again afterwards. */
+void mc_api_proxy_close_tunnels(struct mc_api *api);
 /* GET /registry with a WebSocket upgrade: streams watch events (src/api/registry_watch.c). */
 void mc_api_registry_watch(struct mc_http_request *req, struct mc_api *api);
 

@@ -69,19 +69,23 @@ static void lb_done(struct proxy *p, int ok)
 
 /* ---- WebSocket / 101 tunnel: two raw connections copying into each other ---- */
 
-struct tunnel {
+/* Every open tunnel is on its api's list, so shutdown can close the ones still open
+ * (mc_api_proxy_close_tunnels); a tunnel leaves the list when its second end has closed. */
+struct mc_proxy_tunnel {
+    struct mc_api *api;
     struct mc_conn *client, *node;
     int open;
+    struct mc_proxy_tunnel *prev, *next;
 };
 
-static struct mc_conn *peer_of(struct tunnel *t, struct mc_conn *c)
+static struct mc_conn *peer_of(struct mc_proxy_tunnel *t, struct mc_conn *c)
 {
     return c == t->client ? t->node : t->client;
 }
 
 static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
     if (nread < 0) {
         mc_conn_close(c, 1);
@@ -96,22 +100,37 @@ static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
 
 static void tunnel_drain(struct mc_conn *c)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     mc_conn_read_start(peer_of(t, c));
 }
 
 static void tunnel_closed(struct mc_conn *c)
 {
-    struct tunnel *t = c->data;
+    struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
     if (c == t->client)
         mc_http_upgraded_conn_free(c);
     else
         mc_http_client_conn_free(c);
-    if (--t->open == 0)
-        mc_free(t);
-    else
+    if (--t->open > 0) {
         mc_conn_close(other, 0);
+        return;
+    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->api->tunnels = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    mc_free(t);
+}
+
+void mc_api_proxy_close_tunnels(struct mc_api *api)
+{
+    for (struct mc_proxy_tunnel *t = api->tunnels; t; t = t->next) {
+        mc_conn_close(t->client, 1);
+        mc_conn_close(t->node, 1);
+    }
 }
 
 static void start_tunnel(struct proxy *p, struct mc_buf *head)
@@ -120,7 +139,12 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
     mc_http_respond_raw_begin(req, 101);
     mc_http_respond_raw_write(req, head->data, head->len);
     struct mc_buf from_client, from_node;
-    struct tunnel *t = mc_calloc(1, sizeof *t);
+    struct mc_proxy_tunnel *t = mc_calloc(1, sizeof *t);
+    t->api = p->api;
+    t->next = t->api->tunnels;
+    if (t->next)
+        t->next->prev = t;
+    t->api->tunnels = t;
     t->node = mc_http_call_take_conn(p->call, &from_node);
     p->call = NULL;
     t->client = mc_http_upgrade(req, &from_client);
@@ -145,16 +169,30 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
 
 /* ---- the response: node -> client ---- */
 
+/* 204 and 304 end at their head whatever the node framed (RFC 9112 6.3): the HTTP client
+ * drops bytes sent after it (and does not reuse that connection), and the client is sent
+ * neither a length nor a body. Interim 1xx heads never reach on_head. */
 static int no_body_status(int status)
 {
-    return (status >= 100 && status < 200) || status == 204 || status == 304;
+    return status == 204 || status == 304;
 }
 
 static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
 {
-    (void)call;
     struct proxy *p = ctx;
     struct mc_http_request *req = p->req;
+    if (head->upgrade && !req->upgrade) {
+        /* A switch nobody asked for: passing it on would turn the client's HTTP connection
+         * into something it never agreed to. (A 101 naming no protocol fails in the client.) */
+        char detail[256];
+        snprintf(detail, sizeof detail, "service %s: unsolicited 101 from %s", p->service, p->node);
+        lb_done(p, 0);
+        mc_http_call_cancel(call);
+        p->call = NULL;
+        proxy_free(p);
+        mc_http_respond_error(req, 502, PROXY_ID, detail);
+        return;
+    }
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
@@ -175,11 +213,13 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
         return;
     }
     p->keep_alive = req->keep_alive;
-    if (head->has_content_length) {
+    if (no_body_status(head->status)) {
+        /* no body, no length */
+    } else if (head->has_content_length) {
         mc_buf_append_str(out, "Content-Length: ");
         mc_buf_append_uint(out, head->content_length);
         mc_buf_append_str(out, "\r\n");
-    } else if (req->method_bit == MC_HTTP_HEAD || no_body_status(head->status)) {
+    } else if (req->method_bit == MC_HTTP_HEAD) {
         /* no body follows: nothing to frame */
     } else if (req->http_minor >= 1) {
         mc_buf_append_str(out, "Transfer-Encoding: chunked\r\n");

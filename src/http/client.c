@@ -433,17 +433,25 @@ static int on_headers_complete(llhttp_t *p)
     call->head.has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
     call->head.content_length = call->head.has_content_length ? p->content_length : 0;
     call->keep_alive = llhttp_should_keep_alive(p);
+    /* 1xx, 204 and 304 heads end their message whatever length they claim (RFC 9112 6.3);
+     * bytes a node sends after one are not a body: after a 101 they belong to the new
+     * protocol, else they are garbage that keeps the connection out of the pool. F_SKIPBODY
+     * is what returning 1 does, but still lets us pause below. */
     if (p->upgrade) {
         /* Reported once the parser stops, when the bytes after the head are known. */
         call->upgrading = 1;
+        p->flags |= F_SKIPBODY;
         return 0;
     }
+    if (p->status_code == 101)
+        return parse_fail(call, MC_EPROTO); /* a switch to no named protocol: not HTTP now */
     if (p->status_code >= 100 && p->status_code < 200) {
         call->interim = 1; /* 100 Continue, 103 Early Hints: the real answer follows */
+        p->flags |= F_SKIPBODY;
         return 0;
     }
-    if (call->is_head)
-        p->flags |= F_SKIPBODY; /* what returning 1 does, but still lets us pause below */
+    if (call->is_head || p->status_code == 204 || p->status_code == 304)
+        p->flags |= F_SKIPBODY;
     report_head(call);
     if (call->state == CALL_DEAD)
         return HPE_PAUSED;

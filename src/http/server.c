@@ -14,6 +14,11 @@
 #include "util/error.h"
 #include "util/log.h"
 
+/* After an answer given before the request body ended (a streaming handler's early answer),
+ * the rest of the body is read and dropped; each piece must come within this, else the
+ * connection closes (a client that never finishes its body keeps no slot). */
+#define HC_DISCARD_TIMEOUT_MS 5000
+
 enum hc_state {
     HC_WAIT_HEAD, /* between requests or inside a head */
     HC_READ_BODY, /* buffered route: reading the body */
@@ -632,8 +637,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct mc_http_conn *hc = hc_of(p);
     struct mc_http_request *req = hc->req;
     if (hc->state == HC_HANDLING) {
-        if (req->on_body && !req->responded)
-            req->on_body(req, at, len);
+        if (!req->responded) {
+            if (req->on_body)
+                req->on_body(req, at, len);
+        } else {
+            arm_timer(hc, HC_DISCARD_TIMEOUT_MS); /* answered early: dropped, must keep coming */
+        }
         return 0;
     }
     if (hc->route_status)
@@ -711,6 +720,25 @@ static void write_head(struct mc_http_request *req, struct mc_buf *head, int sta
     mc_buf_append_str(head, "\r\n");
 }
 
+/* The response is queued in full. With the request's body in too, the next request may
+ * start. An answer given before the body ended (a streaming handler answering early, or
+ * giving up on a node) leaves the rest of the body to be read and dropped under
+ * HC_DISCARD_TIMEOUT_MS, or the connection closed at once when it will not be kept alive. */
+static void response_done(struct mc_http_conn *hc)
+{
+    if (hc->message_done) {
+        finish_request(hc);
+    } else if (hc->req->close_after) {
+        conn_close(hc, 0); /* the rest of the request body is not worth reading */
+    } else {
+        arm_timer(hc, HC_DISCARD_TIMEOUT_MS);
+        if (hc->user_paused) { /* whoever paused the body will not resume it now */
+            hc->user_paused = 0;
+            mc_conn_read_start(&hc->conn);
+        }
+    }
+}
+
 void mc_http_respond(struct mc_http_request *req, int status, const char *content_type,
                      const struct mc_http_header *extra, size_t extra_count, const void *body,
                      size_t len)
@@ -728,8 +756,7 @@ void mc_http_respond(struct mc_http_request *req, int status, const char *conten
         mc_conn_write_copy(&hc->conn, body, len);
     req->bytes_sent = head_only ? 0 : len;
     mc_conn_flush_soon(&hc->conn);
-    if (hc->message_done)
-        finish_request(hc);
+    response_done(hc);
 }
 
 void mc_http_respond_error(struct mc_http_request *req, int status, const char *id,
@@ -765,10 +792,7 @@ void mc_http_respond_raw_end(struct mc_http_request *req, int keep_alive)
     if (!keep_alive)
         req->close_after = 1;
     mc_conn_flush_soon(&hc->conn);
-    if (hc->message_done)
-        finish_request(hc);
-    else if (req->close_after)
-        conn_close(hc, 0); /* the rest of the request body is not worth reading */
+    response_done(hc);
 }
 
 struct mc_buf *mc_http_scratch(struct mc_http_request *req)
@@ -988,6 +1012,12 @@ static void on_conn_read(struct mc_conn *c, const char *data, ssize_t nread)
 {
     struct mc_http_conn *hc = c->data;
     if (nread < 0) {
+        if (nread == UV_EOF && hc->req && hc->state == HC_HANDLING && !hc->message_done) {
+            /* EOF inside a streamed request body: the request can never complete. A handler
+             * still at work is aborted (on_abort); what is queued is written, then close. */
+            conn_close(hc, 0);
+            return;
+        }
         if (nread == UV_EOF && hc->req && hc->state == HC_HANDLING) {
             /* Half-close after a complete request: answer, then close. */
             hc->peer_eof = 1;
@@ -1038,6 +1068,10 @@ static void on_timer(uv_timer_t *t)
     case HC_READ_BODY:
         mc_conn_read_stop(&hc->conn);
         refuse(hc, 408);
+        break;
+    case HC_HANDLING:
+        if (hc->req && hc->req->responded && !hc->message_done)
+            conn_close(hc, 0); /* the rest of an early-answered body stopped coming */
         break;
     default:
         break;

@@ -176,6 +176,8 @@ static void finish_shutdown(struct sidecar *sc)
     uv_timer_stop(&sc->drain_timer);
     mc_http_server_free(sc->server);
     sc->server = NULL;
+    /* Proxy tunnels left the server at their upgrade: the loop's last run must free them. */
+    mc_api_proxy_close_tunnels(&sc->api);
     mc_health_checker_free(sc->checker);
     sc->checker = NULL;
     mc_http_client_free(sc->client);

@@ -6,6 +6,12 @@ proxy forwards /<service>/<rest> unchanged, so the app decides by the LAST path 
   .../upload              reads the request body as it streams (Content-Length or chunked)
                           without keeping it: {"bytes": n, "chunked": bool, "sha256": hex}
                           (the digest proves the bytes arrived intact and in order)
+  .../early               answers 200 at once without reading the request body, then closes
+  .../hang                never answers (reads the head only, holds the connection)
+  .../status?code=N       a raw head "HTTP/1.1 N" with Content-Length: 5 and the 5 bytes
+                          (&upgrade=1: with Upgrade: websocket and Connection: Upgrade)
+                          "hello" whatever N is (a broken node: 204/304 must not carry a body,
+                          a 101 nobody asked for is not an upgrade); the connection stays open
   .../ws                  a WebSocket (RFC 6455) echo: text and binary frames come back as
                           they went, pings get pongs, a close is answered and ends it
   anything else           {"node","method","target","version","headers":[[k,v],...],
@@ -20,6 +26,7 @@ import hashlib
 import json
 import struct
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -110,6 +117,31 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"bytes": n, "chunked": chunked,
                                     "sha256": h.hexdigest()}).encode())
 
+    def _early(self):
+        body = b'{"early":true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _hang(self):
+        time.sleep(3600)  # a daemon thread: gone with the process
+        self.close_connection = True
+
+    def _status(self, query):
+        q = parse_qs(query)
+        code = int(q.get("code", ["204"])[0])
+        extra = b"Upgrade: websocket\r\nConnection: Upgrade\r\n" if q.get("upgrade") else b""
+        for _ in self.body_chunks():
+            pass
+        self.wfile.write(b"HTTP/1.1 %d Whatever\r\n%sContent-Length: 5\r\n\r\nhello"
+                         % (code, extra))
+        self.wfile.flush()
+
     # ---- WebSocket echo
 
     def _ws_read_exact(self, n):
@@ -178,6 +210,12 @@ class Handler(BaseHTTPRequestHandler):
             self._chunked(url.query)
         elif last == "upload":
             self._upload()
+        elif last == "early":
+            self._early()
+        elif last == "hang":
+            self._hang()
+        elif last == "status":
+            self._status(url.query)
         else:
             self._echo()
 
