@@ -35,9 +35,32 @@ static void rpc_abort(struct mc_http_request *req)
     mc_free(w);
 }
 
+/* Whether s holds a control character (below 0x20, or DEL). None belongs in a service name,
+ * method or address, and these values travel into the node's request head (X-Micro-Service,
+ * X-Micro-Method) where a CR or LF would end a line and start a request of the caller's
+ * choosing. */
+static int has_control_char(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Every call, /rpc or path, starts here: the one check of the names it sends on. */
 static void start_call(struct mc_http_request *req, struct mc_api *api,
                        const struct mc_call_request *creq)
 {
+    const char *const fields[] = {"service", "method", "address"};
+    const char *const values[] = {creq->service, creq->method, creq->address};
+    for (int i = 0; i < 3; i++) {
+        if (values[i] && has_control_char(values[i])) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "invalid %s: contains a control character", fields[i]);
+            mc_http_respond_error(req, 400, RPC_ID, detail);
+            return;
+        }
+    }
     struct rpc_wait *w = mc_calloc(1, sizeof *w);
     w->req = req;
     req->handler_data = w;

@@ -182,6 +182,12 @@ static void answer_transport_error(struct mc_call *call, int err)
         answer_error(call, 408, "request timeout");
         return;
     }
+    if (err == MC_EHEADER) {
+        /* a value the caller sent could not go into a request head: nothing was sent */
+        snprintf(detail, sizeof detail, "service %s: %s", call->service, mc_strerror(err));
+        answer_error(call, 400, detail);
+        return;
+    }
     if (err == UV_ECONNREFUSED)
         snprintf(detail, sizeof detail, "service %s: connection refused", call->service);
     else
@@ -206,7 +212,7 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
     struct mc_call *call = ctx;
     call->http = NULL;
     if (err < 0) {
-        finish_attempt(call, 0);
+        finish_attempt(call, err == MC_EHEADER); /* a refused head is no fault of the node */
         call->last_err = err;
         uint64_t now = uv_now(call->caller->loop);
         if (retryable && !call->address && call->attempts <= call->caller->config.retries &&
