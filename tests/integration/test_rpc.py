@@ -561,3 +561,30 @@ def test_rpc_method_with_crlf_is_400_and_nothing_reaches_the_node(sidecar, recor
     assert recording_node.data() == b""
     assert_node_saw_only_the_good_call(sidecar, recording_node)
 
+
+# ---------------------------------------------------------------------------------------------
+# Statuses a node names
+
+
+@pytest.mark.parametrize("code,status", [
+    (101, 500), (100, 500), (204, 500), (205, 500), (304, 500), (99, 500), (600, 500), (0, 500),
+    (200, 200), (302, 302), (418, 418), (599, 599),
+])
+def test_error_code_becomes_a_framable_status(sidecar, apps, code, status):
+    """A node's error code 101/204/304 once became that status line with a body after it: the
+    next response on the connection was misparsed. Now every answer is a well-framed one."""
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    err = json.dumps({"id": "go.micro.srv.example", "code": code, "detail": "d", "status": "s"})
+    body = json.dumps({"service": SVC, "method": "Test.Error", "request": {"error": err}})
+    with sidecar.raw() as c:
+        req = (f"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+        # Two on one connection: the second answer must parse after the first.
+        c.send(req + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response("POST")
+        assert r.status == status, r
+        assert json.loads(r.body) == json.loads(err), r
+        r2 = c.read_response()
+        assert r2.status == 200, r2
+
