@@ -161,17 +161,23 @@ static void answer(struct mc_call *call, int status, const char *body, size_t le
     done(ctx, &a);
 }
 
-static void answer_error(struct mc_call *call, int status, const char *detail)
+/* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
+static void answer_error_n(struct mc_call *call, int status, const char *detail, size_t len)
 {
     struct mc_buf b;
     mc_buf_init(&b);
-    mc_http_error_json(&b, CLIENT_ID, status, detail);
+    mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
     struct mc_call_answer a = {status, b.data, b.len};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
     mc_buf_close(&b);
+}
+
+static void answer_error(struct mc_call *call, int status, const char *detail)
+{
+    answer_error_n(call, status, detail, strlen(detail));
 }
 
 /* The answer for a call whose last attempt failed with err at the transport level. */
@@ -237,21 +243,21 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
         return;
     }
     if (reply.error) {
-        int code;
-        size_t elen = strlen(reply.error);
-        if (mc_jsonrpc_micro_error(reply.error, elen, &code)) {
-            finish_attempt(call, code < 500);
-            char *copy = mc_strndup(reply.error, elen);
-            mc_jsonrpc_reply_close(&reply);
-            answer(call, code, copy, elen);
-            mc_free(copy);
+        /* Carried with its length: a NUL in a service's error string is part of it. */
+        int status;
+        if (mc_jsonrpc_micro_error(reply.error, reply.error_len, &status)) {
+            finish_attempt(call, status < 500);
+            answer(call, status, reply.error, reply.error_len); /* the reply is not the call's */
         } else {
             finish_attempt(call, 0);
-            char *detail = mc_sprintf("error during request: %s", reply.error);
-            mc_jsonrpc_reply_close(&reply);
-            answer_error(call, 500, detail);
-            mc_free(detail);
+            struct mc_buf detail;
+            mc_buf_init(&detail);
+            mc_buf_append_str(&detail, "error during request: ");
+            mc_buf_append(&detail, reply.error, reply.error_len);
+            answer_error_n(call, 500, detail.data, detail.len);
+            mc_buf_close(&detail);
         }
+        mc_jsonrpc_reply_close(&reply);
         return;
     }
     finish_attempt(call, 1);

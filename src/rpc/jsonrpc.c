@@ -399,6 +399,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
     if (key_is(key, key_len, "error")) {
         mc_free(out->error);
         out->error = NULL;
+        out->error_len = 0;
         if (s->p < s->end && *s->p == 'n')
             return scan_literal(s, "null");
         struct mc_buf text;
@@ -409,7 +410,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
             mc_buf_close(&text);
             return err;
         }
-        out->error = mc_buf_steal(&text, NULL);
+        out->error = mc_buf_steal(&text, &out->error_len);
         return 0;
     }
     if (key_is(key, key_len, "id")) {

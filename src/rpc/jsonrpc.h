@@ -18,6 +18,7 @@ struct mc_jsonrpc_reply {
     int result_null;     /* 1 when "result" was present and null */
     char *error;         /* decoded "error" string (owned), NULL when absent or null; an empty
                             string is still an error (go-micro reports "unspecified error") */
+    size_t error_len;    /* its length: a \u0000 in it is a NUL inside, not its end */
     uint64_t id;         /* the reply's id, valid when has_id */
     int has_id;          /* 0 when "id" is absent or null */
 };

@@ -563,7 +563,7 @@ def test_rpc_method_with_crlf_is_400_and_nothing_reaches_the_node(sidecar, recor
 
 
 # ---------------------------------------------------------------------------------------------
-# Statuses a node names
+# Statuses a node names, NULs in its error string
 
 
 @pytest.mark.parametrize("code,status", [
@@ -588,3 +588,12 @@ def test_error_code_becomes_a_framable_status(sidecar, apps, code, status):
         r2 = c.read_response()
         assert r2.status == 200, r2
 
+
+def test_error_string_with_nul_is_carried_whole(sidecar, apps):
+    """ "boom\u0000hidden" once became "boom": the error string is carried with its length."""
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    r = rpc(sidecar, {"service": SVC, "method": "Test.Error", "request": {"error": "boom\u0000hidden"}})
+    obj = assert_error_json(r, 500, "Internal Server Error")
+    assert obj["detail"] == "error during request: boom\u0000hidden", obj
+    assert b"boom\\u0000hidden" in r.body, r

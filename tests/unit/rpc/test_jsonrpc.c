@@ -105,6 +105,8 @@ static void assert_error(const char *body, const char *want_error, size_t want_l
     assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
     assert_non_null(r.error);
     assert_memory_equal(r.error, want_error, want_len + 1);
+    /* the length is carried: a \u0000 inside does not end the string */
+    assert_int_equal(r.error_len, want_len);
     mc_jsonrpc_reply_close(&r);
     assert_null(r.error);
 }
