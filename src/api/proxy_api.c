@@ -344,10 +344,8 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
             continue; /* the sidecar answered it */
         if (first == 'h' && !host && strcasecmp(name, "Host") == 0)
             host = req->headers[i].value; /* noticed here: no second scan for it */
-        /* hop-by-hop names start with c, k, p, t or u (a letter rules most headers out at
-         * once); those starting with c or u are Connection and Upgrade */
-        if ((first == 'c' || first == 'k' || first == 'p' || first == 't' || first == 'u') &&
-            mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))
+        /* hop-by-hop names starting with c or u are Connection and Upgrade */
+        if (mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))
             continue;
         add_header(p, name, req->headers[i].value);
     }

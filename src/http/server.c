@@ -271,7 +271,13 @@ static const char *conn_peer(struct mc_http_conn *hc)
 
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", conn_peer(req->hc));
+    /* a bounded copy, not snprintf: the proxy asks for every request (X-Forwarded-For) */
+    if (len == 0)
+        return;
+    const char *peer = conn_peer(req->hc);
+    size_t n = strnlen(peer, len - 1);
+    memcpy(buf, peer, n);
+    buf[n] = '\0';
 }
 
 /* ---------- CORS ---------- */

@@ -51,8 +51,18 @@ struct mc_call {
 
 int mc_http_hop_by_hop(const char *name)
 {
-    /* Called for every header of every proxied request and response: decide by length
-     * first, so most headers cost one strlen. */
+    /* Called for every header of every proxied request and response: every hop-by-hop name
+     * starts with c, k, p, t or u, so most headers cost one test; then the length decides. */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
+        break;
+    default:
+        return 0;
+    }
     switch (strlen(name)) {
     case 2:
         return strcasecmp(name, "TE") == 0;
