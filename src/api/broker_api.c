@@ -92,7 +92,12 @@ static void subscribe(struct mc_http_request *req, struct mc_api *api, char *top
         mc_free(topic);
         return;
     }
-    char *queue = mc_http_query_param(req, "queue");
+    char *queue;
+    if (mc_http_query_param(req, "queue", &queue) == MC_EINVAL) {
+        mc_http_respond_error(req, 400, BROKER_ID, "invalid queue: contains a NUL (%00)");
+        mc_free(topic);
+        return;
+    }
     const char *ct = mc_http_request_header(req, "Content-Type");
     struct broker_sub *sub = mc_calloc(1, sizeof *sub);
     sub->api = api;
@@ -168,7 +173,12 @@ static void publish(struct mc_http_request *req, struct mc_api *api, const char 
 void mc_api_broker(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
-    char *topic = mc_http_query_param(req, "topic");
+    char *topic;
+    if (mc_http_query_param(req, "topic", &topic) == MC_EINVAL) {
+        /* a NUL would end the topic early: "a%00zzz" must not reach the subscribers of "a" */
+        mc_http_respond_error(req, 400, BROKER_ID, "invalid topic: contains a NUL (%00)");
+        return;
+    }
     if (!topic || !*topic) {
         mc_free(topic);
         mc_http_respond_error(req, 400, BROKER_ID, "invalid topic");

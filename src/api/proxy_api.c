@@ -286,7 +286,7 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
         mc_http_respond_raw_end(req, keep_alive);
         return;
     }
-    lb_done(p, 0);
+    lb_done(p, err == MC_EHEADER); /* a refused head (nothing sent) is no fault of the node */
     uint64_t now = uv_now(p->api->net->loop);
     if (retryable && !p->replay_overflow && p->attempts <= p->api->config->retries &&
         now < p->deadline_ms) {
@@ -300,6 +300,9 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
     if (err == MC_ETIMEDOUT) {
         status = 504;
         snprintf(detail, sizeof detail, "service %s: timeout", p->service);
+    } else if (err == MC_EHEADER) {
+        status = 400; /* the request's own method, target or headers: nothing was sent */
+        snprintf(detail, sizeof detail, "service %s: %s", p->service, mc_strerror(err));
     } else {
         snprintf(detail, sizeof detail, "service %s: %s", p->service, mc_strerror(err));
     }
@@ -365,7 +368,7 @@ static void add_header(struct proxy *p, const char *name, const char *value)
  * request, which outlives every attempt, so nothing is copied. */
 static void build_headers(struct proxy *p, struct mc_http_request *req)
 {
-    const char *xff = NULL;
+    const char *xff = NULL, *host = NULL;
     p->headers = mc_calloc(req->header_count + 3, sizeof *p->headers);
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
@@ -379,6 +382,8 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
         }
         if (first == 'e' && strcasecmp(name, "Expect") == 0)
             continue; /* the sidecar answered it */
+        if (first == 'h' && !host && strcasecmp(name, "Host") == 0)
+            host = req->headers[i].value; /* noticed here: no second scan for it */
         /* hop-by-hop names starting with c or u are Connection and Upgrade */
         if (mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))
             continue;
@@ -389,7 +394,6 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
         p->forwarded_for = mc_sprintf("%s, %s", xff, p->peer);
     add_header(p, "X-Forwarded-For", xff ? p->forwarded_for : p->peer);
     add_header(p, "X-Forwarded-Proto", "http");
-    const char *host = mc_http_request_header(req, "Host");
     if (host)
         add_header(p, "X-Forwarded-Host", host);
 }

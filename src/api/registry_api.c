@@ -12,7 +12,11 @@
 
 static void registry_get(struct mc_http_request *req, struct mc_api *api)
 {
-    char *name = mc_http_query_param(req, "service");
+    char *name;
+    if (mc_http_query_param(req, "service", &name) == MC_EINVAL) {
+        mc_http_respond_error(req, 400, REGISTRY_ID, "invalid service: contains a NUL (%00)");
+        return;
+    }
     json_t *out;
     if (name && *name) {
         out = mc_registry_get_json(api->registry, name);
@@ -32,9 +36,10 @@ static void registry_get(struct mc_http_request *req, struct mc_api *api)
 static void registry_change(struct mc_http_request *req, struct mc_api *api, int add)
 {
     uint64_t ttl_ms = 0;
-    char *ttl = mc_http_query_param(req, "ttl");
-    if (ttl) {
-        int bad = mc_parse_duration_ms(ttl, &ttl_ms) < 0;
+    char *ttl;
+    int found = mc_http_query_param(req, "ttl", &ttl);
+    if (found != MC_ENOTFOUND) {
+        int bad = found < 0 || mc_parse_duration_ms(ttl, &ttl_ms) < 0;
         mc_free(ttl);
         if (bad) {
             mc_http_respond_error(req, 400, REGISTRY_ID,

@@ -6,6 +6,7 @@
 
 #include "api/api.h"
 #include "util/alloc.h"
+#include "util/error.h"
 #include "ws/session.h"
 
 #define REGISTRY_ID "go.micro.registry"
@@ -40,7 +41,11 @@ static void on_session_end(struct mc_ws_session *s, uint16_t code)
 
 void mc_api_registry_watch(struct mc_http_request *req, struct mc_api *api)
 {
-    char *service = mc_http_query_param(req, "service");
+    char *service;
+    if (mc_http_query_param(req, "service", &service) == MC_EINVAL) {
+        mc_http_respond_error(req, 400, REGISTRY_ID, "invalid service: contains a NUL (%00)");
+        return;
+    }
     struct watcher *w = mc_calloc(1, sizeof *w);
     w->api = api;
     const struct mc_ws_session_config cfg = {.on_close = on_session_end, .data = w};

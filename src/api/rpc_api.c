@@ -6,10 +6,12 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "http/url.h"
 #include "rpc/caller.h"
 #include "rpc/jsonrpc.h"
 #include "rpc/route.h"
 #include "util/alloc.h"
+#include "util/error.h"
 
 #define RPC_ID "go.micro.rpc"
 
@@ -35,9 +37,32 @@ static void rpc_abort(struct mc_http_request *req)
     mc_free(w);
 }
 
+/* Whether s holds a control character (below 0x20, or DEL). None belongs in a service name,
+ * method or address, and these values travel into the node's request head (X-Micro-Service,
+ * X-Micro-Method) where a CR or LF would end a line and start a request of the caller's
+ * choosing. */
+static int has_control_char(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Every call, /rpc or path, starts here: the one check of the names it sends on. */
 static void start_call(struct mc_http_request *req, struct mc_api *api,
                        const struct mc_call_request *creq)
 {
+    const char *const fields[] = {"service", "method", "address"};
+    const char *const values[] = {creq->service, creq->method, creq->address};
+    for (int i = 0; i < 3; i++) {
+        if (values[i] && has_control_char(values[i])) {
+            char detail[64];
+            snprintf(detail, sizeof detail, "invalid %s: contains a control character", fields[i]);
+            mc_http_respond_error(req, 400, RPC_ID, detail);
+            return;
+        }
+    }
     struct rpc_wait *w = mc_calloc(1, sizeof *w);
     w->req = req;
     req->handler_data = w;
@@ -119,6 +144,14 @@ static void respond_bad_body(struct mc_http_request *req, const char *text, size
     json_decref(v);
 }
 
+/* The 400 for a field whose decoded value holds a NUL (JSON \u0000 or form %00). */
+static void respond_nul(struct mc_http_request *req, const char *field)
+{
+    char detail[64];
+    snprintf(detail, sizeof detail, "invalid %s: contains a NUL", field);
+    mc_http_respond_error(req, 400, RPC_ID, detail);
+}
+
 /* A member that must be a string: its decoded value, or NULL when absent or not a string. */
 static char *string_member(const char *body, const struct mc_json_member *m)
 {
@@ -153,6 +186,15 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         service = string_member(text, &m[0]);
         method = string_member(text, &m[1]);
         address = string_member(text, &m[2]);
+        char *decoded[3] = {service, method, address};
+        for (int i = 0; i < 3; i++) {
+            /* a string that did not decode holds a \u0000: refused, never cut short or
+             * taken for absent */
+            if (!decoded[i] && m[i].found && text[m[i].start] == '"') {
+                respond_nul(req, m[i].key);
+                goto out;
+            }
+        }
         if (service && *service && method && *method &&
             request_from_member(req, text, &m[3], &params, &params_len) < 0)
             goto out;
@@ -160,15 +202,23 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         /* Form fields, from an urlencoded body or the query string (the seed's curl -d). */
         const char *names[] = {"service", "method", "address", "request"};
         char *values[4] = {NULL, NULL, NULL, NULL};
-        for (int i = 0; i < 4; i++) {
+        int rc = 0;
+        for (int i = 0; i < 4 && rc != MC_EINVAL; i++) {
+            rc = MC_ENOTFOUND;
             if (req->body.len)
-                values[i] = mc_http_form_value(req->body.data, req->body.len, names[i]);
-            if (!values[i])
-                values[i] = mc_http_query_param(req, names[i]);
+                rc = mc_url_form_value(req->body.data, req->body.len, names[i], &values[i]);
+            if (rc == MC_ENOTFOUND)
+                rc = mc_http_query_param(req, names[i], &values[i]);
+            if (rc == MC_EINVAL)
+                respond_nul(req, names[i]);
         }
         service = values[0];
         method = values[1];
         address = values[2];
+        if (rc == MC_EINVAL) {
+            mc_free(values[3]);
+            goto out;
+        }
         if (service && *service && method && *method && values[3] &&
             request_from_string(req, values[3], strlen(values[3]), &params, &params_len) < 0) {
             mc_free(values[3]);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/head.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -663,7 +664,9 @@ static void call_timer_fire(uv_timer_t *t)
 {
     struct mc_http_call *call = t->data;
     if (call->state == CALL_FAILING) {
-        call_finish(call, call->pending_err, call->pending_err != MC_EINVAL, 0);
+        /* a bad address or head would be as bad on any other node: not retryable */
+        int err = call->pending_err;
+        call_finish(call, err, err != MC_EINVAL && err != MC_EHEADER, 0);
         return;
     }
     if (call->idle_timeout_ms && call->head.status) {
@@ -706,11 +709,6 @@ static void on_connected(struct mc_conn *c, int status)
     mc_conn_flush(c);
 }
 
-static const char *find_header(const struct mc_http_call_options *o, const char *name)
-{
-    return mc_http_headers_find(o->headers, o->header_count, name);
-}
-
 /* Whether a Connection header value lists "close" (comma-separated, any case). */
 static int has_close_token(const char *value)
 {
@@ -726,34 +724,59 @@ static int has_close_token(const char *value)
     return 0;
 }
 
-static void write_request(struct mc_http_call *call, const struct mc_http_call_options *o)
+/* Whether name, of length len, is want (lower case, of length len too): the length and
+ * first letter rule out most headers before any comparison. */
+static int name_is(const char *name, int len, const char *want, int want_len)
 {
-    struct mc_buf head = call->client->scratch; /* reused: no allocation per request */
-    mc_buf_reset(&head);
-    mc_buf_append_str(&head, o->method);
-    mc_buf_append(&head, " ", 1);
-    mc_buf_append_str(&head, o->target && *o->target ? o->target : "/");
-    mc_buf_append_str(&head, " HTTP/1.1\r\n");
-    for (size_t i = 0; i < o->header_count; i++)
-        mc_buf_append_header(&head, o->headers[i].name, o->headers[i].value);
-    if (!find_header(o, "Host"))
-        mc_buf_append_header(&head, "Host", o->address);
-    const char *te = find_header(o, "Transfer-Encoding");
-    const char *cl = find_header(o, "Content-Length");
+    return len == want_len && (name[0] | 0x20) == want[0] && strcasecmp(name, want) == 0;
+}
+
+/* Builds the request head into the client's scratch buffer (reused: no allocation per
+ * request). Every line goes through the checked head writer, whatever the caller passes: a
+ * method, target or header that would split the head is MC_EHEADER, found before anything is
+ * dialed or sent. The headers the client itself cares about are noticed in the same pass. */
+static int build_head(struct mc_http_call *call, const struct mc_http_call_options *o)
+{
+    struct mc_buf *head = &call->client->scratch;
+    mc_buf_reset(head);
+    int rc = mc_http_head_request_line(head, o->method, o->target && *o->target ? o->target : "/");
+    if (rc < 0)
+        return rc;
+    int host = 0, te = 0, cl = 0;
+    for (size_t i = 0; i < o->header_count; i++) {
+        const char *name = o->headers[i].name;
+        int n = mc_http_head_append(head, name, o->headers[i].value);
+        if (n < 0)
+            return n;
+        host |= name_is(name, n, "host", 4);
+        te |= name_is(name, n, "transfer-encoding", 17);
+        cl |= name_is(name, n, "content-length", 14);
+        if (name_is(name, n, "connection", 10) && has_close_token(o->headers[i].value))
+            call->request_close = 1;
+    }
+    if (!host && (rc = mc_http_head_append(head, "Host", o->address)) < 0)
+        return rc;
     if (o->stream_body) {
         call->chunked_upload = !cl;
         if (!cl && !te)
-            mc_buf_append_str(&head, "Transfer-Encoding: chunked\r\n");
+            mc_buf_append_str(head, "Transfer-Encoding: chunked\r\n");
     } else if (!cl && !te &&
-               (o->body_len > 0 || strcmp(o->method, "POST") == 0 ||
-                strcmp(o->method, "PUT") == 0 || strcmp(o->method, "PATCH") == 0)) {
-        mc_buf_append_str(&head, "Content-Length: ");
-        mc_buf_append_uint(&head, o->body_len);
-        mc_buf_append_str(&head, "\r\n");
+               (o->body_len > 0 || (o->method[0] == 'P' && (strcmp(o->method, "POST") == 0 ||
+                                                            strcmp(o->method, "PUT") == 0 ||
+                                                            strcmp(o->method, "PATCH") == 0)))) {
+        mc_buf_append_str(head, "Content-Length: ");
+        mc_buf_append_uint(head, o->body_len);
+        mc_buf_append_str(head, "\r\n");
     }
-    mc_buf_append_str(&head, "\r\n");
-    mc_conn_write_copy(&call->cc->conn, head.data, head.len);
-    call->client->scratch = head;
+    mc_buf_append_str(head, "\r\n");
+    return 0;
+}
+
+/* Queues the head build_head left in scratch, then a whole body. */
+static void write_request(struct mc_http_call *call, const struct mc_http_call_options *o)
+{
+    const struct mc_buf *head = &call->client->scratch;
+    mc_conn_write_copy(&call->cc->conn, head->data, head->len);
     if (!o->stream_body && o->body_len > 0)
         mc_conn_write_copy(&call->cc->conn, o->body, o->body_len);
 }
@@ -766,8 +789,6 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     call->client = client;
     call->address = mc_strdup(o->address);
     call->is_head = strcmp(o->method, "HEAD") == 0;
-    const char *connection = find_header(o, "Connection");
-    call->request_close = connection && has_close_token(connection);
     call->ended = !o->stream_body;
     call->buffer_body = o->buffer_body;
     call->max_body = o->max_body;
@@ -797,6 +818,11 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     call->idle_timeout_ms = o->idle_timeout_ms;
     call->dial_deadline = o->dial_timeout_ms ? now + o->dial_timeout_ms : 0;
 
+    int rc = build_head(call, o);
+    if (rc < 0) {
+        call_fail_later(call, rc);
+        return call;
+    }
     /* A pooled connection needs no address parsing: only a dial does. */
     struct cconn *cc = client->freeing ? NULL : pool_get(client, o->address);
     struct sockaddr_storage addr;

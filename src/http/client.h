@@ -37,7 +37,10 @@ struct mc_http_call;
 
 /* err is 0 on a complete response, else a negative code: a libuv code such as
  * UV_ECONNREFUSED for a failed dial, MC_ETIMEDOUT, MC_ECANCELED never (cancel is silent),
- * MC_EPROTO for a malformed response, MC_ETOOBIG for a buffered body over its bound.
+ * MC_EPROTO for a malformed response, MC_ETOOBIG for a buffered body over its bound,
+ * MC_EHEADER (before anything is dialed or sent) for a method that is not a token, a target
+ * or header value holding CR, LF or whitespace where it cannot be, or a header name that is
+ * not a token.
  * retryable is 1 when the request provably never reached the node: connect failure, or the
  * connection reset/closed before any byte of the response (e.g. a stale pooled connection). */
 typedef void (*mc_http_call_done_cb)(struct mc_http_call *call, int err, int retryable, void *ctx);

@@ -9,6 +9,7 @@
 
 #include <llhttp.h>
 
+#include "http/url.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -174,11 +175,17 @@ static void json_string(struct mc_buf *out, const char *s)
 
 void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char *detail)
 {
+    mc_http_error_json_n(out, id, code, detail ? detail : "", detail ? strlen(detail) : 0);
+}
+
+void mc_http_error_json_n(struct mc_buf *out, const char *id, int code, const char *detail,
+                          size_t detail_len)
+{
     mc_buf_append_str(out, "{\"id\":");
     json_string(out, id);
-    mc_buf_appendf(out, ",\"code\":%d,\"detail\":", code);
-    json_string(out, detail ? detail : "");
-    mc_buf_append_str(out, ",\"status\":");
+    mc_buf_appendf(out, ",\"code\":%d,\"detail\":\"", code);
+    mc_buf_append_json_escaped_n(out, detail, detail_len);
+    mc_buf_append_str(out, "\",\"status\":");
     json_string(out, mc_http_reason(code));
     mc_buf_append_str(out, "}");
 }
@@ -251,63 +258,13 @@ const char *mc_http_request_header(const struct mc_http_request *req, const char
     return mc_http_headers_find(req->headers, req->header_count, name);
 }
 
-static int hexval(int c)
+int mc_http_query_param(const struct mc_http_request *req, const char *name, char **value)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static char *url_decode(const char *s, size_t len)
-{
-    char *out = mc_malloc(len + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            out[o++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hexval((unsigned char)s[i + 1]) >= 0 &&
-                   hexval((unsigned char)s[i + 2]) >= 0) {
-            out[o++] =
-                (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
+    if (!req->query) {
+        *value = NULL;
+        return MC_ENOTFOUND;
     }
-    out[o] = '\0';
-    return out;
-}
-
-char *mc_http_form_value(const char *text, size_t len, const char *name)
-{
-    size_t name_len = strlen(name);
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pair_end = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
-        const char *key_end = eq ? eq : pair_end;
-        char *key = url_decode(p, (size_t)(key_end - p));
-        int match = strlen(key) == name_len && memcmp(key, name, name_len) == 0;
-        mc_free(key);
-        if (match) {
-            if (!eq)
-                return mc_strdup("");
-            return url_decode(eq + 1, (size_t)(pair_end - eq - 1));
-        }
-        p = pair_end + (amp ? 1 : 0);
-    }
-    return NULL;
-}
-
-char *mc_http_query_param(const struct mc_http_request *req, const char *name)
-{
-    if (!req->query)
-        return NULL;
-    return mc_http_form_value(req->query, req->query_len, name);
+    return mc_url_form_value(req->query, req->query_len, name, value);
 }
 
 static const char *conn_peer(struct mc_http_conn *hc)
@@ -319,7 +276,13 @@ static const char *conn_peer(struct mc_http_conn *hc)
 
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", conn_peer(req->hc));
+    /* a bounded copy, not snprintf: the proxy asks for every request (X-Forwarded-For) */
+    if (len == 0)
+        return;
+    const char *peer = conn_peer(req->hc);
+    size_t n = strnlen(peer, len - 1);
+    memcpy(buf, peer, n);
+    buf[n] = '\0';
 }
 
 /* ---------- CORS ---------- */

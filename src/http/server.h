@@ -135,11 +135,10 @@ const char *mc_http_headers_find(const struct mc_http_header *headers, size_t co
                                  const char *name);
 /* Finds a request header (case-insensitive); NULL when absent. */
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name);
-/* Copies the value of query parameter name (URL-decoded) into a new string the caller frees;
- * NULL when absent. */
-char *mc_http_query_param(const struct mc_http_request *req, const char *name);
-/* Decodes application/x-www-form-urlencoded text: value of name in a new string, or NULL. */
-char *mc_http_form_value(const char *text, size_t len, const char *name);
+/* The value of query parameter name, decoded by mc_url_form_value (see http/url.h) into
+ * *value, a new string the caller frees: 0, MC_ENOTFOUND (absent) or MC_EINVAL (it decodes to a
+ * NUL: answer 400 rather than let it name something else). */
+int mc_http_query_param(const struct mc_http_request *req, const char *name, char **value);
 
 /* Answers with a complete response. extra headers may be NULL. content_type may be NULL
  * (no Content-Type). The body is copied. */
@@ -151,6 +150,9 @@ void mc_http_respond_error(struct mc_http_request *req, int status, const char *
                            const char *detail);
 /* Appends the error JSON of mc_http_respond_error to out. */
 void mc_http_error_json(struct mc_buf *out, const char *id, int code, const char *detail);
+/* The same with detail[0..detail_len), which may hold NULs (escaped, never cut short). */
+void mc_http_error_json_n(struct mc_buf *out, const char *id, int code, const char *detail,
+                          size_t detail_len);
 /* Appends "HTTP/1.1 <status> <reason>\r\n". */
 void mc_http_status_line(struct mc_buf *out, int status);
 /* The reason phrase for a status ("Not Found"); "Unknown" for others. */

@@ -1,4 +1,4 @@
-/* URL splitting. */
+/* URL splitting and form decoding. */
 #include "http/url.h"
 
 #include <string.h>
@@ -58,4 +58,68 @@ void mc_url_close(struct mc_url *url)
     mc_free(url->host);
     mc_free(url->target);
     memset(url, 0, sizeof *url);
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes s[0..len) into out (room for len bytes: decoding never grows); returns the decoded
+ * length. NULs are written like any byte: callers check for them. */
+static size_t form_decode(const char *s, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%' && i + 2 < len && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+                   (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+int mc_url_form_value(const char *text, size_t len, const char *name, char **value)
+{
+    *value = NULL;
+    size_t name_len = strlen(name);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pair_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *key_end = eq ? eq : pair_end;
+        size_t kl = (size_t)(key_end - p);
+        /* decoding never grows a key: a shorter one cannot match */
+        if (kl >= name_len) {
+            char *key = mc_malloc(kl + 1);
+            int match = form_decode(p, kl, key) == name_len && memcmp(key, name, name_len) == 0;
+            mc_free(key);
+            if (match) {
+                size_t vl = eq ? (size_t)(pair_end - eq - 1) : 0;
+                char *v = mc_malloc(vl + 1);
+                size_t n = eq ? form_decode(eq + 1, vl, v) : 0;
+                v[n] = '\0';
+                if (memchr(v, '\0', n)) {
+                    mc_free(v);
+                    return MC_EINVAL;
+                }
+                *value = v;
+                return 0;
+            }
+        }
+        p = pair_end + (amp ? 1 : 0);
+    }
+    return MC_ENOTFOUND;
 }

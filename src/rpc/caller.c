@@ -51,8 +51,18 @@ struct mc_call {
 
 int mc_http_hop_by_hop(const char *name)
 {
-    /* Called for every header of every proxied request and response: decide by length
-     * first, so most headers cost one strlen. */
+    /* Called for every header of every proxied request and response: every hop-by-hop name
+     * starts with c, k, p, t or u, so most headers cost one test; then the length decides. */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
+        break;
+    default:
+        return 0;
+    }
     switch (strlen(name)) {
     case 2:
         return strcasecmp(name, "TE") == 0;
@@ -161,11 +171,12 @@ static void answer(struct mc_call *call, int status, const char *body, size_t le
     done(ctx, &a);
 }
 
-static void answer_error(struct mc_call *call, int status, const char *detail)
+/* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
+static void answer_error_n(struct mc_call *call, int status, const char *detail, size_t len)
 {
     struct mc_buf b;
     mc_buf_init(&b);
-    mc_http_error_json(&b, CLIENT_ID, status, detail);
+    mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
     struct mc_call_answer a = {status, b.data, b.len};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
@@ -174,12 +185,23 @@ static void answer_error(struct mc_call *call, int status, const char *detail)
     mc_buf_close(&b);
 }
 
+static void answer_error(struct mc_call *call, int status, const char *detail)
+{
+    answer_error_n(call, status, detail, strlen(detail));
+}
+
 /* The answer for a call whose last attempt failed with err at the transport level. */
 static void answer_transport_error(struct mc_call *call, int err)
 {
     char detail[256];
     if (err == MC_ETIMEDOUT) {
         answer_error(call, 408, "request timeout");
+        return;
+    }
+    if (err == MC_EHEADER) {
+        /* a value the caller sent could not go into a request head: nothing was sent */
+        snprintf(detail, sizeof detail, "service %s: %s", call->service, mc_strerror(err));
+        answer_error(call, 400, detail);
         return;
     }
     if (err == UV_ECONNREFUSED)
@@ -206,7 +228,7 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
     struct mc_call *call = ctx;
     call->http = NULL;
     if (err < 0) {
-        finish_attempt(call, 0);
+        finish_attempt(call, err == MC_EHEADER); /* a refused head is no fault of the node */
         call->last_err = err;
         uint64_t now = uv_now(call->caller->loop);
         if (retryable && !call->address && call->attempts <= call->caller->config.retries &&
@@ -231,21 +253,21 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
         return;
     }
     if (reply.error) {
-        int code;
-        size_t elen = strlen(reply.error);
-        if (mc_jsonrpc_micro_error(reply.error, elen, &code)) {
-            finish_attempt(call, code < 500);
-            char *copy = mc_strndup(reply.error, elen);
-            mc_jsonrpc_reply_close(&reply);
-            answer(call, code, copy, elen);
-            mc_free(copy);
+        /* Carried with its length: a NUL in a service's error string is part of it. */
+        int status;
+        if (mc_jsonrpc_micro_error(reply.error, reply.error_len, &status)) {
+            finish_attempt(call, status < 500);
+            answer(call, status, reply.error, reply.error_len); /* the reply is not the call's */
         } else {
             finish_attempt(call, 0);
-            char *detail = mc_sprintf("error during request: %s", reply.error);
-            mc_jsonrpc_reply_close(&reply);
-            answer_error(call, 500, detail);
-            mc_free(detail);
+            struct mc_buf detail;
+            mc_buf_init(&detail);
+            mc_buf_append_str(&detail, "error during request: ");
+            mc_buf_append(&detail, reply.error, reply.error_len);
+            answer_error_n(call, 500, detail.data, detail.len);
+            mc_buf_close(&detail);
         }
+        mc_jsonrpc_reply_close(&reply);
         return;
     }
     finish_attempt(call, 1);

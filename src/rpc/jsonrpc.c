@@ -399,6 +399,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
     if (key_is(key, key_len, "error")) {
         mc_free(out->error);
         out->error = NULL;
+        out->error_len = 0;
         if (s->p < s->end && *s->p == 'n')
             return scan_literal(s, "null");
         struct mc_buf text;
@@ -409,7 +410,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
             mc_buf_close(&text);
             return err;
         }
-        out->error = mc_buf_steal(&text, NULL);
+        out->error = mc_buf_steal(&text, &out->error_len);
         return 0;
     }
     if (key_is(key, key_len, "id")) {
@@ -515,12 +516,21 @@ static int micro_error_member(void *ctx, struct scan *s, const char *key, size_t
     return scan_value(s);
 }
 
-int mc_jsonrpc_micro_error(const char *err, size_t len, int *code)
+int mc_jsonrpc_error_status(uint64_t code)
+{
+    /* 1xx would announce another response (101: another protocol), 204, 205 and 304 a
+     * response without a body: each would frame the error JSON that follows as garbage for
+     * the client's next response. Anything outside 200..599 is no status at all. */
+    if (code < 200 || code > 599 || code == 204 || code == 205 || code == 304)
+        return 500;
+    return (int)code;
+}
+
+int mc_jsonrpc_micro_error(const char *err, size_t len, int *status)
 {
     struct micro_error_ctx me = {0, 0};
-    if (scan_document(err, len, micro_error_member, &me) || !me.has_code || me.code < 100 ||
-        me.code > 599)
+    if (scan_document(err, len, micro_error_member, &me) || !me.has_code)
         return 0;
-    *code = (int)me.code;
+    *status = mc_jsonrpc_error_status(me.code);
     return 1;
 }

@@ -18,6 +18,7 @@ struct mc_jsonrpc_reply {
     int result_null;     /* 1 when "result" was present and null */
     char *error;         /* decoded "error" string (owned), NULL when absent or null; an empty
                             string is still an error (go-micro reports "unspecified error") */
+    size_t error_len;    /* its length: a \u0000 in it is a NUL inside, not its end */
     uint64_t id;         /* the reply's id, valid when has_id */
     int has_id;          /* 0 when "id" is absent or null */
 };
@@ -54,10 +55,15 @@ char *mc_json_string_decode(const char *text, size_t len);
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply);
 
 /* Decides whether a service's error string err[0..len) is go-micro error JSON,
- * {"id":"…","code":N,"detail":"…","status":"…"}: a JSON object whose "code" is an integer that
- * is a usable HTTP status (100..599) and whose "id", "detail" and "status", when present, are
- * strings. Returns 1 and sets *code if so (the caller then answers err itself with that status),
- * else 0 (the caller answers 500 "error during request: <err>"). */
-int mc_jsonrpc_micro_error(const char *err, size_t len, int *code);
+ * {"id":"…","code":N,"detail":"…","status":"…"}: a JSON object whose "code" is an unsigned
+ * integer and whose "id", "detail" and "status", when present, are strings. Returns 1 and sets
+ * *status to mc_jsonrpc_error_status(code) if so (the caller then answers err itself with that
+ * status), else 0 (the caller answers 500 "error during request: <err>"). */
+int mc_jsonrpc_micro_error(const char *err, size_t len, int *status);
+
+/* The HTTP status that answers a service's error code: the code itself when it is a status
+ * that may carry the error JSON as its body (200..599 except 204, 205 and 304), else 500. The
+ * one rule for every status a node names, so none can produce invalid HTTP framing. */
+int mc_jsonrpc_error_status(uint64_t code);
 
 #endif

@@ -98,8 +98,8 @@ char *mc_buf_steal(struct mc_buf *b, size_t *len)
 }
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong forms,
- * surrogates and code points past U+10FFFF included); s is NUL-terminated. */
-static size_t utf8_seq_len(const unsigned char *s)
+ * surrogates and code points past U+10FFFF included) or it does not fit in avail (>= 1). */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
 {
     unsigned char c = s[0];
     if (c < 0x80)
@@ -123,7 +123,7 @@ static size_t utf8_seq_len(const unsigned char *s)
     } else {
         return 0;
     }
-    if (s[1] < lo || s[1] > hi) /* also stops at the terminating NUL */
+    if (len > avail || s[1] < lo || s[1] > hi)
         return 0;
     for (size_t i = 2; i < len; i++)
         if ((s[i] & 0xc0) != 0x80)
@@ -133,10 +133,16 @@ static size_t utf8_seq_len(const unsigned char *s)
 
 void mc_buf_append_json_escaped(struct mc_buf *out, const char *str)
 {
+    mc_buf_append_json_escaped_n(out, str, strlen(str));
+}
+
+void mc_buf_append_json_escaped_n(struct mc_buf *out, const char *str, size_t len)
+{
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *end = s + len;
     const unsigned char *run = s;
-    while (*s) {
+    while (s < end) {
         unsigned char c = *s;
         const char *esc = NULL;
         char u[7];
@@ -170,7 +176,7 @@ void mc_buf_append_json_escaped(struct mc_buf *out, const char *str)
                 u[5] = hex[c & 15];
                 u[6] = '\0';
                 esc = u;
-            } else if (c >= 0x80 && (skip = utf8_seq_len(s)) == 0) {
+            } else if (c >= 0x80 && (skip = utf8_seq_len(s, (size_t)(end - s))) == 0) {
                 /* one invalid byte, one replacement character, as Go's encoder does: the
                  * JSON stays valid UTF-8 (a WebSocket text frame must be) */
                 esc = "\\ufffd";

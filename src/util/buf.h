@@ -27,6 +27,9 @@ void mc_buf_append_uint(struct mc_buf *b, unsigned long long v);
 /* Appends s as the inside of a JSON string literal: quotes, backslashes and control
  * characters escaped, everything else (UTF-8 included) copied. */
 void mc_buf_append_json_escaped(struct mc_buf *b, const char *s);
+/* The same for s[0..len), which may hold NULs: each is escaped as \u0000, so text carried
+ * with its length reaches the reader whole instead of cut short at the first NUL. */
+void mc_buf_append_json_escaped_n(struct mc_buf *b, const char *s, size_t len);
 /* Hands the bytes to the caller (who mc_free()s them) and leaves the buffer empty. */
 char *mc_buf_steal(struct mc_buf *b, size_t *len);
 

@@ -12,7 +12,8 @@
     X(MC_EUNAVAIL, -30006, "service unavailable")                                                  \
     X(MC_ECLOSED, -30007, "connection closed")                                                     \
     X(MC_ECANCELED, -30008, "canceled")                                                            \
-    X(MC_EEXIST, -30009, "already exists")
+    X(MC_EEXIST, -30009, "already exists")                                                         \
+    X(MC_EHEADER, -30010, "header not allowed (a control character, or a name that is no token)")
 
 enum mc_error {
 #define MC_ERROR_ENUM(name, value, text) name = value,

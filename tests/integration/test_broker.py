@@ -452,3 +452,27 @@ def test_node_ws_client(sidecar):
     assert out.returncode == 0, out.stderr + out.stdout
     lines = [json.loads(ln) for ln in out.stdout.splitlines() if ln.strip()]
     assert lines == [message(b"hello from node", "application/json")] * 3 + [message(b"\x01\x02\x03", "application/json")]
+
+
+# ---- NUL in the topic (SPEC 11) ---------------------------------------------------------------
+
+
+def test_topic_with_nul_is_400_and_reaches_no_one(sidecar):
+    """topic=a%00zzz once reached the subscribers of "a": the NUL cut it short."""
+    async def go():
+        async with websockets.connect(url(sidecar, "a")) as ws:
+            r = await asyncio.to_thread(sidecar.request, "POST", "/broker?topic=a%00zzz",
+                                        body=b"smuggled")
+            obj = harness.assert_error_json(r, 400, error_id="go.micro.broker")
+            assert obj["detail"] == "invalid topic: contains a NUL (%00)", obj
+            # The next message to "a" is the first one the subscriber sees.
+            r = await asyncio.to_thread(sidecar.request, "POST", "/broker?topic=a", body=b"good")
+            assert r.status == 200, r
+            got = await recv_json(ws)
+            assert got["Body"] == base64.b64encode(b"good").decode(), got
+    run(go())
+    # Subscribing is refused the same way, and a queue name too.
+    with pytest.raises(AssertionError, match="400"):
+        RawWS(sidecar.port, "/broker?topic=a%00zzz")
+    with pytest.raises(AssertionError, match="400"):
+        RawWS(sidecar.port, "/broker?topic=a&queue=q%00x")

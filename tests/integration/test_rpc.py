@@ -5,7 +5,9 @@ a killed node and passive outlier ejection."""
 import http.client
 import json
 import signal
+import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -456,3 +458,142 @@ def test_path_routing_errors_as_rpc(sidecar, apps):
     r = sidecar.request("POST", "/nobody/call", body="{}")
     assert_error_json(r, 404, error_id="go.micro.client")
     assert a.calls() == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Header injection toward nodes (SPEC 11): nothing with a control character reaches a node
+
+
+class RecordingNode:
+    """A JSON-RPC node on a raw socket that records every byte it receives, so a test sees what
+    went over the wire (an HTTP library would hide a second, injected request). It answers each
+    request it can frame (head + Content-Length body) with {"result":{"ok":true}}."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.received = bytearray()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        pending = b""
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                with self.lock:
+                    self.received += data
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    head, rest = pending.split(b"\r\n\r\n", 1)
+                    n = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length":
+                            n = int(v.strip())
+                    if len(rest) < n:
+                        break
+                    pending = rest[n:]
+                    body = b'{"id":1,"result":{"ok":true},"error":null}'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    def data(self):
+        with self.lock:
+            return bytes(self.received)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def recording_node():
+    n = RecordingNode()
+    yield n
+    n.close()
+
+
+SMUGGLE = "X\r\nContent-Length: 0\r\n\r\nGET /evil"
+
+
+def assert_node_saw_only_the_good_call(sc, rec):
+    # A good call afterwards, on the same pooled path: once it is answered, anything an earlier
+    # call had sent would have been received before it.
+    r = rpc(sc, {"service": SVC, "method": "Good.Call"})
+    assert r.status == 200, r
+    data = rec.data()
+    assert data.count(b"HTTP/1.1\r\n") == 1, data
+    assert b"evil" not in data and b"X-Micro-Method: Good.Call\r\n" in data, data
+
+
+def test_rpc_method_with_crlf_is_400_and_nothing_reaches_the_node(sidecar, recording_node):
+    register(sidecar, SVC, [node("rec-1", port=recording_node.port)])
+    r = rpc(sidecar, {"service": SVC, "method": SMUGGLE})
+    obj = assert_error_json(r, 400, "Bad Request", error_id="go.micro.rpc")
+    assert obj["detail"] == "invalid method: contains a control character", obj
+    assert recording_node.data() == b""
+    # The form input, and a control character in the other fields.
+    r = rpc_form(sidecar, {"service": SVC, "method": SMUGGLE})
+    assert_error_json(r, 400)
+    assert r.json()["detail"] == "invalid method: contains a control character", r
+    r = rpc(sidecar, {"service": SVC + "\r\nX: y", "method": "A.B"})
+    assert r.json()["detail"] == "invalid service: contains a control character", r
+    r = rpc(sidecar, {"service": SVC, "method": "A.B\x7f"})
+    assert r.json()["detail"] == "invalid method: contains a control character", r
+    r = rpc(sidecar, {"service": SVC, "method": "A.B", "address": f"{HOST}:1\n"})
+    assert_error_json(r, 400)
+    assert r.json()["detail"] == "invalid address: contains a control character", r
+    assert recording_node.data() == b""
+    assert_node_saw_only_the_good_call(sidecar, recording_node)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statuses a node names, NULs in its error string
+
+
+@pytest.mark.parametrize("code,status", [
+    (101, 500), (100, 500), (204, 500), (205, 500), (304, 500), (99, 500), (600, 500), (0, 500),
+    (200, 200), (302, 302), (418, 418), (599, 599),
+])
+def test_error_code_becomes_a_framable_status(sidecar, apps, code, status):
+    """A node's error code 101/204/304 once became that status line with a body after it: the
+    next response on the connection was misparsed. Now every answer is a well-framed one."""
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    err = json.dumps({"id": "go.micro.srv.example", "code": code, "detail": "d", "status": "s"})
+    body = json.dumps({"service": SVC, "method": "Test.Error", "request": {"error": err}})
+    with sidecar.raw() as c:
+        req = (f"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+        # Two on one connection: the second answer must parse after the first.
+        c.send(req + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response("POST")
+        assert r.status == status, r
+        assert json.loads(r.body) == json.loads(err), r
+        r2 = c.read_response()
+        assert r2.status == 200, r2
+
+
+def test_error_string_with_nul_is_carried_whole(sidecar, apps):
+    """ "boom\u0000hidden" once became "boom": the error string is carried with its length."""
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    r = rpc(sidecar, {"service": SVC, "method": "Test.Error", "request": {"error": "boom\u0000hidden"}})
+    obj = assert_error_json(r, 500, "Internal Server Error")
+    assert obj["detail"] == "error during request: boom\u0000hidden", obj
+    assert b"boom\\u0000hidden" in r.body, r

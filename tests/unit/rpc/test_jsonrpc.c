@@ -105,6 +105,8 @@ static void assert_error(const char *body, const char *want_error, size_t want_l
     assert_int_equal(mc_jsonrpc_decode_reply(body, strlen(body), &r), 0);
     assert_non_null(r.error);
     assert_memory_equal(r.error, want_error, want_len + 1);
+    /* the length is carried: a \u0000 inside does not end the string */
+    assert_int_equal(r.error_len, want_len);
     mc_jsonrpc_reply_close(&r);
     assert_null(r.error);
 }
@@ -159,12 +161,26 @@ static void test_micro_error(void **state)
 
     static const struct {
         const char *text;
-        int code; /* 0: not go-micro error JSON */
+        int status; /* 0: not go-micro error JSON */
     } rows[] = {
         {"{\"code\":404}", 404},
         {" {\"detail\":\"x\",\"code\":500,\"extra\":[1]} ", 500},
         {"{\"id\":null,\"code\":599,\"detail\":null,\"status\":null}", 599},
         {"{\"Code\":400}", 400},
+        {"{\"code\":200}", 200},
+        {"{\"code\":206}", 206},
+        /* codes no error JSON can be answered with (no status, a status without a body, or
+         * one announcing another response) are 500: never invalid HTTP framing */
+        {"{\"code\":101}", 500},
+        {"{\"code\":100}", 500},
+        {"{\"code\":199}", 500},
+        {"{\"code\":204}", 500},
+        {"{\"code\":205}", 500},
+        {"{\"code\":304}", 500},
+        {"{\"code\":99}", 500},
+        {"{\"code\":600}", 500},
+        {"{\"code\":0}", 500},
+        {"{\"code\":4294967696}", 500},
         {"boom", 0},
         {"", 0},
         {"{}", 0},
@@ -172,9 +188,6 @@ static void test_micro_error(void **state)
         {"{\"code\":\"404\"}", 0},
         {"{\"code\":404.0}", 0},
         {"{\"code\":-404}", 0},
-        {"{\"code\":99}", 0},
-        {"{\"code\":600}", 0},
-        {"{\"code\":0}", 0},
         {"{\"code\":99999999999999999999999}", 0},
         {"{\"code\":404,\"detail\":5}", 0},
         {"{\"code\":404,\"status\":{}}", 0},
@@ -185,9 +198,21 @@ static void test_micro_error(void **state)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         code = -1;
         int is = mc_jsonrpc_micro_error(rows[i].text, strlen(rows[i].text), &code);
-        assert_int_equal(is, rows[i].code != 0);
-        assert_int_equal(code, rows[i].code ? rows[i].code : -1);
+        assert_int_equal(is, rows[i].status != 0);
+        assert_int_equal(code, rows[i].status ? rows[i].status : -1);
     }
+}
+
+static void test_error_status(void **state)
+{
+    (void)state;
+    for (uint64_t c = 0; c < 1000; c++) {
+        int st = mc_jsonrpc_error_status(c);
+        int usable = c >= 200 && c <= 599 && c != 204 && c != 205 && c != 304;
+        assert_int_equal(st, usable ? (int)c : 500);
+    }
+    assert_int_equal(mc_jsonrpc_error_status(UINT64_MAX), 500);
+    assert_int_equal(mc_jsonrpc_error_status(4294967296ull + 404), 500);
 }
 
 static const char *const malformed[] = {
@@ -343,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_result_null_or_absent),
         cmocka_unit_test(test_error_strings),
         cmocka_unit_test(test_micro_error),
+        cmocka_unit_test(test_error_status),
         cmocka_unit_test(test_malformed_rejected),
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_depth_limit),

@@ -1,0 +1,30 @@
+/* Outbound HTTP/1.1 head lines, checked: every request head the sidecar sends to a node is
+ * written here, so a value that came from a client, a registration or a service can never
+ * end a line early (CR, LF) and start a second request, nor be cut short by a NUL. I/O-free;
+ * the checks are single scans over the bytes being copied anyway. */
+#ifndef MC_HTTP_HEAD_H
+#define MC_HTTP_HEAD_H
+
+#include <stddef.h>
+
+#include "util/buf.h"
+
+/* Whether name[0..len) is a non-empty token (RFC 9110 5.6.2), the only shape a field name or
+ * a method may have. */
+int mc_http_is_token(const char *name, size_t len);
+
+/* Appends "<method> <target> HTTP/1.1\r\n" to b. method must be a token; target must be
+ * non-empty and hold no CR, LF, NUL, space or tab. Returns 0, or MC_EHEADER with b unchanged. */
+int mc_http_head_request_line(struct mc_buf *b, const char *method, const char *target);
+
+/* Appends "<name>: <value>\r\n" to b. name must be a token; value must hold no CR or LF (its
+ * NUL ends it). Returns the length of name (> 0: callers classify headers by it without
+ * another strlen), or MC_EHEADER with b unchanged. */
+int mc_http_head_append(struct mc_buf *b, const char *name, const char *value);
+
+/* mc_http_head_append for counted strings: name[0..name_len) must be a token and
+ * value[0..value_len) may hold no CR, LF or NUL. Returns 0, or MC_EHEADER with b unchanged. */
+int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, const char *value,
+                          size_t value_len);
+
+#endif
