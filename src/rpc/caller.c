@@ -33,6 +33,7 @@ struct mc_call {
     char *method;
     char *address;             /* direct node, or NULL */
     struct mc_buf request;     /* the JSON-RPC body, built once */
+    uint64_t id;               /* its JSON-RPC id, which the reply must echo when it has one */
     struct mc_buf header_text; /* NUL-separated names and values of the headers to send */
     struct mc_http_header *headers;
     size_t header_count;
@@ -243,12 +244,14 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
     }
     const struct mc_buf *body = mc_http_call_body(http);
     struct mc_jsonrpc_reply reply;
-    if (mc_jsonrpc_decode_reply(body->data ? body->data : "", body->len, &reply) < 0) {
+    const char *why = "not one JSON object";
+    if (mc_jsonrpc_decode_reply(body->data ? body->data : "", body->len, &reply) < 0 ||
+        !mc_jsonrpc_reply_answers(&reply, call->id, &why)) {
         mc_jsonrpc_reply_close(&reply);
         finish_attempt(call, 0);
-        char detail[256];
-        snprintf(detail, sizeof detail, "service %s: invalid JSON-RPC reply from %s", call->service,
-                 call->node);
+        char detail[320];
+        snprintf(detail, sizeof detail, "service %s: invalid JSON-RPC reply from %s: %s",
+                 call->service, call->node, why);
         answer_error(call, 502, detail);
         return;
     }
@@ -378,8 +381,9 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
     call->ctx = ctx;
     mc_buf_init(&call->request);
     mc_buf_init(&call->header_text);
+    call->id = caller->next_id++;
     mc_jsonrpc_encode_request(&call->request, req->method, req->params ? req->params : "",
-                              req->params ? req->params_len : 0, caller->next_id++);
+                              req->params ? req->params_len : 0, call->id);
     /* Headers: the caller's own (minus hop-by-hop and framing), then ours. Offsets first,
      * pointers after, since header_text grows. */
     size_t max = req->header_count + 3;

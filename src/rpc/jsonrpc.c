@@ -391,6 +391,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
         if (err)
             return err;
         size_t n = (size_t)(s->p - start);
+        out->has_result = 1;
         out->result_null = n == 4 && memcmp(start, "null", 4) == 0;
         out->result_start = (size_t)(start - rc->body);
         out->result_len = out->result_null ? 0 : n;
@@ -400,6 +401,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
         mc_free(out->error);
         out->error = NULL;
         out->error_len = 0;
+        out->has_error = 1;
         if (s->p < s->end && *s->p == 'n')
             return scan_literal(s, "null");
         struct mc_buf text;
@@ -482,6 +484,19 @@ int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_repl
         return MC_EPROTO;
     }
     return 0;
+}
+
+int mc_jsonrpc_reply_answers(const struct mc_jsonrpc_reply *reply, uint64_t id, const char **why)
+{
+    if (!reply->has_result && !reply->has_error) {
+        *why = "neither \"result\" nor \"error\" in it";
+        return 0;
+    }
+    if (reply->has_id && reply->id != id) {
+        *why = "its \"id\" is not the request's";
+        return 0;
+    }
+    return 1;
 }
 
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply)

@@ -16,12 +16,22 @@ struct mc_jsonrpc_reply {
     size_t result_start; /* offset of the "result" value in the body */
     size_t result_len;   /* 0 when "result" is absent or null: the caller answers {} */
     int result_null;     /* 1 when "result" was present and null */
+    int has_result;      /* 1 when "result" was present (null included) */
+    int has_error;       /* 1 when "error" was present (null included) */
     char *error;         /* decoded "error" string (owned), NULL when absent or null; an empty
                             string is still an error (go-micro reports "unspecified error") */
     size_t error_len;    /* its length: a \u0000 in it is a NUL inside, not its end */
     uint64_t id;         /* the reply's id, valid when has_id */
     int has_id;          /* 0 when "id" is absent or null */
 };
+
+/* What a reply must be to answer the call with id: a JSON-RPC envelope that names its outcome
+ * ("result" or "error" present, even as null) and, when it carries an id, the call's own. Any
+ * other JSON object (a REST app's {"foo":1}) is not an answer: the caller says 502 instead of
+ * passing on an empty result. Returns 1 when the reply answers id, else 0 with a reason for
+ * the 502 detail (a static string). */
+int mc_jsonrpc_reply_answers(const struct mc_jsonrpc_reply *reply, uint64_t id,
+                             const char **why);
 
 /* Appends to out the request body {"method":"<method, JSON-escaped>","params":[<params>],
  * "id":<id>} and a newline. params_json[0..params_len) is copied verbatim and must already be

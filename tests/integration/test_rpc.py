@@ -300,14 +300,28 @@ def test_plain_error_string_is_500_error_during_request(sidecar, apps):
     assert obj["detail"] == "error during request: boom: it broke", obj
 
 
-@pytest.mark.parametrize("body", ["this is not json", "[1,2,3]", '{"id":1,"result":', ""])
+@pytest.mark.parametrize("body", ["this is not json", "[1,2,3]", '{"id":1,"result":', "",
+                                  # JSON, but no JSON-RPC answer: a REST app's reply, or another
+                                  # call's (the sidecar's first call has id 1)
+                                  '{"foo":1}', '{}', '{"id":1}', '{"id":999,"result":{"a":1}}'])
 def test_invalid_reply_is_502(sidecar, apps, body):
     (a,) = apps(1)
     register(sidecar, SVC, [a])
     r = rpc(sidecar, {"service": SVC, "method": "Test.Invalid", "request": {"body": body}})
-    assert_error_json(r, 502, "Bad Gateway")
+    obj = assert_error_json(r, 502, "Bad Gateway")
+    # The detail names the node that answered.
+    assert f"from 127.0.0.1:{a.port}" in obj["detail"], obj
     # Not retried: the node answered.
     assert a.calls() == 1
+
+
+@pytest.mark.parametrize("body", ['{"result":{"a":1}}', '{"id":null,"result":{"a":1}}',
+                                  '{"id":1,"result":{"a":1},"error":null}'])
+def test_reply_without_id_or_with_the_calls_id_is_an_answer(sidecar, apps, body):
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    r = rpc(sidecar, {"service": SVC, "method": "Test.Invalid", "request": {"body": body}})
+    assert r.status == 200 and r.body == b'{"a":1}', r
 
 
 # ---------------------------------------------------------------------------------------------

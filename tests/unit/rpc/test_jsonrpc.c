@@ -359,6 +359,31 @@ static void test_members(void **state)
         assert_int_equal(mc_json_members(bad[i], strlen(bad[i]), &r, 1), MC_EPROTO);
 }
 
+/* Decodes text and asks whether it answers call id. */
+static int answers(const char *text, uint64_t id)
+{
+    struct mc_jsonrpc_reply r;
+    const char *why = NULL;
+    assert_int_equal(mc_jsonrpc_decode_reply(text, strlen(text), &r), 0);
+    int ok = mc_jsonrpc_reply_answers(&r, id, &why);
+    assert_true(ok || (why && *why));
+    mc_jsonrpc_reply_close(&r);
+    return ok;
+}
+
+static void test_reply_must_answer_the_call(void **state)
+{
+    (void)state;
+    assert_true(answers("{\"id\":7,\"result\":{},\"error\":null}", 7));
+    assert_true(answers("{\"result\":null}", 7));
+    assert_true(answers("{\"error\":\"boom\"}", 7));
+    assert_true(answers("{\"id\":null,\"error\":null}", 7));
+    assert_false(answers("{\"foo\":1}", 7));
+    assert_false(answers("{}", 7));
+    assert_false(answers("{\"id\":7}", 7));
+    assert_false(answers("{\"id\":8,\"result\":1}", 7));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_malformed_rejected),
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_reply_must_answer_the_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
