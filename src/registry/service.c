@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "registry/node_index.h"
+#include "net/conn.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -202,6 +203,28 @@ static int text_from_json(const json_t *j, char **out)
     return 0;
 }
 
+/* go-micro keeps a node's host and port apart, and every caller dials address:port. An address
+ * that carries its own port ("10.0.0.1:9090", "[::1]:9090"; a bare IPv6 address has several
+ * colons and no brackets, and stays whole) is split when "port" is absent or names the same
+ * port, so a registration that would make every call fail is repaired, not stored. Returns 0,
+ * or -1 when the two ports differ. */
+static int split_address_port(struct mc_node *n, int has_port)
+{
+    const char *a = n->address, *colon = strrchr(a, ':');
+    if (!colon || (a[0] != '[' && strchr(a, ':') != colon))
+        return 0;
+    char host[256];
+    int port;
+    if (mc_net_split_host_port(a, host, sizeof host, &port) < 0)
+        return 0; /* not host:port after all: kept as given */
+    if (has_port && port != n->port)
+        return -1;
+    n->port = port;
+    mc_free(n->address);
+    n->address = mc_strdup(host);
+    return 0;
+}
+
 static int node_from_json(const json_t *j, size_t idx, struct mc_node *n, char *err, size_t errlen)
 {
     memset(n, 0, sizeof(*n));
@@ -220,8 +243,14 @@ static int node_from_json(const json_t *j, size_t idx, struct mc_node *n, char *
     if (rc < 0)
         return fail(err, errlen, "nodes[%zu]: node address %s", idx,
                     rc == -1 ? "must be a string" : "contains a control character");
-    if (port_from_json(get_key(j, "port"), &n->port) < 0)
+    json_t *port = get_key(j, "port");
+    if (port_from_json(port, &n->port) < 0)
         return fail(err, errlen, "nodes[%zu]: node port must be an integer in 0..65535", idx);
+    if (split_address_port(n, port != NULL) < 0)
+        return fail(err, errlen,
+                    "nodes[%zu]: node address \"%s\" carries a port other than \"port\" (%d): "
+                    "give the host in \"address\" and the port in \"port\"",
+                    idx, n->address, n->port);
     rc = metadata_from_json(get_key(j, "metadata"), &n->metadata);
     if (rc == -1)
         return fail(err, errlen, "nodes[%zu]: node metadata must be an object", idx);

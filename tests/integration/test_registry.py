@@ -288,3 +288,27 @@ def test_control_characters_refused(sidecar, case):
     assert sidecar.lookup("evil").status == 404
     # Deregistering with such a body is refused the same way.
     assert_error_json(sidecar.deregister(body), 400, "Bad Request")
+
+
+@pytest.mark.parametrize("address,port,stored", [
+    ("127.0.0.1:20001", None, ("127.0.0.1", 20001)),
+    ("127.0.0.1:20001", 20001, ("127.0.0.1", 20001)),
+    ("[::1]:20001", None, ("::1", 20001)),
+    ("::1", 20001, ("::1", 20001)),  # a bare IPv6 address is not host:port
+])
+def test_address_with_its_port_is_stored_split(sidecar, address, port, stored):
+    n = {"id": "n1", "address": address}
+    if port is not None:
+        n["port"] = port
+    r = sidecar.register({"name": "split", "nodes": [n]})
+    assert r.status == 200, r
+    (got,) = sidecar.nodes("split")
+    assert (got["address"], got["port"]) == stored, got
+
+
+def test_address_with_another_port_is_400(sidecar):
+    r = sidecar.register({"name": "split", "nodes": [
+        {"id": "n1", "address": "127.0.0.1:20001", "port": 20002}]})
+    obj = assert_error_json(r, 400, "Bad Request", error_id="go.micro.registry")
+    assert '"port"' in obj["detail"] and "127.0.0.1:20001" in obj["detail"], obj
+    assert sidecar.lookup("split").status == 404
