@@ -168,6 +168,28 @@ static int is_json_content(const char *ct)
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* The 400 for a call without a service. The commonest cause is a JSON body posted without
+ * a JSON Content-Type (curl -d sends a form type), which then reads as form fields: say so. */
+static void respond_no_service(struct mc_http_request *req)
+{
+    const char *ct = mc_http_request_header(req, "Content-Type");
+    size_t i = 0;
+    while (i < req->body.len && (req->body.data[i] == ' ' || req->body.data[i] == '\t' ||
+                                 req->body.data[i] == '\r' || req->body.data[i] == '\n'))
+        i++;
+    if (is_json_content(ct) || i == req->body.len || req->body.data[i] != '{') {
+        mc_http_respond_error(req, 400, RPC_ID, "invalid service");
+        return;
+    }
+    /* The error JSON escapes whatever the header holds; %.64s keeps the line short. */
+    char detail[256];
+    snprintf(detail, sizeof detail,
+             "invalid service: the body looks like JSON but its Content-Type is %s%.64s%s, so it "
+             "was read as form fields; send Content-Type: application/json",
+             ct ? "\"" : "", ct ? ct : "missing", ct ? "\"" : "");
+    mc_http_respond_error(req, 400, RPC_ID, detail);
+}
+
 void mc_api_rpc(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
@@ -227,7 +249,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         mc_free(values[3]);
     }
     if (!service || !*service) {
-        mc_http_respond_error(req, 400, RPC_ID, "invalid service");
+        respond_no_service(req);
         goto out;
     }
     if (!method || !*method) {

@@ -14,6 +14,7 @@
 
 #include "net/conn.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 /* The target of a row, checked at compile time: _Generic has no match (a compile error) when
@@ -634,15 +635,6 @@ static void add_positional(struct mc_config *cfg, const char *arg)
     cfg->args[cfg->arg_count++] = mc_strdup(arg);
 }
 
-/* Milliseconds as a user would type them: whole seconds as "10s", anything else as "1500ms". */
-static void duration_text(char *out, size_t outlen, uint64_t ms)
-{
-    if (ms % 1000 == 0)
-        snprintf(out, outlen, "%llus", (unsigned long long)(ms / 1000));
-    else
-        snprintf(out, outlen, "%llums", (unsigned long long)ms);
-}
-
 static bool present(const char *s)
 {
     return s && *s;
@@ -735,8 +727,8 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
          * it disappears and reappears for ever. */
         if (cfg->register_ttl_ms <= cfg->register_interval_ms) {
             char ttl[32], interval[32];
-            duration_text(ttl, sizeof ttl, cfg->register_ttl_ms);
-            duration_text(interval, sizeof interval, cfg->register_interval_ms);
+            mc_duration_text(ttl, sizeof ttl, cfg->register_ttl_ms);
+            mc_duration_text(interval, sizeof interval, cfg->register_interval_ms);
             set_error(err, errlen,
                       "--register_ttl (%s) must be longer than --register_interval (%s), or nodes "
                       "expire between renewals",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/log.h"
 
 #define PRUNE_EVERY_MS 60000
 
@@ -32,6 +33,7 @@ struct mc_lb_endpoint {
     unsigned failures; /* consecutive */
     unsigned times_ejected;
     uint64_t ejected_until_ms; /* 0 when never ejected */
+    int ejection_logged;       /* its last ejection was logged and its return not yet */
     uint64_t last_seen_ms;     /* last pick whose address list named it */
 };
 
@@ -248,6 +250,11 @@ struct mc_lb_endpoint *mc_lb_pick(struct mc_lb *lb, const char *service,
         struct mc_lb_endpoint *ep = get_ep(lb, addresses[i]);
         ep->last_seen_ms = now;
         svc->nodes[svc->n_nodes++] = ep;
+        if (ep->ejection_logged && !is_ejected(ep, now)) {
+            /* Its ejection ended: it is back among the candidates from this pick on. */
+            mc_log_info("node %s of %s back in rotation after its ejection", ep->address, service);
+            ep->ejection_logged = 0;
+        }
         if (is_excluded(ep->address, exclude, exclude_n))
             excluded++;
         else if (!is_ejected(ep, now))
@@ -295,6 +302,10 @@ static void maybe_eject(struct mc_lb_endpoint *ep, uint64_t now)
         span = MC_LB_EJECT_MAX_MS;
     ep->ejected_until_ms = now + span;
     ep->failures = 0;
+    /* At most one line per node per ejection (30 s and more apart): no rate limit needed. */
+    mc_log_warn("node %s of %s ejected for %llus after %d consecutive failures", ep->address,
+                svc->name, (unsigned long long)(span / 1000), MC_LB_EJECT_FAILURES);
+    ep->ejection_logged = 1;
 }
 
 static double decay_weight(uint64_t from_ms, uint64_t to_ms)

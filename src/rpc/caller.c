@@ -20,6 +20,7 @@ struct mc_caller {
     struct mc_http_client *client;
     struct mc_caller_config config;
     uint64_t next_id;
+    struct mc_log_limit log_limit; /* failed and retried calls */
     /* mc_caller_addresses' scratch: the strings, their offsets, the pointers handed out */
     struct mc_buf address_text;
     size_t *address_offsets;
@@ -172,9 +173,18 @@ static void answer(struct mc_call *call, int status, const char *body, size_t le
     done(ctx, &a);
 }
 
+/* One warn line per failed or retried call, rate-limited so a storm cannot flood the log. */
+static void log_call(struct mc_call *call, const char *what, const char *why, size_t why_len)
+{
+    if (mc_log_limit_take(&call->caller->log_limit, uv_now(call->caller->loop)))
+        mc_log_warn("call %s %s: %s: %.*s", call->service, call->method, what, (int)why_len, why);
+}
+
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
 static void answer_error_n(struct mc_call *call, int status, const char *detail, size_t len)
 {
+    if (status >= 500 || status == 408)
+        log_call(call, "failed", detail, len);
     struct mc_buf b;
     mc_buf_init(&b);
     mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
@@ -191,25 +201,31 @@ static void answer_error(struct mc_call *call, int status, const char *detail)
     answer_error_n(call, status, detail, strlen(detail));
 }
 
-/* The answer for a call whose last attempt failed with err at the transport level. */
+/* The answer for a call whose last attempt failed with err at the transport level. The detail
+ * names what was tried and the limit that was hit, so the error says what to look at. */
 static void answer_transport_error(struct mc_call *call, int err)
 {
-    char detail[256];
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    int status = 502;
     if (err == MC_ETIMEDOUT) {
-        answer_error(call, 408, "request timeout");
-        return;
+        char limit[32];
+        mc_duration_text(limit, sizeof limit, call->caller->config.request_timeout_ms);
+        status = 408;
+        mc_buf_appendf(&detail, "request timeout: %s did not answer within --request_timeout=%s",
+                       call->service, limit);
+    } else {
+        /* a refused head (MC_EHEADER) is the caller's value: nothing was sent, a 400 */
+        status = err == MC_EHEADER ? 400 : 502;
+        mc_buf_appendf(&detail, "service %s", call->service);
+        for (size_t i = 0; i < call->tried_count; i++)
+            mc_buf_appendf(&detail, "%s%s", i ? ", " : ": ", call->tried[i]);
+        if (!call->tried_count && call->node) /* a direct call (address) */
+            mc_buf_appendf(&detail, ": %s", call->node);
+        mc_buf_appendf(&detail, ": %s", mc_strerror(err));
     }
-    if (err == MC_EHEADER) {
-        /* a value the caller sent could not go into a request head: nothing was sent */
-        snprintf(detail, sizeof detail, "service %s: %s", call->service, mc_strerror(err));
-        answer_error(call, 400, detail);
-        return;
-    }
-    if (err == UV_ECONNREFUSED)
-        snprintf(detail, sizeof detail, "service %s: connection refused", call->service);
-    else
-        snprintf(detail, sizeof detail, "service %s: %s", call->service, mc_strerror(err));
-    answer_error(call, 502, detail);
+    answer_error_n(call, status, detail.data, detail.len);
+    mc_buf_close(&detail);
 }
 
 /* Starts the next attempt; returns 1 when the call was answered (and freed) instead. */
@@ -234,8 +250,9 @@ static void on_reply(struct mc_http_call *http, int err, int retryable, void *ct
         uint64_t now = uv_now(call->caller->loop);
         if (retryable && !call->address && call->attempts <= call->caller->config.retries &&
             now < call->deadline_ms) {
-            mc_log_debug("call %s: %s failed (%s), retrying on another node", call->service,
-                         call->node, mc_strerror(err));
+            char what[300];
+            snprintf(what, sizeof what, "node %s failed, retrying on another node", call->node);
+            log_call(call, what, mc_strerror(err), strlen(mc_strerror(err)));
             attempt(call);
             return;
         }

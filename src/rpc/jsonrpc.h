@@ -30,8 +30,7 @@ struct mc_jsonrpc_reply {
  * other JSON object (a REST app's {"foo":1}) is not an answer: the caller says 502 instead of
  * passing on an empty result. Returns 1 when the reply answers id, else 0 with a reason for
  * the 502 detail (a static string). */
-int mc_jsonrpc_reply_answers(const struct mc_jsonrpc_reply *reply, uint64_t id,
-                             const char **why);
+int mc_jsonrpc_reply_answers(const struct mc_jsonrpc_reply *reply, uint64_t id, const char **why);
 
 /* Appends to out the request body {"method":"<method, JSON-escaped>","params":[<params>],
  * "id":<id>} and a newline. params_json[0..params_len) is copied verbatim and must already be

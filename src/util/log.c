@@ -34,3 +34,21 @@ void mc_log(enum mc_log_level level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "%s\n", line);
 }
+
+int mc_log_limit_take(struct mc_log_limit *limit, unsigned long long now_ms)
+{
+    if (limit->printed == 0 || now_ms - limit->window_start_ms >= MC_LOG_LIMIT_WINDOW_MS) {
+        if (limit->suppressed)
+            mc_log(MC_LOG_WARN, "%u similar lines suppressed in the last %ds", limit->suppressed,
+                   MC_LOG_LIMIT_WINDOW_MS / 1000);
+        limit->window_start_ms = now_ms;
+        limit->printed = 0;
+        limit->suppressed = 0;
+    }
+    if (limit->printed >= MC_LOG_LIMIT_BURST) {
+        limit->suppressed++;
+        return 0;
+    }
+    limit->printed++;
+    return 1;
+}

@@ -263,7 +263,8 @@ def test_hung_node_times_out_with_408(micro, apps):
     elapsed = time.monotonic() - t0
     a.set_mode("ok")
     obj = assert_error_json(r, 408, error_id="go.micro.client")
-    assert obj["detail"] == "request timeout", obj
+    # What timed out and which limit: the flag and its value.
+    assert obj["detail"] == f"request timeout: {SVC} did not answer within --request_timeout=1s", obj
     assert 0.8 <= elapsed < 3, elapsed
     # A timeout is not retried: the request may have reached the node.
     assert a.calls() == 1
@@ -276,10 +277,19 @@ def test_every_node_refusing_is_502(sidecar):
     register(sidecar, SVC, [node(f"dead-{i}", port=p) for i, p in enumerate(ports)])
     r = rpc(sidecar, {"service": SVC, "method": "Example.Call"})
     obj = assert_error_json(r, 502, "Bad Gateway", error_id="go.micro.client")
-    assert "refused" in obj["detail"], obj
+    # Every node tried is named (the default --retries=2: all three), then the reason.
+    assert obj["detail"].startswith(f"service {SVC}: "), obj
+    assert obj["detail"].endswith(": connection refused"), obj
+    for p in ports:
+        assert f"{HOST}:{p}" in obj["detail"], obj
     # The direct form too, with no retry elsewhere.
     r = rpc(sidecar, {"service": SVC, "method": "Example.Call", "address": f"{HOST}:{ports[0]}"})
-    assert_error_json(r, 502, "Bad Gateway")
+    obj = assert_error_json(r, 502, "Bad Gateway")
+    assert obj["detail"] == f"service {SVC}: {HOST}:{ports[0]}: connection refused", obj
+    # Each failed call and each retry left one warn line at the default level.
+    logs = sidecar.stderr()
+    assert logs.count("retrying on another node") == 2, logs
+    assert logs.count(f"call {SVC} Example.Call: failed: service {SVC}") == 2, logs
 
 
 def test_go_micro_error_json_passes_through_with_its_code(sidecar, apps):
@@ -399,6 +409,10 @@ def test_failing_node_is_ejected_after_five_failures(micro, apps):
     after = [call_node(sc) for _ in range(12)]
     assert set(after) == {"a", "b"}, after
     assert nodes[2].calls() == 5
+    # The ejection left one warn line naming the node, the service and the span.
+    logs = sc.stderr()
+    line = f"node 127.0.0.1:{nodes[2].port} of {SVC} ejected for 30s after 5 consecutive failures"
+    assert logs.count(line) == 1, logs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,3 +625,13 @@ def test_error_string_with_nul_is_carried_whole(sidecar, apps):
     obj = assert_error_json(r, 500, "Internal Server Error")
     assert obj["detail"] == "error during request: boom\u0000hidden", obj
     assert b"boom\\u0000hidden" in r.body, r
+
+
+@pytest.mark.parametrize("ctype", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_json_body_without_json_content_type_says_so(sidecar, ctype):
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = sidecar.request("POST", "/rpc", body=b' {"service":"x","method":"A.B"}', headers=headers)
+    obj = assert_error_json(r, 400, "Bad Request", error_id="go.micro.rpc")
+    assert obj["detail"].startswith("invalid service: the body looks like JSON"), obj
+    assert "send Content-Type: application/json" in obj["detail"], obj
+    assert (f'"{ctype}"' if ctype else "missing") in obj["detail"], obj

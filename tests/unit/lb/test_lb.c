@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -300,6 +303,53 @@ static void test_eject_after_five_not_four(void **state)
     mc_lb_free(lb);
 }
 
+/* Runs fn with stderr captured; returns what it printed (malloc'd). */
+static char *capture_stderr(void (*fn)(void))
+{
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(tmp);
+    char *text = calloc(1, (size_t)n + 1);
+    rewind(tmp);
+    assert_int_equal(fread(text, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    return text;
+}
+
+static void eject_and_return(void)
+{
+    fc.now = 1000;
+    struct mc_lb *lb = new_lb(&mc_lb_random_ops);
+    fail_times(lb, abc, 3, abc[0], 5);
+    mc_lb_pick(lb, "svc", abc, 3, NULL, 0, NULL); /* still ejected: nothing said */
+    fc.now += MC_LB_EJECT_BASE_MS;
+    mc_lb_pick(lb, "svc", abc, 3, NULL, 0, NULL); /* back */
+    mc_lb_pick(lb, "svc", abc, 3, NULL, 0, NULL); /* said once */
+    mc_lb_free(lb);
+}
+
+static void test_ejection_and_return_are_logged_once(void **state)
+{
+    (void)state;
+    char *text = capture_stderr(eject_and_return);
+    const char *eject = "node 10.0.0.1:80 of svc ejected for 30s after 5 consecutive failures";
+    const char *back = "node 10.0.0.1:80 of svc back in rotation after its ejection";
+    char *at = strstr(text, eject);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, eject));
+    at = strstr(text, back);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, back));
+    assert_true(strstr(text, eject) < strstr(text, back));
+    free(text);
+}
+
 static void test_success_resets_failures(void **state)
 {
     (void)state;
@@ -458,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_failure_latency_only_raises),
         cmocka_unit_test(test_eject_after_five_not_four),
         cmocka_unit_test(test_success_resets_failures),
+        cmocka_unit_test(test_ejection_and_return_are_logged_once),
         cmocka_unit_test(test_backoff_grows_and_caps),
         cmocka_unit_test(test_never_more_than_half),
         cmocka_unit_test(test_exclude_honored),
