@@ -557,7 +557,9 @@ void mc_config_close(struct mc_config *cfg)
 {
     for (size_t i = 0; i < FLAG_COUNT; i++) {
         void *field = (char *)cfg + flags[i].offset;
-        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE) {
+        /* Every kind stored as a char * (host:port kinds included) is ours to free. */
+        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE ||
+            flags[i].type == MC_CONF_ADDRESS || flags[i].type == MC_CONF_LISTEN) {
             mc_free(*(char **)field);
             *(char **)field = NULL;
         } else if (flags[i].type == MC_CONF_METADATA) {

@@ -4,6 +4,7 @@ start() launches `nats-server -a 127.0.0.1 -p PORT` and waits (bounded) until it
 stop() ends it by pid (SIGTERM, then SIGKILL); restart() starts it again on the same port, so
 clients reconnect to the address they were given."""
 
+import json
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import harness
+import urllib.request
 
 BIN = shutil.which("nats-server") or "/usr/bin/nats-server"
 
@@ -24,6 +26,7 @@ def available():
 class NatsServer:
     def __init__(self, tmp_dir, port=None):
         self.port = port or harness.free_port()
+        self.monitor_port = harness.free_port()  # /subsz, to know when a SUB has landed
         self.tmp_dir = Path(tmp_dir)
         self.proc = None
         self.runs = 0
@@ -39,7 +42,8 @@ class NatsServer:
         assert self.proc is None, "nats-server already running"
         self.runs += 1
         log = open(self.log_path(self.runs), "wb")
-        self.proc = subprocess.Popen([BIN, "-a", harness.HOST, "-p", str(self.port)],
+        self.proc = subprocess.Popen([BIN, "-a", harness.HOST, "-p", str(self.port),
+                                      "-m", str(self.monitor_port)],
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         deadline = time.monotonic() + timeout
@@ -49,7 +53,17 @@ class NatsServer:
             if time.monotonic() >= deadline:
                 raise AssertionError(f"nats-server not accepting on {self.port} after {timeout}s")
             time.sleep(0.05)
+        # The server's own (system account) subscriptions, before any client makes one.
+        harness.wait_until(self._monitor_up, timeout, message="nats-server monitor")
+        self.baseline = self._subsz()
         return self
+
+    def _monitor_up(self):
+        try:
+            self._subsz()
+            return True
+        except OSError:
+            return False
 
     def stop(self, timeout=5):
         if self.proc is None:
@@ -66,6 +80,21 @@ class NatsServer:
         deadline = time.monotonic() + timeout
         while harness.can_connect(self.port, timeout=0.2) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _subsz(self):
+        url = f"http://{harness.HOST}:{self.monitor_port}/subsz"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.load(r)["num_subscriptions"]
+
+    def subscriptions(self):
+        """The number of client subscriptions the server holds now (its /subsz monitor,
+        less the server's own)."""
+        return self._subsz() - self.baseline
+
+    def wait_subscriptions(self, n, timeout=10):
+        """Waits (bounded) until the server holds exactly n client subscriptions."""
+        harness.wait_until(lambda: self.subscriptions() == n, timeout,
+                           message=f"nats-server to hold {n} subscriptions")
 
     def restart(self):
         self.stop()
