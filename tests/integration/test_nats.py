@@ -218,3 +218,20 @@ def test_flags(micro):
     r = harness.run_micro(["sidecar", "--broker=nats"],
                           env={"MICRO_BROKER_ADDRESS": "nats://127.0.0.1:4222,nats://x"})
     assert r.rc == 2 and '"nats://x"' in r.stderr
+
+
+def test_verbose_health_keeps_the_apps_status_code(micro, health_app, tmp_path):
+    """NATS down and the app down are told apart; the code is still the app's (SPEC 3.5)."""
+    server = NatsServer(tmp_path)  # never started
+    sc = nats_sidecar(micro, server, f"--healthcheck_url={health_app.url}")
+    status, body = verbose_health(sc)
+    assert status == 200
+    assert body["app"] == {"status": 200, "state": "healthy", "healthcheck_url": health_app.url}
+    assert body["broker"]["state"] == "retrying"
+    health_app.set(status=503)
+    status, body = verbose_health(sc)
+    assert status == 503 and sc.get("/health").status == 503
+    assert body["app"]["state"] == "unhealthy"
+    assert body["app"]["error"] == "Non 200 response: 503"
+    assert body["broker"]["backend"] == "nats" and body["broker"]["state"] == "retrying"
+    assert sc.get("/health?verbose=0").body == b"Non 200 response: 503"
