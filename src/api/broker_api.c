@@ -71,13 +71,20 @@ static void on_client_message(struct mc_ws_session *s, int is_text, const uint8_
     struct mc_broker *broker = sub->api->broker;
     int rc = msg ? mc_broker_publish(broker, msg) : MC_EINVAL;
     /* The publish may have ended this very session (self-delivery past the queue bound),
-     * which frees sub: only msg is used from here on, except on MC_EUNAVAIL, where nothing
-     * was delivered (the backend refused before routing) and the session is still ours. */
+     * which frees sub: only msg is used from here on, except on MC_EUNAVAIL and MC_ETOOBIG,
+     * where nothing was delivered (the backend refused before routing) and s is still ours. */
     if (rc == MC_EUNAVAIL) {
         mc_log_warn("broker: publish to %s refused: broker %s not connected; closing the "
                     "publisher with %d",
                     mc_broker_message_topic(msg), mc_broker_name(broker), WS_CLOSE_TRY_AGAIN);
         mc_ws_session_close(s, WS_CLOSE_TRY_AGAIN, "broker unavailable, try again later");
+    } else if (rc == MC_ETOOBIG) {
+        /* Under --broker_max_message but over what the backend carries (NATS's max_payload):
+         * the publisher must hear it, as with a frame over our own bound. */
+        mc_log_warn("broker: publish to %s refused: too large for broker %s; closing the "
+                    "publisher with 1009",
+                    mc_broker_message_topic(msg), mc_broker_name(broker));
+        mc_ws_session_close(s, 1009, "message too large for the broker");
     } else if (rc < 0) {
         mc_log_warn("broker: publish to %s failed: %s", msg ? mc_broker_message_topic(msg) : "?",
                     mc_strerror(rc));

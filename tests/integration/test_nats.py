@@ -235,3 +235,18 @@ def test_verbose_health_keeps_the_apps_status_code(micro, health_app, tmp_path):
     assert body["app"]["error"] == "Non 200 response: 503"
     assert body["broker"]["backend"] == "nats" and body["broker"]["state"] == "retrying"
     assert sc.get("/health?verbose=0").body == b"Non 200 response: 503"
+
+
+def test_frame_over_nats_max_payload_closes_the_publisher(micro, nats):
+    """Under --broker_max_message (1 MiB) but over nats-server's max_payload (1 MB) once in its
+    JSON envelope: POST gets 413, a WebSocket publisher a close 1009; neither is dropped
+    without a word."""
+    a = nats_sidecar(micro, nats)
+    wait_broker(a, "connected")
+    body = b"x" * (900 * 1024)
+    r = publish(a, "big", body)
+    harness.assert_error_json(r, 413, error_id="go.micro.broker")
+    with subscribe(a, "big") as wa:
+        wa.send_frame(OP_TEXT, body)
+        code, reason = wa.read_close(timeout=10)
+        assert code == 1009 and b"too large" in reason
