@@ -5,12 +5,16 @@
 #      /rpc against bench/rpc_backend, beside the same backend called directly.
 #   2. Broker fan-out: 1 publisher -> 100 WebSocket subscribers on the sidecar (bench/ws_fanout)
 #      beside nats-server with 100 subscribers through the NATS C client (bench/nats_fanout).
+#   3. Cross-sidecar fan-out (issue 10): three sidecars with --broker=nats on one nats-server,
+#      1 publisher on sidecar A, 100 WebSocket subscribers spread over B and C, beside the same
+#      fan-out with libnats clients straight on nats-server (the nats-SIZE runs of 2).
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
-# Knobs (environment): BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3],
+# Knobs (environment): BENCH_ONLY [unset; "cross": only the broker sections 2 and 3],
+# BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3],
 # BENCH_CONNECTIONS [50], BENCH_MESSAGES [20000] per fan-out run, BENCH_SUBSCRIBERS [100],
-# BENCH_PORT_BASE [18100] (ports BASE..BASE+7 must be free).
+# BENCH_PORT_BASE [18100] (ports BASE..BASE+10 must be free).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +32,9 @@ P_SIDECAR=$((BASE + 3))
 P_RPC=$((BASE + 4))
 P_BROKER=$((BASE + 5))
 P_NATS=$((BASE + 6))
+P_XA=$((BASE + 8)) # the cross-sidecar run's sidecars A (publisher), B and C (subscribers)
+P_XB=$((BASE + 9))
+P_XC=$((BASE + 10))
 HZ=$(getconf CLK_TCK)
 
 # --- dependencies --------------------------------------------------------------------------
@@ -377,13 +384,38 @@ bench_broker() {
     BROKER_AFTER_KB=$(rss_kb "${PID[broker]}")
 }
 
+# Three sidecars sharing nats-server: the publisher's frames cross A -> NATS -> B and C, each
+# of which fans out to its 50 WebSocket subscribers. -d: a pause after the last upgrade so B's
+# and C's NATS subscriptions have reached the server before the first publish. CPU and RSS
+# are B's (a subscriber-side sidecar: where the fan-out work is).
+bench_cross() {
+    local p
+    for p in "$P_XA" "$P_XB" "$P_XC"; do
+        start "x$p" "$p" "$BUILD/micro" sidecar --sidecar_address="127.0.0.1:$p" \
+            --broker=nats --broker_address="nats://127.0.0.1:$P_NATS" --log_level=warn
+    done
+    sleep 1
+    echo "bench: cross-sidecar fan-out through nats-server, 1 publisher on A -> $SUBS subscribers on B and C"
+    for r in $(seq 1 "$ROUNDS"); do
+        for size in 64 1024; do
+            fanout_run "cross-$size" "$r" "${PID[x$P_XB]}" "$BUILD/bench/ws_fanout" \
+                -P "$P_XA" -p "$P_XB,$P_XC" -d 300 -s "$SUBS" -m "$MSGS" -b "$size" -t 40
+        done
+    done
+}
+
 # --- report ----------------------------------------------------------------------------------
 report() {
+    echo "## Results ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(lscpu | sed -n 's/^Model name: *//p'))"
+    echo
+    [ "${BENCH_ONLY:-}" = cross ] || report_proxy
+    report_broker
+}
+
+report_proxy() {
     local nginx_rps sc_rps n
     nginx_rps=$(col_median nginx-proxy 1)
     sc_rps=$(col_median sidecar-proxy 1)
-    echo "## Results ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(lscpu | sed -n 's/^Model name: *//p'))"
-    echo
     echo "### HTTP proxy: wrk -t1 -c$CONNS -d${DUR}s, median of $ROUNDS rounds"
     echo
     echo "| target | req/s | vs nginx-proxy | p99 ms | errors | max RSS MiB | CPU µs/req |"
@@ -412,6 +444,10 @@ report() {
         "max under /rpc load $(mib "$(col_max sidecar-rpc 4)") MiB," \
         "after the load $(mib "$SIDECAR_AFTER_KB") MiB."
     echo
+}
+
+report_broker() {
+    local size
     echo "### Broker fan-out: 1 publisher -> $SUBS subscribers, $MSGS messages, median of $ROUNDS rounds"
     echo
     echo "| message | sidecar msgs/s | nats-server msgs/s | sidecar / nats | sidecar CPU µs/msg | nats-server CPU µs/msg | sidecar max RSS MiB | nats-server max RSS MiB |"
@@ -427,6 +463,19 @@ report() {
     echo
     echo "Broker RSS idle: sidecar $(mib "$BROKER_IDLE_KB") MiB, nats-server $(mib "$NATS_IDLE_KB") MiB;" \
         "sidecar after the load $(mib "$BROKER_AFTER_KB") MiB."
+    echo
+    echo "### Cross-sidecar fan-out (--broker=nats): 1 publisher on sidecar A -> $SUBS WebSocket subscribers on sidecars B and C, one nats-server, $MSGS messages, median of $ROUNDS rounds"
+    echo
+    echo "Every run delivered every message (ws_fanout/nats_fanout exit non-zero otherwise and the bench stops). Direct = the same fan-out with $SUBS libnats subscriber connections straight on nats-server (bench/nats_fanout). Target: cross / direct >= 0.8."
+    echo
+    echo "| message | cross-sidecar msgs/s | direct libnats msgs/s | cross / direct | sidecar B CPU µs/msg | sidecar B max RSS MiB |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for size in 64 1024; do
+        printf '| %s B | %.0f | %.0f | **%s** | %s | %s |\n' "$size" \
+            "$(col_median "cross-$size" 1)" "$(col_median "nats-$size" 1)" \
+            "$(ratio "$(col_median "cross-$size" 1)" "$(col_median "nats-$size" 1)")" \
+            "$(col_median "cross-$size" 3)" "$(mib "$(col_max "cross-$size" 2)")"
+    done
 }
 
 main() {
@@ -439,8 +488,9 @@ main() {
         die "build failed"
     }
     local started=$SECONDS
-    bench_proxy
+    [ "${BENCH_ONLY:-}" = cross ] || bench_proxy
     bench_broker
+    bench_cross
     mkdir -p "$BUILD/bench"
     report | tee "$BUILD/bench/results.md"
     echo

@@ -8,7 +8,13 @@
  * publisher keeps at most WINDOW messages ahead of the slowest subscriber, so the run measures
  * throughput and never trips the sidecar's slow-consumer cut (8 MiB queue per subscriber).
  *
- * Usage: ws_fanout -p PORT [-s SUBS] [-m MESSAGES] [-b SIZE] [-w WINDOW] [-t SECONDS] [-T TOPIC]
+ * Across sidecars (a broker shared through NATS): -p takes a comma list of ports the
+ * subscribers are spread over (round-robin), -P the publisher's port, and -d a settle pause
+ * after the last upgrade so every sidecar's NATS subscription has reached the server before
+ * the first publish.
+ *
+ * Usage: ws_fanout -p PORT[,PORT...] [-P PUBPORT] [-d SETTLE_MS] [-s SUBS] [-m MESSAGES]
+ *                  [-b SIZE] [-w WINDOW] [-t SECONDS] [-T TOPIC]
  * Prints one line of key=value results; exits 0 when every subscriber got every message. */
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +32,7 @@
 
 struct peer {
     uv_tcp_t tcp;
+    int port;
     uv_connect_t connect;
     struct fanout *f;
     int is_pub;
@@ -50,7 +57,12 @@ struct peer {
 struct fanout {
     uv_loop_t *loop;
     const char *host;
-    int port;
+    int port;          /* the publisher's */
+    int sub_ports[16]; /* subscribers are spread over these */
+    int nsub_ports;
+    uint64_t settle_ms; /* pause between the last upgrade and the first publish */
+    int settled;
+    uv_timer_t settle;
     const char *topic;
     int nsubs;
     uint64_t messages;
@@ -121,9 +133,11 @@ static void on_pub_written(uv_write_t *req, int status)
 
 /* Publishes as many messages as the window allows, all in one write: the sidecar then reads
  * a batch per loop turn, as it would from a busy real publisher. */
+static void on_settled(uv_timer_t *t);
+
 static void pump(struct fanout *f)
 {
-    if (f->finished || f->published >= f->messages || f->connected < f->nsubs + 1)
+    if (f->finished || f->published >= f->messages || f->connected < f->nsubs + 1 || !f->settled)
         return;
     uint64_t low = min_received(f);
     uint64_t limit = low + f->window;
@@ -293,8 +307,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         d += used;
         n -= used;
         p->upgraded = 1;
-        if (++f->connected == f->nsubs + 1)
-            f->t0_ns = uv_hrtime();
+        if (++f->connected == f->nsubs + 1) {
+            if (f->settle_ms) {
+                uv_timer_start(&f->settle, on_settled, f->settle_ms, 0);
+            } else {
+                f->settled = 1;
+                f->t0_ns = uv_hrtime();
+            }
+        }
     }
     if (parse_frames(p, d, n) < 0) {
         f->errors++;
@@ -303,6 +323,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     pump(f);
     check_done(f);
+}
+
+static void on_settled(uv_timer_t *t)
+{
+    struct fanout *f = t->data;
+    f->settled = 1;
+    f->t0_ns = uv_hrtime();
+    pump(f);
 }
 
 static void on_handshake_written(uv_write_t *req, int status)
@@ -321,7 +349,7 @@ static void on_connect(uv_connect_t *req, int status)
     struct peer *p = req->data;
     struct fanout *f = p->f;
     if (status < 0) {
-        fprintf(stderr, "ws_fanout: connect %s:%d: %s\n", f->host, f->port, uv_strerror(status));
+        fprintf(stderr, "ws_fanout: connect %s:%d: %s\n", f->host, p->port, uv_strerror(status));
         f->errors++;
         finish(f);
         return;
@@ -332,7 +360,7 @@ static void on_connect(uv_connect_t *req, int status)
                        "GET /broker?topic=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                        "Sec-WebSocket-Version: 13\r\n\r\n",
-                       f->topic, f->host, f->port);
+                       f->topic, f->host, p->port);
     uv_write_t *w = xmalloc(sizeof *w);
     w->data = p;
     uv_buf_t b = uv_buf_init(request, (unsigned)len);
@@ -344,16 +372,17 @@ static void on_connect(uv_connect_t *req, int status)
     }
 }
 
-static int peer_start(struct fanout *f, struct peer *p, int is_pub)
+static int peer_start(struct fanout *f, struct peer *p, int is_pub, int port)
 {
     memset(p, 0, sizeof *p);
     p->f = f;
     p->is_pub = is_pub;
+    p->port = port;
     uv_tcp_init(f->loop, &p->tcp);
     p->tcp.data = p;
     p->connect.data = p;
     struct sockaddr_in addr;
-    int rc = uv_ip4_addr(f->host, f->port, &addr);
+    int rc = uv_ip4_addr(f->host, port, &addr);
     if (rc == 0)
         rc = uv_tcp_connect(&p->connect, &p->tcp, (const struct sockaddr *)&addr, on_connect);
     return rc;
@@ -367,6 +396,7 @@ static void finish(struct fanout *f)
     f->t1_ns = uv_hrtime();
     uv_timer_stop(&f->deadline);
     uv_close((uv_handle_t *)&f->deadline, NULL);
+    uv_close((uv_handle_t *)&f->settle, NULL);
     for (int i = 0; i < f->nsubs; i++)
         peer_close(&f->subs[i]);
     peer_close(&f->pub);
@@ -407,8 +437,8 @@ static void build_frame(struct fanout *f)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ws_fanout -p PORT [-h HOST] [-s SUBS] [-m MESSAGES] [-b SIZE] "
-                    "[-w WINDOW] [-t SECONDS] [-T TOPIC]\n");
+    fprintf(stderr, "usage: ws_fanout -p PORT[,PORT...] [-P PUBPORT] [-d SETTLE_MS] [-h HOST] "
+                    "[-s SUBS] [-m MESSAGES] [-b SIZE] [-w WINDOW] [-t SECONDS] [-T TOPIC]\n");
     exit(2);
 }
 
@@ -423,10 +453,24 @@ int main(int argc, char **argv)
     f.window = 1000;
     f.timeout_s = 30;
     int opt;
-    while ((opt = getopt(argc, argv, "p:h:s:m:b:w:t:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:P:d:h:s:m:b:w:t:T:")) != -1) {
         switch (opt) {
         case 'p':
+            for (char *q = optarg; *q && f.nsub_ports < 16; q++) {
+                int port = atoi(q);
+                if (port <= 0 || port > 65535)
+                    usage();
+                f.sub_ports[f.nsub_ports++] = port;
+                q = strchr(q, ',');
+                if (!q)
+                    break;
+            }
+            break;
+        case 'P':
             f.port = atoi(optarg);
+            break;
+        case 'd':
+            f.settle_ms = strtoull(optarg, NULL, 10);
             break;
         case 'h':
             f.host = optarg;
@@ -453,9 +497,11 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (f.port <= 0 || f.port > 65535 || f.nsubs <= 0 || f.nsubs > FANOUT_MAX_SUBS ||
-        f.messages == 0 || f.size == 0 || f.size > FANOUT_MAX_BODY || f.window == 0 ||
-        f.timeout_s <= 0)
+    if (!f.port && f.nsub_ports)
+        f.port = f.sub_ports[0];
+    if (f.port <= 0 || f.port > 65535 || f.nsub_ports == 0 || f.nsubs <= 0 ||
+        f.nsubs > FANOUT_MAX_SUBS || f.messages == 0 || f.size == 0 || f.size > FANOUT_MAX_BODY ||
+        f.window == 0 || f.timeout_s <= 0)
         usage();
     f.loop = uv_default_loop();
     build_frame(&f);
@@ -465,11 +511,13 @@ int main(int argc, char **argv)
     uv_timer_init(f.loop, &f.deadline);
     f.deadline.data = &f;
     uv_timer_start(&f.deadline, on_deadline, (uint64_t)(f.timeout_s * 1000), 0);
+    uv_timer_init(f.loop, &f.settle);
+    f.settle.data = &f;
     int rc = 0;
     for (int i = 0; i < f.nsubs && rc == 0; i++)
-        rc = peer_start(&f, &f.subs[i], 0);
+        rc = peer_start(&f, &f.subs[i], 0, f.sub_ports[i % f.nsub_ports]);
     if (rc == 0)
-        rc = peer_start(&f, &f.pub, 1);
+        rc = peer_start(&f, &f.pub, 1, f.port);
     if (rc < 0) {
         fprintf(stderr, "ws_fanout: %s\n", uv_strerror(rc));
         f.errors++;

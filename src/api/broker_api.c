@@ -3,6 +3,7 @@
  * message goes out as one text frame holding its shared JSON, never copied per subscriber. */
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,6 +16,9 @@
 #include "ws/ws.h"
 
 #define BROKER_ID "go.micro.broker"
+/* RFC 6455 7.4.1 "Try Again Later": what a WebSocket publisher gets while the broker backend
+ * (NATS) is away, so its frame is never dropped without a word. */
+#define WS_CLOSE_TRY_AGAIN 1013
 #define DEFAULT_CONTENT_TYPE "text/plain"
 #define MAX_MESSAGE_HEADERS 64
 
@@ -67,10 +71,24 @@ static void on_client_message(struct mc_ws_session *s, int is_text, const uint8_
     struct mc_broker *broker = sub->api->broker;
     int rc = msg ? mc_broker_publish(broker, msg) : MC_EINVAL;
     /* The publish may have ended this very session (self-delivery past the queue bound),
-     * which frees sub: only msg is used from here on. */
-    if (rc < 0)
+     * which frees sub: only msg is used from here on, except on MC_EUNAVAIL and MC_ETOOBIG,
+     * where nothing was delivered (the backend refused before routing) and s is still ours. */
+    if (rc == MC_EUNAVAIL) {
+        mc_log_warn("broker: publish to %s refused: broker %s not connected; closing the "
+                    "publisher with %d",
+                    mc_broker_message_topic(msg), mc_broker_name(broker), WS_CLOSE_TRY_AGAIN);
+        mc_ws_session_close(s, WS_CLOSE_TRY_AGAIN, "broker unavailable, try again later");
+    } else if (rc == MC_ETOOBIG) {
+        /* Under --broker_max_message but over what the backend carries (NATS's max_payload):
+         * the publisher must hear it, as with a frame over our own bound. */
+        mc_log_warn("broker: publish to %s refused: too large for broker %s; closing the "
+                    "publisher with 1009",
+                    mc_broker_message_topic(msg), mc_broker_name(broker));
+        mc_ws_session_close(s, 1009, "message too large for the broker");
+    } else if (rc < 0) {
         mc_log_warn("broker: publish to %s failed: %s", msg ? mc_broker_message_topic(msg) : "?",
                     mc_strerror(rc));
+    }
     mc_broker_message_unref(msg);
 }
 
@@ -163,8 +181,21 @@ static void publish(struct mc_http_request *req, struct mc_api *api, const char 
     mc_broker_message_unref(msg);
     for (size_t i = 0; i < n; i++)
         mc_free(keys[i]);
+    if (rc == MC_EUNAVAIL) {
+        /* Nothing was published: say so, with the backend's own reason. */
+        const struct mc_backend_state *st = mc_broker_state(api->broker);
+        char text[MC_BACKEND_ERROR_MAX + 96];
+        snprintf(text, sizeof text, "broker %s unavailable%s%s; try again later",
+                 mc_broker_name(api->broker), st->error[0] ? ": " : "", st->error);
+        mc_http_respond_error(req, 503, BROKER_ID, text);
+        return;
+    }
     if (rc < 0) {
-        mc_http_respond_error(req, 500, BROKER_ID, mc_strerror(rc));
+        mc_http_respond_error(req,
+                              rc == MC_EINVAL    ? 400
+                              : rc == MC_ETOOBIG ? 413
+                                                 : 500,
+                              BROKER_ID, mc_strerror(rc));
         return;
     }
     mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);

@@ -4,41 +4,113 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "broker/broker.h"
 #include "health/checker.h"
 #include "util/alloc.h"
+#include "util/backend_state.h"
+
+/* One /health request waiting for its probe. */
+struct health_call {
+    struct mc_http_request *req;
+    struct mc_api *api;
+    struct mc_health_probe *probe;
+    int verbose;
+};
 
 static void health_abort(struct mc_http_request *req)
 {
-    mc_health_probe_cancel(req->handler_data);
+    struct health_call *call = req->handler_data;
+    mc_health_probe_cancel(call->probe);
+    mc_free(call);
+}
+
+/* A backend's state as /health?verbose=1 shows it: error and since only while retrying. */
+static json_t *backend_json(const char *backend, const struct mc_backend_state *st)
+{
+    json_t *o = json_pack("{s:s, s:s}", "backend", backend, "state",
+                          mc_backend_status_name(st ? st->status : MC_BACKEND_CONNECTED));
+    if (st && st->status != MC_BACKEND_CONNECTED) {
+        char since[40];
+        json_object_set_new(o, "error", json_string(st->error));
+        json_object_set_new(o, "since",
+                            json_string(mc_backend_state_since(st, since, sizeof since)));
+    }
+    return o;
+}
+
+/* The verbose answer: the app's health as plain /health judged it (status is also the
+ * response's code, so probes keep their meaning) beside each backend's reachability. */
+static void respond_verbose(struct mc_http_request *req, struct mc_api *api, int status,
+                            const char *error)
+{
+    json_t *app = json_pack("{s:i, s:s}", "status", status, "state",
+                            !api->config->healthcheck_url ? "unchecked"
+                            : status == 200               ? "healthy"
+                                                          : "unhealthy");
+    if (api->config->healthcheck_url)
+        json_object_set_new(app, "healthcheck_url", json_string(api->config->healthcheck_url));
+    if (error)
+        json_object_set_new(app, "error", json_string(error));
+    json_t *body =
+        json_pack("{s:o, s:o, s:o}", "app", app, "registry",
+                  backend_json(api->config->registry, api->registry_state), "broker",
+                  backend_json(mc_broker_name(api->broker), mc_broker_state(api->broker)));
+    mc_api_respond_json(req, status, body);
+    json_decref(body);
 }
 
 static void health_done(void *ctx, const struct mc_health_result *r)
 {
-    struct mc_http_request *req = ctx;
+    struct health_call *call = ctx;
+    struct mc_http_request *req = call->req;
+    struct mc_api *api = call->api;
+    int verbose = call->verbose;
+    mc_free(call);
     req->on_abort = NULL;
+    req->handler_data = NULL;
     char body[256];
-    if (r->status == 200) {
+    int status = r->status == 200 ? 200 : r->status > 0 ? r->status : 500;
+    if (r->status == 200)
+        body[0] = '\0';
+    else if (r->status > 0)
+        snprintf(body, sizeof body, "Non 200 response: %d", r->status);
+    else
+        snprintf(body, sizeof body, "%s", r->reason);
+    if (verbose)
+        respond_verbose(req, api, status, body[0] ? body : NULL);
+    else if (status == 200)
         mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
-    } else if (r->status > 0) {
-        int n = snprintf(body, sizeof body, "Non 200 response: %d", r->status);
-        mc_http_respond(req, r->status, "text/plain; charset=utf-8", NULL, 0, body, (size_t)n);
-    } else {
-        int n = snprintf(body, sizeof body, "%s", r->reason);
-        mc_http_respond(req, 500, "text/plain; charset=utf-8", NULL, 0, body, (size_t)n);
-    }
+    else
+        mc_http_respond(req, status, "text/plain; charset=utf-8", NULL, 0, body, strlen(body));
+}
+
+static int wants_verbose(const struct mc_http_request *req)
+{
+    char *v = mc_http_query_param(req, "verbose");
+    int on = v && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+    mc_free(v);
+    return on;
 }
 
 void mc_api_health(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
+    int verbose = wants_verbose(req);
     if (!api->config->healthcheck_url) {
-        mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
+        if (verbose)
+            respond_verbose(req, api, 200, NULL);
+        else
+            mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
         return;
     }
+    struct health_call *call = mc_calloc(1, sizeof *call);
+    call->req = req;
+    call->api = api;
+    call->verbose = verbose;
     req->on_abort = health_abort;
-    req->handler_data =
-        mc_health_probe_start(api->client, api->config->healthcheck_url,
-                              api->config->healthcheck_timeout_ms, health_done, req);
+    req->handler_data = call;
+    call->probe = mc_health_probe_start(api->client, api->config->healthcheck_url,
+                                        api->config->healthcheck_timeout_ms, health_done, call);
 }
 
 /* go-micro's JSON-RPC over HTTP, answered by the sidecar itself: Debug.Health only. */

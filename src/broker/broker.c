@@ -130,6 +130,9 @@ const char *mc_broker_message_topic(const struct mc_broker_message *msg)
 
 struct mc_broker {
     const struct mc_broker_ops *ops;
+    struct uv_loop_s *loop;
+    struct mc_broker_settings settings; /* address owned */
+    struct mc_backend_state state;
     void *backend;
     int started;
     uint64_t last_id;
@@ -190,20 +193,41 @@ static void subscription_free(struct mc_broker_subscription *sub)
     mc_free(sub);
 }
 
-struct mc_broker *mc_broker_new(const struct mc_broker_ops *ops)
+static const struct mc_broker_ops *const backends[] = {
+    &mc_broker_memory_ops,
+    &mc_broker_nats_ops,
+};
+
+const struct mc_broker_ops *mc_broker_backend_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+struct mc_broker *mc_broker_new(const struct mc_broker_ops *ops, struct uv_loop_s *loop,
+                                const struct mc_broker_settings *settings)
 {
     struct mc_broker *b = mc_calloc(1, sizeof(*b));
     b->ops = ops;
+    b->loop = loop;
+    if (settings) {
+        b->settings = *settings;
+        b->settings.address = settings->address ? mc_strdup(settings->address) : NULL;
+    }
+    /* Connected until the backend says otherwise: the memory backend never does. */
+    mc_backend_state_init(&b->state, "broker", ops->name, MC_BACKEND_CONNECTED, NULL);
     b->nbuckets = MC_BROKER_MIN_BUCKETS;
     b->buckets = mc_calloc(b->nbuckets, sizeof(*b->buckets));
     return b;
 }
 
-int mc_broker_start(struct mc_broker *b, struct uv_loop_s *loop, const char *address)
+int mc_broker_start(struct mc_broker *b)
 {
     if (b->started)
         return MC_EEXIST;
-    int rc = b->ops->start(b, loop, address);
+    int rc = b->ops->start(b);
     if (rc == 0)
         b->started = 1;
     return rc;
@@ -220,6 +244,7 @@ void mc_broker_free(struct mc_broker *b)
     if (b->started)
         b->ops->close(b);
     mc_free(b->buckets);
+    mc_free((char *)b->settings.address);
     mc_free(b);
 }
 
@@ -294,6 +319,37 @@ void *mc_broker_backend(const struct mc_broker *b)
 void mc_broker_set_backend(struct mc_broker *b, void *state)
 {
     b->backend = state;
+}
+
+struct uv_loop_s *mc_broker_loop(const struct mc_broker *b)
+{
+    return b->loop;
+}
+
+const struct mc_broker_settings *mc_broker_settings_of(const struct mc_broker *b)
+{
+    return &b->settings;
+}
+
+const struct mc_backend_state *mc_broker_state(const struct mc_broker *b)
+{
+    return &b->state;
+}
+
+void mc_broker_set_state(struct mc_broker *b, enum mc_backend_status status, const char *error)
+{
+    mc_backend_state_set(&b->state, status, error);
+}
+
+int mc_broker_deliver_id(struct mc_broker *b, uint64_t sub_id, struct mc_broker_message *msg)
+{
+    struct mc_broker_subscription *s = b->buckets[id_bucket(sub_id, b->nbuckets)];
+    while (s && s->id != sub_id)
+        s = s->id_next;
+    if (!s)
+        return MC_ENOTFOUND;
+    mc_broker_deliver(b, s, msg);
+    return 0;
 }
 
 void mc_broker_deliver(struct mc_broker *b, struct mc_broker_subscription *sub,

@@ -1,11 +1,15 @@
 /* The pub/sub broker: an immutable, reference-counted message that carries its wire JSON
  * (encoded once, fanned out as-is), the public publish/subscribe API, and the ops table that
- * backends (memory now, NATS later) implement. Single-threaded: call it from the loop thread. */
+ * backends (memory, nats: one row each in a table) implement. Single-threaded: call it from
+ * the loop thread; a backend whose client runs threads hands messages in through the inbox
+ * (broker/inbox.h). */
 #ifndef MC_BROKER_BROKER_H
 #define MC_BROKER_BROKER_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "util/backend_state.h"
 
 struct uv_loop_s;
 struct mc_broker;
@@ -72,15 +76,25 @@ struct mc_broker_subscription {
     struct mc_broker_subscription *id_next; /* core-private: id hash chain */
 };
 
+/* A backend's settings, from the flags. Copied by mc_broker_new (strings too). */
+struct mc_broker_settings {
+    const char *address;         /* --broker_address: comma list of URLs; NULL for none */
+    uint64_t max_message;        /* largest message in bytes; 0: no bound of our own */
+    uint64_t reconnect_wait_ms;  /* pause between two reconnect rounds; 0: 1 s */
+    uint64_t connect_timeout_ms; /* bound of one connect attempt to one server; 0: 2 s */
+};
+
 /* A backend. Every hook runs on the loop thread. */
 struct mc_broker_ops {
     const char *name; /* "memory", "nats": as --broker spells it */
     /* Creates the backend's state (mc_broker_set_backend) and starts connecting if it has
-     * anything to connect to. address is --broker_address (may be NULL). An unreachable
-     * server is not an error (the backend retries on its own). Returns 0 or negative. */
-    int (*start)(struct mc_broker *b, struct uv_loop_s *loop, const char *address);
+     * anything to connect to (mc_broker_settings_of gives the settings, mc_broker_loop the
+     * loop). An unreachable server is not an error: the backend reports it through
+     * mc_broker_set_state and retries on its own. Returns 0 or negative. */
+    int (*start)(struct mc_broker *b);
     /* Routes msg (borrowed; take refs to keep it) to the subscriptions on its topic, through
-     * mc_broker_deliver(). Returns 0 or negative. */
+     * mc_broker_deliver(). Returns 0, MC_EUNAVAIL when the backend cannot take it now (the
+     * publisher must be told; nothing is dropped silently), or negative. */
     int (*publish)(struct mc_broker *b, struct mc_broker_message *msg);
     /* Starts routing sub's topic (and queue group) to sub. Returns 0 or negative. */
     int (*subscribe)(struct mc_broker *b, struct mc_broker_subscription *sub);
@@ -94,6 +108,11 @@ struct mc_broker_ops {
 
 /* The embedded backend: synchronous fan-out inside mc_broker_publish(). */
 extern const struct mc_broker_ops mc_broker_memory_ops;
+/* NATS through libnats (broker_nats.c): topic = subject, queue = queue group. */
+extern const struct mc_broker_ops mc_broker_nats_ops;
+
+/* The backend named name (as --broker spells it), or NULL. Adding a backend is one row. */
+const struct mc_broker_ops *mc_broker_backend_find(const char *name);
 
 /* Counters for /metrics and /stats. */
 struct mc_broker_stats {
@@ -103,18 +122,26 @@ struct mc_broker_stats {
     uint64_t topics;      /* topics with at least one subscription */
 };
 
-/* Creates a broker over ops (borrowed; static tables live forever). Returns it; never NULL.
- * Nothing routes until mc_broker_start(). Release with mc_broker_free(). */
-struct mc_broker *mc_broker_new(const struct mc_broker_ops *ops);
+/* Creates a broker over ops (borrowed; static tables live forever) on loop (borrowed; the
+ * memory backend ignores it and accepts NULL) with settings (copied; NULL for defaults).
+ * Returns it; never NULL. Nothing routes until mc_broker_start(). Release with
+ * mc_broker_free(). */
+struct mc_broker *mc_broker_new(const struct mc_broker_ops *ops, struct uv_loop_s *loop,
+                                const struct mc_broker_settings *settings);
 
-/* Starts the backend (ops->start) with the loop (borrowed; the memory backend ignores it and
- * accepts NULL) and address (borrowed, may be NULL). Returns 0, MC_EEXIST when already
- * started, or the backend's error. */
-int mc_broker_start(struct mc_broker *b, struct uv_loop_s *loop, const char *address);
+/* Starts the backend (ops->start). Returns 0, MC_EEXIST when already started, or the
+ * backend's error. */
+int mc_broker_start(struct mc_broker *b);
 
 /* Unsubscribes whatever is left, closes the backend and frees b. NULL is a no-op. Must not
- * be called from inside a deliver callback. */
+ * be called from inside a deliver callback. A backend holding loop handles (nats) closes its
+ * client here, bounded (a few seconds at worst), and its handles with uv_close: call this
+ * while the loop is alive and run the loop afterwards so the close callbacks free them. */
 void mc_broker_free(struct mc_broker *b);
+
+/* The backend's reachability (connected / retrying + error + since), for /health?verbose=1.
+ * Lives as long as b. */
+const struct mc_backend_state *mc_broker_state(const struct mc_broker *b);
 
 /* The backend's name (ops->name). */
 const char *mc_broker_name(const struct mc_broker *b);
@@ -147,6 +174,16 @@ void mc_broker_get_stats(const struct mc_broker *b, struct mc_broker_stats *out)
 /* The backend's state pointer, set by its start hook. */
 void *mc_broker_backend(const struct mc_broker *b);
 void mc_broker_set_backend(struct mc_broker *b, void *state);
+/* The loop and settings given to mc_broker_new (borrowed from b). */
+struct uv_loop_s *mc_broker_loop(const struct mc_broker *b);
+const struct mc_broker_settings *mc_broker_settings_of(const struct mc_broker *b);
+/* Records the backend's reachability (error copied; NULL for none); logged on change. */
+void mc_broker_set_state(struct mc_broker *b, enum mc_backend_status status, const char *error);
+
+/* Delivers msg (borrowed) to subscription sub_id if it still exists: what a backend uses for
+ * messages that crossed a thread or waited in a queue, so an unsubscribe made in between is
+ * safe. Returns 0 when delivered, MC_ENOTFOUND when the subscription has gone. */
+int mc_broker_deliver_id(struct mc_broker *b, uint64_t sub_id, struct mc_broker_message *msg);
 
 /* Hands msg (borrowed) to sub's callback and counts the delivery. sub may be unsubscribed
  * and freed by the time this returns: the caller must not touch it afterwards. */

@@ -209,10 +209,8 @@ static void sweep_dirty(struct mb_state *st)
     }
 }
 
-static int mb_start(struct mc_broker *b, struct uv_loop_s *loop, const char *address)
+static int mb_start(struct mc_broker *b)
 {
-    (void)loop;
-    (void)address;
     struct mb_state *st = mc_calloc(1, sizeof(*st));
     st->nbuckets = MB_MIN_BUCKETS;
     st->buckets = mc_calloc(st->nbuckets, sizeof(*st->buckets));

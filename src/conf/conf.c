@@ -37,7 +37,7 @@
 #define LISTEN(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_LISTEN, char *, f, d, 0, NULL, h)
 
 static const char *const registry_choices[] = {"memory", NULL};
-static const char *const broker_choices[] = {"memory", NULL};
+static const char *const broker_choices[] = {"memory", "nats", NULL};
 static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
 static const char *const handler_choices[] = {"rpc", "proxy", NULL};
 
@@ -78,6 +78,8 @@ static const struct mc_flag flags[] = {
     CHOICE("registry", NULL, "MICRO_REGISTRY", registry, "memory", registry_choices,
            "registry backend"),
     CHOICE("broker", NULL, "MICRO_BROKER", broker, "memory", broker_choices, "broker backend"),
+    STRING("broker_address", NULL, "MICRO_BROKER_ADDRESS", broker_address, NULL,
+           "--broker=nats: the NATS servers, nats://host:port[,nats://host:port...]"),
     CHOICE("selector", NULL, "MICRO_SELECTOR", selector, "p2c", selector_choices,
            "load-balancing strategy"),
     CHOICE("handler", NULL, "MICRO_HANDLER", handler, "rpc", handler_choices,
@@ -556,7 +558,9 @@ void mc_config_close(struct mc_config *cfg)
 {
     for (size_t i = 0; i < FLAG_COUNT; i++) {
         void *field = (char *)cfg + flags[i].offset;
-        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE) {
+        /* Every kind stored as a char * (host:port kinds included) is ours to free. */
+        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE ||
+            flags[i].type == MC_CONF_ADDRESS || flags[i].type == MC_CONF_LISTEN) {
             mc_free(*(char **)field);
             *(char **)field = NULL;
         } else if (flags[i].type == MC_CONF_METADATA) {
@@ -640,6 +644,42 @@ static bool present(const char *s)
     return s && *s;
 }
 
+/* --broker_address: every comma-separated entry is nats://host:port with a host and a port
+ * (the one host:port parser), so a typo is exit 2 now rather than a sidecar retrying a server
+ * that cannot exist. Returns true, or false with the bad entry (printable) in why. */
+static bool nats_addresses_ok(const char *list, char *why, size_t whylen)
+{
+    static const char scheme[] = "nats://";
+    const char *p = list;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char entry[300], host[256];
+        int port = 0;
+        bool ok = len > sizeof scheme - 1 && len < sizeof entry &&
+                  strncmp(p, scheme, sizeof scheme - 1) == 0;
+        if (ok) {
+            memcpy(entry, p + sizeof scheme - 1, len - (sizeof scheme - 1));
+            entry[len - (sizeof scheme - 1)] = '\0';
+            ok =
+                mc_net_split_host_port(entry, host, sizeof host, &port) == 0 && host[0] && port > 0;
+        }
+        if (!ok) {
+            char *bad = mc_strndup(p, len);
+            char shown[68];
+            printable(shown, sizeof shown, bad);
+            mc_free(bad);
+            snprintf(why, whylen,
+                     "invalid value \"%s\" for flag --broker_address: expected "
+                     "nats://host:port[,nats://host:port...], e.g. nats://127.0.0.1:4222",
+                     shown);
+            return false;
+        }
+        if (p[len] == '\0')
+            return true;
+        p += len + 1;
+    }
+}
+
 int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *const envp[],
                     char *err, size_t errlen)
 {
@@ -721,6 +761,17 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
         }
         if (present(cfg->server_address) && !present(cfg->server_name)) {
             set_error(err, errlen, "--server_address requires --server_name");
+            return MC_EINVAL;
+        }
+        if (strcmp(cfg->broker, "nats") == 0 && !present(cfg->broker_address)) {
+            set_error(err, errlen,
+                      "--broker=nats requires --broker_address (nats://host:port[,...])");
+            return MC_EINVAL;
+        }
+        char bad[320];
+        if (present(cfg->broker_address) &&
+            !nats_addresses_ok(cfg->broker_address, bad, sizeof bad)) {
+            set_error(err, errlen, "%s", bad);
             return MC_EINVAL;
         }
         /* A TTL no longer than the renewal period lets every node expire between two renewals:

@@ -33,10 +33,11 @@ struct mc_config {
     int healthcheck_fall;
     uint64_t register_ttl_ms;
     uint64_t register_interval_ms;
-    char *registry; /* "memory" */
-    char *broker;   /* "memory" */
-    char *selector; /* "random", "roundrobin" or "p2c" */
-    char *handler;  /* "rpc" or "proxy" */
+    char *registry;       /* "memory" */
+    char *broker;         /* "memory" or "nats" */
+    char *broker_address; /* --broker=nats: comma list of nats://host:port */
+    char *selector;       /* "random", "roundrobin" or "p2c" */
+    char *handler;        /* "rpc" or "proxy" */
     char *namespace;
     uint64_t request_timeout_ms;
     uint64_t dial_timeout_ms;

@@ -184,6 +184,10 @@ static void finish_shutdown(struct sidecar *sc)
     sc->client = NULL;
     mc_ws_hub_free(sc->ws_hub);
     sc->ws_hub = NULL;
+    /* After the hub (its sessions unsubscribe) and while the loop lives: a backend with its
+     * own threads (nats) stops them here, bounded, and closes its handles. */
+    mc_broker_free(sc->broker);
+    sc->broker = NULL;
     uv_stop(&sc->loop);
 }
 
@@ -309,9 +313,16 @@ static int start(struct sidecar *sc)
         mc_log_warn("registry backend not reachable yet; retrying");
     struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
-    sc->broker = mc_broker_new(&mc_broker_memory_ops);
-    if (mc_broker_start(sc->broker, &sc->loop, NULL) < 0)
-        mc_log_warn("broker backend not reachable yet; retrying");
+    /* The flag parser accepted only names the table has, and --broker_address with nats. */
+    const struct mc_broker_settings bset = {
+        .address = cfg->broker_address,
+        .max_message = cfg->broker_max_message,
+    };
+    sc->broker = mc_broker_new(mc_broker_backend_find(cfg->broker), &sc->loop, &bset);
+    if (mc_broker_start(sc->broker) < 0) {
+        fprintf(stderr, "micro: cannot start the %s broker\n", cfg->broker);
+        return 1;
+    }
     sc->ws_hub = mc_ws_hub_new(&sc->loop);
     sc->lb = mc_lb_new(mc_lb_selector_find(cfg->selector), &mc_clock_monotonic, uv_hrtime());
     struct mc_caller_config callcfg = {
@@ -352,9 +363,14 @@ static int start(struct sidecar *sc)
                 mc_http_server_port(sc->server));
     /* The commonest first-hour surprise: two sidecars with the embedded backends are two
      * separate worlds. Say so where the user looks first. */
-    mc_log_info("registry=%s broker=%s: services and messages live in this process only; apps "
-                "behind another sidecar will not see them (share one sidecar per host)",
-                cfg->registry, cfg->broker);
+    if (strcmp(cfg->broker, "memory") == 0)
+        mc_log_info("registry=%s broker=%s: services and messages live in this process only; "
+                    "apps behind another sidecar will not see them (share one sidecar per host)",
+                    cfg->registry, cfg->broker);
+    else
+        mc_log_info("registry=%s: services live in this process only; broker=%s at %s: messages "
+                    "are shared with every sidecar on it",
+                    cfg->registry, cfg->broker, cfg->broker_address);
 
     /* Only now that start-up has succeeded is anything registered. */
     char host[256], adv[256];
@@ -418,6 +434,8 @@ int mc_sidecar_run(const struct mc_config *cfg)
         mc_http_client_free(sc->client);
         if (sc->ws_hub)
             mc_ws_hub_free(sc->ws_hub);
+        mc_broker_free(sc->broker); /* before the walk: its threads must stop first */
+        sc->broker = NULL;
     }
     /* Close whatever is left and let the close callbacks release memory. */
     uv_walk(&sc->loop, close_walk_cb, NULL);

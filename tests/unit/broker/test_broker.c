@@ -92,8 +92,8 @@ static struct mc_broker_message *text_msg(const char *topic, const char *body)
 
 static struct mc_broker *started_broker(void)
 {
-    struct mc_broker *b = mc_broker_new(&mc_broker_memory_ops);
-    assert_int_equal(mc_broker_start(b, NULL, NULL), 0);
+    struct mc_broker *b = mc_broker_new(&mc_broker_memory_ops, NULL, NULL);
+    assert_int_equal(mc_broker_start(b), 0);
     return b;
 }
 
@@ -695,7 +695,7 @@ static void test_many_topics_freed(void **state)
 static void test_errors(void **state)
 {
     (void)state;
-    struct mc_broker *b = mc_broker_new(&mc_broker_memory_ops);
+    struct mc_broker *b = mc_broker_new(&mc_broker_memory_ops, NULL, NULL);
     struct mc_broker_message *m = text_msg("t", "x");
     uint64_t id = 0;
     /* Nothing routes before start. */
@@ -704,8 +704,8 @@ static void test_errors(void **state)
     struct mc_broker_stats st;
     mc_broker_get_stats(b, &st);
     assert_int_equal(st.topics, 0);
-    assert_int_equal(mc_broker_start(b, NULL, NULL), 0);
-    assert_int_equal(mc_broker_start(b, NULL, NULL), MC_EEXIST);
+    assert_int_equal(mc_broker_start(b), 0);
+    assert_int_equal(mc_broker_start(b), MC_EEXIST);
     assert_int_equal(mc_broker_publish(b, NULL), MC_EINVAL);
     assert_int_equal(mc_broker_subscribe(b, "", NULL, on_msg, NULL, &id), MC_EINVAL);
     assert_int_equal(mc_broker_subscribe(b, NULL, NULL, on_msg, NULL, &id), MC_EINVAL);

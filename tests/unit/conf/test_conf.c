@@ -671,8 +671,8 @@ static void test_choices(void **state)
                  "micro: invalid value \"api\" for flag --handler: expected one of rpc, proxy");
     expect_error(ARGS("--registry=etcd"),
                  "micro: invalid value \"etcd\" for flag --registry: expected one of memory");
-    expect_error(ARGS("--broker=nats"),
-                 "micro: invalid value \"nats\" for flag --broker: expected one of memory");
+    expect_error(ARGS("--broker=kafka"),
+                 "micro: invalid value \"kafka\" for flag --broker: expected one of memory, nats");
     expect_error(ARGS("--log_level=verbose"), "micro: invalid value \"verbose\" for flag "
                                               "--log_level: expected one of error, warn, info, "
                                               "debug");
@@ -1073,6 +1073,45 @@ static void test_ttl_must_exceed_interval(void **state)
     mc_config_close(&cfg);
 }
 
+/* --broker=nats needs --broker_address, and every entry of it is nats://host:port, checked
+ * at parse time (exit 2) whichever source gave it. */
+static void test_broker_address(void **state)
+{
+    (void)state;
+    struct mc_config cfg;
+    char err[256];
+    assert_int_equal(
+        parse(&cfg, err,
+              ARGS("--broker=nats", "--broker_address=nats://127.0.0.1:4222,nats://[::1]:4223")),
+        0);
+    assert_string_equal(cfg.broker, "nats");
+    assert_string_equal(cfg.broker_address, "nats://127.0.0.1:4222,nats://[::1]:4223");
+    mc_config_close(&cfg);
+    assert_int_equal(parse_env(&cfg, err, sizeof err, ARGS("--broker=nats"),
+                               ENV("MICRO_BROKER_ADDRESS=nats://nats.local:4222")),
+                     0);
+    assert_string_equal(cfg.broker_address, "nats://nats.local:4222");
+    mc_config_close(&cfg);
+
+    expect_error(ARGS("--broker=nats"),
+                 "micro: --broker=nats requires --broker_address (nats://host:port[,...])");
+    static const char *const bad[] = {
+        "127.0.0.1:4222", "nats://",       "nats://:4222",   "nats://h",
+        "nats://h:0",     "http://h:4222", "nats://h:4222,", "nats://h:4222,h:4223"};
+    static const char *const shown[] = {
+        "127.0.0.1:4222", "nats://", "nats://:4222", "nats://h", "nats://h:0",
+        "http://h:4222",  "",        "h:4223"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char arg[64], want[256];
+        snprintf(arg, sizeof arg, "--broker_address=%s", bad[i]);
+        snprintf(want, sizeof want,
+                 "micro: invalid value \"%s\" for flag --broker_address: expected "
+                 "nats://host:port[,nats://host:port...], e.g. nats://127.0.0.1:4222",
+                 shown[i]);
+        expect_error(ARGS("--broker=nats", arg), want);
+    }
+}
+
 static void test_commands_table(void **state)
 {
     (void)state;
@@ -1109,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_metadata),
         cmocka_unit_test(test_choices),
+        cmocka_unit_test(test_broker_address),
         cmocka_unit_test(test_bad_value_messages),
         cmocka_unit_test(test_minimums),
         cmocka_unit_test(test_unknown_and_syntax_errors),
