@@ -86,7 +86,8 @@ static void health_done(void *ctx, const struct mc_health_result *r)
 
 static int wants_verbose(const struct mc_http_request *req)
 {
-    char *v = mc_http_query_param(req, "verbose");
+    char *v = NULL;
+    mc_http_query_param(req, "verbose", &v); /* absent or undecodable: not verbose */
     int on = v && *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
     mc_free(v);
     return on;
