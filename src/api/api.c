@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rpc/route.h"
 #include "util/alloc.h"
+#include "util/units.h"
 
 size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t max)
 {
@@ -19,16 +21,18 @@ size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t ma
         {"/", MC_HTTP_POST, 0, mc_api_root, api},
         {NULL, MC_HTTP_ANY, 0, mc_api_fallback, api},
     };
-    int proxy = api->config->handler && strcmp(api->config->handler, "proxy") == 0;
+    const char *handler = api->config->handler ? api->config->handler : "rpc";
+    int proxy = strcmp(handler, "proxy") == 0, autodetect = strcmp(handler, "auto") == 0;
     size_t n = sizeof table / sizeof table[0];
     if (n > max)
         n = max;
     for (size_t i = 0; i < n; i++) {
         routes[i] = table[i];
-        if (!routes[i].path && proxy) {
-            /* the reverse proxy streams bodies both ways instead of buffering them */
+        if (!routes[i].path && (proxy || autodetect)) {
+            /* the reverse proxy streams bodies both ways instead of buffering them; auto
+             * decides at the end of the head, before any body byte is read */
             routes[i].flags = MC_HTTP_ROUTE_STREAM;
-            routes[i].handler = mc_api_proxy;
+            routes[i].handler = proxy ? mc_api_proxy : mc_api_auto;
         }
     }
     return n;
@@ -53,6 +57,61 @@ void mc_api_respond_json(struct mc_http_request *req, int status, const json_t *
     char *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     mc_http_respond(req, status, "application/json", NULL, 0, text, strlen(text));
     free(text);
+}
+
+/* Whether any live node of service name carries metadata protocol=http (go-micro nodes carry
+ * a "protocol" key; an HTTP app registers with protocol=http). */
+static int speaks_http(struct mc_registry *registry, const char *name)
+{
+    const struct mc_service *versions[16];
+    size_t n = mc_registry_lookup(registry, name, versions, 16);
+    for (size_t v = 0; v < n; v++)
+        for (size_t i = 0; i < versions[v]->node_count; i++) {
+            json_t *p = json_object_get(versions[v]->nodes[i].metadata, "protocol");
+            if (p && json_is_string(p) && strcmp(json_string_value(p), "http") == 0)
+                return 1;
+        }
+    return 0;
+}
+
+/* --handler=auto, for bodies that go to a path call: the route streams (the proxy needs it),
+ * so the body is gathered here, bounded by --max_body_size as a buffered route's is. */
+static void auto_body(struct mc_http_request *req, const char *data, size_t len)
+{
+    struct mc_api *api = req->handler_data;
+    if (!data) {
+        req->on_body = NULL;
+        req->handler_data = NULL;
+        mc_api_path_rpc(req, api);
+        return;
+    }
+    if (req->body.len + len > api->config->max_body_size) {
+        char detail[96], limit[32];
+        mc_size_text(limit, sizeof limit, api->config->max_body_size);
+        snprintf(detail, sizeof detail, "request body over --max_body_size=%s", limit);
+        req->on_body = NULL;
+        req->handler_data = NULL;
+        mc_http_respond_error(req, 413, "go.micro.sidecar", detail);
+        return;
+    }
+    mc_buf_append(&req->body, data, len);
+}
+
+void mc_api_auto(struct mc_http_request *req, void *ctx)
+{
+    struct mc_api *api = ctx;
+    char *service;
+    int http = 0;
+    if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) == 0) {
+        http = speaks_http(api->registry, service);
+        mc_free(service);
+    }
+    if (http) {
+        mc_api_proxy(req, ctx);
+        return;
+    }
+    req->handler_data = api;
+    req->on_body = auto_body;
 }
 
 void mc_api_fallback(struct mc_http_request *req, void *ctx)

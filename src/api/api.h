@@ -46,6 +46,10 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx);
 void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api);
 /* --handler=proxy: a streaming route that reverse-proxies to <namespace>.<segment>. */
 void mc_api_proxy(struct mc_http_request *req, void *ctx);
+/* --handler=auto: a streaming route that proxies (as mc_api_proxy) when the service named by
+ * the path has a node with metadata protocol=http, and otherwise gathers the body (bounded by
+ * --max_body_size: 413) and makes the path call of --handler=rpc. */
+void mc_api_auto(struct mc_http_request *req, void *ctx);
 /* Closes both connections of every open proxy tunnel at once (queued bytes are dropped); each
  * tunnel's memory, and its connections', is released by their close callbacks as the loop
  * runs. For shutdown: the loop must run again afterwards. */

@@ -14,7 +14,7 @@
 
 #include "net/conn.h"
 #include "util/alloc.h"
-#include "util/clock.h"
+#include "util/units.h"
 #include "util/error.h"
 
 /* The target of a row, checked at compile time: _Generic has no match (a compile error) when
@@ -39,7 +39,7 @@
 static const char *const registry_choices[] = {"memory", NULL};
 static const char *const broker_choices[] = {"memory", "nats", NULL};
 static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
-static const char *const handler_choices[] = {"rpc", "proxy", NULL};
+static const char *const handler_choices[] = {"rpc", "proxy", "auto", NULL};
 
 /* The one table (STYLE habit 14). Minimums: counts that make no sense below 1, and periods
  * or timeouts where 0 would mean a busy loop or an instant failure, are rejected here rather
@@ -83,7 +83,8 @@ static const struct mc_flag flags[] = {
     CHOICE("selector", NULL, "MICRO_SELECTOR", selector, "p2c", selector_choices,
            "load-balancing strategy"),
     CHOICE("handler", NULL, "MICRO_HANDLER", handler, "rpc", handler_choices,
-           "what /{service}/... paths do: a JSON-RPC call or an HTTP reverse proxy"),
+           "what /{service}/... paths do: a JSON-RPC call, an HTTP reverse proxy, or auto (the "
+           "proxy for services whose nodes have metadata protocol=http)"),
     STRING("namespace", NULL, "MICRO_NAMESPACE", namespace, "go.micro.srv",
            "namespace prefixed to service names taken from paths"),
     DURATION("request_timeout", NULL, "MICRO_REQUEST_TIMEOUT", request_timeout_ms, "5s", 1,

@@ -9,6 +9,7 @@
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/units.h"
 
 #define CLIENT_ID "go.micro.client"
 #define MAX_VERSIONS 32

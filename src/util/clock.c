@@ -1,7 +1,6 @@
 /* Clocks. */
 #include "util/clock.h"
 
-#include <stdio.h>
 #include <time.h>
 
 static uint64_t monotonic_now_ms(void *ctx)
@@ -13,11 +12,3 @@ static uint64_t monotonic_now_ms(void *ctx)
 }
 
 const struct mc_clock mc_clock_monotonic = {monotonic_now_ms, NULL};
-
-void mc_duration_text(char *out, size_t len, uint64_t ms)
-{
-    if (ms % 1000 == 0)
-        snprintf(out, len, "%llus", (unsigned long long)(ms / 1000));
-    else
-        snprintf(out, len, "%llums", (unsigned long long)ms);
-}

@@ -2,7 +2,6 @@
 #ifndef MC_UTIL_CLOCK_H
 #define MC_UTIL_CLOCK_H
 
-#include <stddef.h>
 #include <stdint.h>
 
 struct mc_clock {
@@ -17,9 +16,5 @@ static inline uint64_t mc_clock_now(const struct mc_clock *clock)
 {
     return clock->now_ms(clock->ctx);
 }
-
-/* Milliseconds as a user types them in a flag: whole seconds as "10s", anything else as
- * "1500ms"; into out (len bytes, always NUL-terminated). */
-void mc_duration_text(char *out, size_t len, uint64_t ms);
 
 #endif

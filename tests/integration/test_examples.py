@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HOST, can_connect, free_port, wait_until
+from harness import HOST, assert_error_json, can_connect, free_port, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -67,3 +67,26 @@ def test_quick_start_http_app_behind_the_proxy(micro, example):
     r = sc.get("/webapp/hello?x=1")
     assert r.status == 200, r
     assert r.json() == {"path": "/webapp/hello?x=1", "forwardedFor": HOST}, r
+
+
+def test_one_sidecar_both_kinds_of_app_with_handler_auto(micro, example):
+    rpc_port = example("/usr/bin/python3", "greeter.py")
+    web_port = example("node", "webapp.js")
+    sc = micro("--handler=auto", "--max_body_size=200")
+    assert sc.register({"name": "go.micro.srv.greeter", "nodes": [
+        {"id": "g1", "address": "127.0.0.1", "port": rpc_port}]}).status == 200
+    assert sc.register({"name": "go.micro.srv.webapp", "nodes": [
+        {"id": "w1", "address": "127.0.0.1", "port": web_port,
+         "metadata": {"protocol": "http"}}]}).status == 200
+    # protocol=http: proxied, path and query unchanged
+    r = sc.get("/webapp/any/path?q=1")
+    assert r.status == 200 and r.json()["path"] == "/webapp/any/path?q=1", r
+    # anything else: the JSON-RPC path call, with its body
+    r = sc.request("POST", "/greeter/hello", body=b'{"name":"Auto"}')
+    assert r.status == 200 and r.json() == {"msg": "Hello Auto"}, r
+    # the path call's body is bounded as a buffered route's is
+    r = sc.request("POST", "/greeter/hello", body=b'{"name":"' + b"x" * 300 + b'"}')
+    obj = assert_error_json(r, 413)
+    assert obj["detail"] == "request body over --max_body_size=200B", obj
+    # an unknown service is the path call's 404
+    assert sc.request("POST", "/nosuch/call", body=b"{}").status == 404

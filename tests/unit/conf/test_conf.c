@@ -667,8 +667,9 @@ static void test_choices(void **state)
 
     expect_error(ARGS("--selector", "P2C"), "micro: invalid value \"P2C\" for flag --selector: "
                                             "expected one of random, roundrobin, p2c");
-    expect_error(ARGS("--handler=api"),
-                 "micro: invalid value \"api\" for flag --handler: expected one of rpc, proxy");
+    expect_error(
+        ARGS("--handler=api"),
+        "micro: invalid value \"api\" for flag --handler: expected one of rpc, proxy, auto");
     expect_error(ARGS("--registry=etcd"),
                  "micro: invalid value \"etcd\" for flag --registry: expected one of memory");
     expect_error(ARGS("--broker=kafka"),
