@@ -43,8 +43,9 @@ struct mc_http_conn {
     const char *error_detail; /* its reason, when llhttp's own would not say it */
     unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
     int handles_open;
+    unsigned answered; /* responses finished since the client last took all our output */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
-        fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1;
+        fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1, output_wait : 1;
     const struct mc_http_route *route;
     int route_status; /* 404/405/200 decided at head time, answered at message end */
     mc_http_abort_cb drain_cb;
@@ -776,10 +777,19 @@ size_t mc_http_request_pending_output(const struct mc_http_request *req)
 static void on_client_drain(struct mc_conn *c)
 {
     struct mc_http_conn *hc = c->data;
+    hc->answered = 0; /* the client took everything: a new batch of answers may start */
     mc_http_abort_cb cb = hc->drain_cb;
     hc->drain_cb = NULL;
-    if (cb && hc->req)
+    if (cb && hc->req) {
         cb(hc->req);
+        return;
+    }
+    if (hc->output_wait) {
+        hc->output_wait = 0;
+        if (!hc->peer_eof)
+            mc_conn_read_start(&hc->conn);
+        process(hc);
+    }
 }
 
 void mc_http_request_on_drain(struct mc_http_request *req, mc_http_abort_cb cb)
@@ -827,6 +837,17 @@ static void finish_request(struct mc_http_conn *hc)
     if (hc->parser_paused) {
         hc->parser_paused = 0;
         llhttp_resume(&hc->parser);
+    }
+    /* A pipelining client that does not read its answers must not make us produce more: past
+     * the high-water mark of unsent output, or after a batch of answers in one go, the next
+     * request waits (unread, reading stopped) until the output drains (on_client_drain). The
+     * batch bound also keeps one connection's pipeline from holding the loop for long. */
+    size_t pending = mc_conn_pending(&hc->conn);
+    if (pending > MC_HTTP_OUTPUT_HIGH_WATER ||
+        (++hc->answered >= MC_HTTP_PIPELINE_BATCH && pending > 0)) {
+        hc->output_wait = 1;
+        mc_conn_read_stop(&hc->conn);
+        return;
     }
     if (!hc->peer_eof)
         mc_conn_read_start(&hc->conn);
@@ -957,7 +978,7 @@ static void process(struct mc_http_conn *hc)
             finish_request(hc);
             continue;
         }
-        if (hc->parser_paused || hc->user_paused || hc->inbuf.len == 0)
+        if (hc->parser_paused || hc->user_paused || hc->output_wait || hc->inbuf.len == 0)
             break;
         size_t used = feed(hc, hc->inbuf.data, hc->inbuf.len);
         if (hc->state == HC_CLOSED || hc->state == HC_UPGRADED)
@@ -993,7 +1014,8 @@ static void on_conn_read(struct mc_conn *c, const char *data, ssize_t nread)
         conn_close(hc, 1);
         return;
     }
-    if (hc->inbuf.len == 0 && !hc->parser_paused && !hc->user_paused && !hc->processing) {
+    if (hc->inbuf.len == 0 && !hc->parser_paused && !hc->user_paused && !hc->output_wait &&
+        !hc->processing) {
         /* Fast path: parse straight from the read buffer, keep only the rest. */
         hc->processing = 1;
         size_t used = feed(hc, data, (size_t)nread);
@@ -1022,7 +1044,9 @@ static void on_timer(uv_timer_t *t)
             mc_conn_read_stop(&hc->conn);
             refuse(hc, 408);
         } else {
-            conn_close(hc, 0); /* idle keep-alive connection */
+            /* Idle keep-alive connection; one whose client took none of our output for that
+             * long is dropped with its queue (a graceful close would wait on it for ever). */
+            conn_close(hc, hc->output_wait);
         }
         break;
     case HC_READ_BODY:
@@ -1083,6 +1107,11 @@ static void check_drained(struct mc_http_server *s)
 static void on_conn_closed(struct mc_conn *c)
 {
     struct mc_http_conn *hc = c->data;
+    /* The transport closed itself (a write failed: the client reset). A connection that was
+     * not reading (waiting for its output to drain, or paused) learns it only here: release
+     * its slot, timer and request now rather than at its idle timeout. */
+    if (hc->state != HC_CLOSED)
+        conn_close(hc, 1);
     hc_release(hc);
 }
 
