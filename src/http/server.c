@@ -45,10 +45,13 @@ struct mc_http_conn {
     size_t header_count;
     size_t head_bytes;
     size_t line_bytes;
-    int error_status; /* set by a parser callback that refuses the request */
+    int error_status;         /* set by a parser callback that refuses the request */
+    const char *error_detail; /* its reason, when llhttp's own would not say it */
+    unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
     int handles_open;
+    unsigned answered; /* responses finished since the client last took all our output */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
-        fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1;
+        fresh : 1, dispatch_due : 1, counted : 1, finish_due : 1, output_wait : 1;
     const struct mc_http_route *route;
     int route_status; /* 404/405/200 decided at head time, answered at message end */
     mc_http_abort_cb drain_cb;
@@ -364,6 +367,8 @@ static void reset_head_state(struct mc_http_conn *hc)
     hc->line_bytes = 0;
     hc->last_token = TOK_NONE;
     hc->error_status = 0;
+    hc->error_detail = NULL;
+    hc->host_count = 0;
     hc->route = NULL;
     hc->route_status = 0;
     hc->message_done = 0;
@@ -449,6 +454,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct mc_http_conn *hc = hc_of(p);
     if (hc->last_token != TOK_VALUE) {
+        /* The name is complete here: count Host fields now rather than search them later. */
+        size_t name = hc->header_offsets[hc->header_count * 2];
+        if (hc->raw.len - name == 4 && strncasecmp(hc->raw.data + name, "host", 4) == 0)
+            hc->host_count++;
         mc_buf_append(&hc->raw, "", 1);
         hc->header_offsets[hc->header_count * 2 + 1] = hc->raw.len;
         hc->header_count++;
@@ -485,25 +494,6 @@ static void send_continue(struct mc_http_conn *hc)
     }
 }
 
-/* RFC 9110 token characters: llhttp's default (non-strict) build lets a space or other
- * separators into header names, which SPEC 11 counts as malformed. */
-static int is_tchar(unsigned char c)
-{
-    /* a bitmap of the 128 ASCII codes: 1 for "!#$%&'*+-.^_`|~", digits and letters */
-    static const uint32_t tchar[4] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff};
-    return c < 128 && (tchar[c >> 5] >> (c & 31)) & 1;
-}
-
-static int is_token(const char *s)
-{
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (!is_tchar((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
 static int on_headers_complete(llhttp_t *p)
 {
     struct mc_http_conn *hc = hc_of(p);
@@ -518,11 +508,12 @@ static int on_headers_complete(llhttp_t *p)
         hc->error_status = 400; /* HTTP/0.9 (no version) and 2.x+ are not spoken here */
         return HPE_USER;
     }
-    for (size_t i = 0; i < hc->header_count; i++) {
-        if (!is_token(hc->raw.data + hc->header_offsets[i * 2])) {
-            hc->error_status = 400;
-            return HPE_USER;
-        }
+    /* Header names are tokens already: llhttp is built in strict mode (see the Makefile). An
+     * HTTP/1.1 request names exactly one Host (RFC 9112 3.2); HTTP/1.0 may omit it. */
+    if (hc->host_count > 1 || (hc->host_count == 0 && p->http_minor >= 1)) {
+        hc->error_status = 400;
+        hc->error_detail = hc->host_count ? "more than one Host header" : "missing Host header";
+        return HPE_USER;
     }
     /* Fix the strings in place: raw no longer grows for this request. */
     req->url = hc->raw.data;
@@ -773,10 +764,19 @@ size_t mc_http_request_pending_output(const struct mc_http_request *req)
 static void on_client_drain(struct mc_conn *c)
 {
     struct mc_http_conn *hc = c->data;
+    hc->answered = 0; /* the client took everything: a new batch of answers may start */
     mc_http_abort_cb cb = hc->drain_cb;
     hc->drain_cb = NULL;
-    if (cb && hc->req)
+    if (cb && hc->req) {
         cb(hc->req);
+        return;
+    }
+    if (hc->output_wait) {
+        hc->output_wait = 0;
+        if (!hc->peer_eof)
+            mc_conn_read_start(&hc->conn);
+        process(hc);
+    }
 }
 
 void mc_http_request_on_drain(struct mc_http_request *req, mc_http_abort_cb cb)
@@ -825,6 +825,17 @@ static void finish_request(struct mc_http_conn *hc)
         hc->parser_paused = 0;
         llhttp_resume(&hc->parser);
     }
+    /* A pipelining client that does not read its answers must not make us produce more: past
+     * the high-water mark of unsent output, or after a batch of answers in one go, the next
+     * request waits (unread, reading stopped) until the output drains (on_client_drain). The
+     * batch bound also keeps one connection's pipeline from holding the loop for long. */
+    size_t pending = mc_conn_pending(&hc->conn);
+    if (pending > MC_HTTP_OUTPUT_HIGH_WATER ||
+        (++hc->answered >= MC_HTTP_PIPELINE_BATCH && pending > 0)) {
+        hc->output_wait = 1;
+        mc_conn_read_stop(&hc->conn);
+        return;
+    }
     if (!hc->peer_eof)
         mc_conn_read_start(&hc->conn);
     process(hc);
@@ -862,7 +873,7 @@ static void refuse(struct mc_http_conn *hc, int status)
         detail = "request header fields too large";
         break;
     default:
-        detail = llhttp_get_error_reason(&hc->parser);
+        detail = hc->error_detail ? hc->error_detail : llhttp_get_error_reason(&hc->parser);
         if (!detail || !*detail)
             detail = "malformed request";
     }
@@ -954,7 +965,7 @@ static void process(struct mc_http_conn *hc)
             finish_request(hc);
             continue;
         }
-        if (hc->parser_paused || hc->user_paused || hc->inbuf.len == 0)
+        if (hc->parser_paused || hc->user_paused || hc->output_wait || hc->inbuf.len == 0)
             break;
         size_t used = feed(hc, hc->inbuf.data, hc->inbuf.len);
         if (hc->state == HC_CLOSED || hc->state == HC_UPGRADED)
@@ -996,7 +1007,8 @@ static void on_conn_read(struct mc_conn *c, const char *data, ssize_t nread)
         conn_close(hc, 1);
         return;
     }
-    if (hc->inbuf.len == 0 && !hc->parser_paused && !hc->user_paused && !hc->processing) {
+    if (hc->inbuf.len == 0 && !hc->parser_paused && !hc->user_paused && !hc->output_wait &&
+        !hc->processing) {
         /* Fast path: parse straight from the read buffer, keep only the rest. */
         hc->processing = 1;
         size_t used = feed(hc, data, (size_t)nread);
@@ -1025,7 +1037,9 @@ static void on_timer(uv_timer_t *t)
             mc_conn_read_stop(&hc->conn);
             refuse(hc, 408);
         } else {
-            conn_close(hc, 0); /* idle keep-alive connection */
+            /* Idle keep-alive connection; one whose client took none of our output for that
+             * long is dropped with its queue (a graceful close would wait on it for ever). */
+            conn_close(hc, hc->output_wait);
         }
         break;
     case HC_READ_BODY:
@@ -1090,6 +1104,11 @@ static void check_drained(struct mc_http_server *s)
 static void on_conn_closed(struct mc_conn *c)
 {
     struct mc_http_conn *hc = c->data;
+    /* The transport closed itself (a write failed: the client reset). A connection that was
+     * not reading (waiting for its output to drain, or paused) learns it only here: release
+     * its slot, timer and request now rather than at its idle timeout. */
+    if (hc->state != HC_CLOSED)
+        conn_close(hc, 1);
     hc_release(hc);
 }
 

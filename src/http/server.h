@@ -20,6 +20,12 @@
 #define MC_HTTP_HEAD_TIMEOUT_MS 10000      /* head not complete -> 408 */
 #define MC_HTTP_BODY_TIMEOUT_MS 60000      /* no body progress -> 408 */
 #define MC_HTTP_IDLE_TIMEOUT_MS 75000      /* idle keep-alive connection -> silent close */
+/* Backpressure on a pipelining client: the next request is not read while more than this
+ * much output is unsent, or once this many answers were queued since the output last
+ * drained; it resumes when the client has taken everything (the kernel's send buffer keeps
+ * the pipe full meanwhile). */
+#define MC_HTTP_OUTPUT_HIGH_WATER (256 * 1024)
+#define MC_HTTP_PIPELINE_BATCH 32
 
 /* Method bits for route tables and Allow headers. */
 enum {

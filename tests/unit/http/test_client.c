@@ -569,6 +569,60 @@ static void test_malformed_status(void **state)
     }
 }
 
+/* Chunked framing is checked (llhttp in strict mode): chunk data not followed by CRLF, a
+ * chunk-size line or the trailer section ending in CR without LF are protocol errors (the
+ * proxy answers 502), never bytes silently skipped into the body or the next response. */
+static void test_malformed_chunked(void **state)
+{
+    (void)state;
+    const char *cases[] = {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\rX0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\rXhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\rX",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int buffered = 0; buffered < 2; buffered++) {
+            struct fx *f = fx_new(NULL);
+            f->srv.responses = &cases[i];
+            f->srv.nresponses = 1;
+            struct res r;
+            res_init(&r, f);
+            if (buffered)
+                start_buffered(&r, 0);
+            else
+                start(&r, "GET");
+            assert_true(run_until(f, &r.done, 2000));
+            if (r.err != MC_EPROTO)
+                fail_msg("case %zu (%s): err %d, want MC_EPROTO", i,
+                         buffered ? "buffered" : "streamed", r.err);
+            assert_int_equal(r.retryable, 0);
+            res_close(&r);
+            fx_free(f);
+        }
+    }
+}
+
+/* Chunk extensions (one per chunk, a bare name, a quoted value) and trailers stay valid. */
+static void test_chunk_extensions(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(NULL);
+    const char *resp[] = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "5;name=value\r\nhello\r\n6;q=\"a b\"\r\n world\r\n1;flag\r\n!\r\n"
+                          "0;last\r\nX-T: 1\r\n\r\n"};
+    f->srv.responses = resp;
+    f->srv.nresponses = 1;
+    struct res r;
+    res_init(&r, f);
+    start_buffered(&r, 0);
+    assert_true(run_until(f, &r.done, 2000));
+    assert_int_equal(r.err, 0);
+    BODY_IS(&r, "hello world!");
+    res_close(&r);
+    fx_free(f);
+}
+
 static void test_head_over_limit(void **state)
 {
     (void)state;
@@ -1255,6 +1309,8 @@ int main(void)
         cmocka_unit_test(test_truncated_body),
         cmocka_unit_test(test_continue_skipped),
         cmocka_unit_test(test_malformed_status),
+        cmocka_unit_test(test_malformed_chunked),
+        cmocka_unit_test(test_chunk_extensions),
         cmocka_unit_test(test_head_over_limit),
         cmocka_unit_test(test_head_request_has_no_body),
         cmocka_unit_test(test_keep_alive_reuse),

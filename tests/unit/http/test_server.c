@@ -42,8 +42,30 @@ static void echo_handler(struct mc_http_request *req, void *ctx)
     mc_http_respond(req, 200, "text/plain", NULL, 0, body, (size_t)n);
 }
 
+/* Backpressure probes: how many requests were dispatched, and the most output that was still
+ * unsent to the client when one was. */
+static unsigned dispatched;
+static size_t max_pending_at_dispatch;
+#define BIG_ANSWER (100 * 1024)
+
+static void count_handler(struct mc_http_request *req, void *ctx)
+{
+    (void)ctx;
+    dispatched++;
+    size_t pending = mc_http_request_pending_output(req);
+    if (pending > max_pending_at_dispatch)
+        max_pending_at_dispatch = pending;
+    static char big[BIG_ANSWER];
+    if (req->path_len == 4 && memcmp(req->path, "/big", 4) == 0)
+        mc_http_respond(req, 200, "text/plain", NULL, 0, big, sizeof big);
+    else
+        mc_http_respond(req, 200, "text/plain", NULL, 0, "ok", 2);
+}
+
 static const struct mc_http_route routes[] = {
     {"/echo", MC_HTTP_GET | MC_HTTP_POST, 0, echo_handler, NULL},
+    {"/count", MC_HTTP_GET, 0, count_handler, NULL},
+    {"/big", MC_HTTP_GET, 0, count_handler, NULL},
 };
 
 static int setup(void **state)
@@ -54,7 +76,7 @@ static int setup(void **state)
     struct mc_http_server_config cfg = {
         .address = "127.0.0.1:0",
         .routes = routes,
-        .route_count = 1,
+        .route_count = sizeof routes / sizeof routes[0],
         .max_body_size = 1024,
         .max_connections = 100,
         .cors = "*",
@@ -235,10 +257,91 @@ static void test_cases(void **state)
     assert_true(ran >= 20);
 }
 
+/* n pipelined GETs of path in one buffer. */
+static char *pipeline(const char *path, int n, size_t *len)
+{
+    struct mc_buf b;
+    mc_buf_init(&b);
+    for (int i = 0; i < n; i++)
+        mc_buf_appendf(&b, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    return mc_buf_steal(&b, len);
+}
+
+/* A client that pipelines and does not read: big answers stop at the high-water mark of unsent
+ * output (no request is dispatched above it), and nothing is lost once the client reads. */
+static void test_pipeline_high_water(void **state)
+{
+    (void)state;
+    int fd = client_connect();
+    size_t len;
+    char *reqs = pipeline("/big", 100, &len);
+    dispatched = 0;
+    max_pending_at_dispatch = 0;
+    send_all(fd, reqs, len);
+    pump(500);
+    assert_true(dispatched > 0);
+    assert_true(dispatched < 100); /* 10 MB of answers do not fit in the socket buffers */
+    assert_true(max_pending_at_dispatch <= MC_HTTP_OUTPUT_HIGH_WATER);
+    /* The client reads: every answer comes, in order. */
+    size_t got = 0;
+    char buf[65536];
+    for (int i = 0; i < 200000 && dispatched < 100; i++) {
+        pump(1);
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    assert_int_equal(dispatched, 100);
+    assert_true(max_pending_at_dispatch <= MC_HTTP_OUTPUT_HIGH_WATER);
+    assert_true(got > 0);
+    close(fd);
+    pump(5);
+    mc_free(reqs);
+}
+
+/* Small pipelined answers are produced in batches: at most MC_HTTP_PIPELINE_BATCH per loop turn
+ * for one connection, so its pipeline cannot hold the loop; all are answered in the end. */
+static void test_pipeline_batch_per_turn(void **state)
+{
+    (void)state;
+    int fd = client_connect();
+    size_t len;
+    const unsigned total = 400;
+    char *reqs = pipeline("/count", (int)total, &len);
+    dispatched = 0;
+    send_all(fd, reqs, len);
+    unsigned most = 0;
+    struct mc_buf out;
+    mc_buf_init(&out);
+    for (int i = 0; i < 200000 && dispatched < total; i++) {
+        unsigned before = dispatched;
+        uv_run(&loop, UV_RUN_NOWAIT);
+        if (dispatched - before > most)
+            most = dispatched - before;
+        char buf[65536];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n > 0)
+            mc_buf_append(&out, buf, (size_t)n);
+    }
+    assert_int_equal(dispatched, total);
+    assert_true(most <= MC_HTTP_PIPELINE_BATCH);
+    assert_int_equal(collect(fd, &out, (int)total), 0);
+    unsigned answers = 0;
+    for (const char *p = out.data; (p = strstr(p, "HTTP/1.1 200 ")); p++)
+        answers++;
+    assert_int_equal(answers, total);
+    mc_buf_close(&out);
+    close(fd);
+    pump(5);
+    mc_free(reqs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_pipeline_high_water),
+        cmocka_unit_test(test_pipeline_batch_per_turn),
     };
     return cmocka_run_group_tests_name("http_server", tests, setup, teardown);
 }
