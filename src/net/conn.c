@@ -187,6 +187,60 @@ void mc_net_close(struct mc_net *net)
 {
     if (net->flush_ready && !uv_is_closing((uv_handle_t *)&net->flush_check))
         uv_close((uv_handle_t *)&net->flush_check, NULL);
+    if (net->linger_ready && !uv_is_closing((uv_handle_t *)&net->linger_timer))
+        uv_close((uv_handle_t *)&net->linger_timer, NULL);
+}
+
+static void linger_unlink(struct mc_conn *c)
+{
+    if (!c->lingering)
+        return;
+    if (c->linger_prev)
+        c->linger_prev->linger_next = c->linger_next;
+    else
+        c->net->linger_list = c->linger_next;
+    if (c->linger_next)
+        c->linger_next->linger_prev = c->linger_prev;
+    c->linger_prev = c->linger_next = NULL;
+    c->lingering = 0;
+    if (!c->net->linger_list)
+        uv_timer_stop(&c->net->linger_timer);
+}
+
+/* Once a second while anything lingers: a connection whose peer has not taken its output by
+ * the deadline is closed at once, its queue dropped. */
+static void on_linger_timer(uv_timer_t *t)
+{
+    struct mc_net *net = t->data;
+    uint64_t now = uv_now(net->loop);
+    struct mc_conn *c = net->linger_list;
+    while (c) {
+        struct mc_conn *next = c->linger_next;
+        if (now >= c->linger_deadline_ms)
+            mc_conn_close(c, 1); /* unlinks it */
+        c = next;
+    }
+}
+
+static void linger_start(struct mc_conn *c)
+{
+    struct mc_net *net = c->net;
+    if (c->lingering)
+        return;
+    if (!net->linger_ready) {
+        uv_timer_init(net->loop, &net->linger_timer);
+        net->linger_timer.data = net;
+        net->linger_ready = 1;
+    }
+    c->linger_deadline_ms = uv_now(net->loop) + MC_CONN_LINGER_MS;
+    c->linger_prev = NULL;
+    c->linger_next = net->linger_list;
+    if (net->linger_list)
+        net->linger_list->linger_prev = c;
+    else
+        uv_timer_start(&net->linger_timer, on_linger_timer, 1000, 1000);
+    net->linger_list = c;
+    c->lingering = 1;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -217,11 +271,13 @@ void mc_conn_close(struct mc_conn *c, int now)
     if (!now && (c->writing || c->queue_len > 0)) {
         c->close_when_flushed = 1;
         mc_conn_read_stop(c);
+        linger_start(c);
         mc_conn_flush(c);
         return;
     }
     c->closing = 1;
     flush_unlink(c);
+    linger_unlink(c);
     mc_conn_read_stop(c);
     release_all(c, c->queue, &c->queue_len);
     c->queued_bytes = 0;

@@ -22,9 +22,18 @@ struct mc_net {
     uv_check_t flush_check;
     int flush_ready;
     struct mc_conn *flush_list;
+    /* Connections closing after their output is written (mc_conn_close(c, 0)), each with a
+     * deadline: a peer that never reads must not hold a connection for ever. One timer for
+     * them all, created on first use and only active while the list is not empty. */
+    uv_timer_t linger_timer;
+    int linger_ready;
+    struct mc_conn *linger_list;
 };
 
-/* Closes what the net created (its flush handle); the loop must run once more. */
+/* How long a graceful close may wait for the peer to take the queued output. */
+#define MC_CONN_LINGER_MS 10000
+
+/* Closes what the net created (its flush and linger handles); the loop must run once more. */
 void mc_net_close(struct mc_net *net);
 
 struct mc_conn;
@@ -71,7 +80,10 @@ struct mc_conn {
     char *spare;         /* a released owned segment kept for the next write */
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
         flush_queued : 1;
-    struct mc_conn *flush_prev, *flush_next; /* in net->flush_list */
+    struct mc_conn *flush_prev, *flush_next;   /* in net->flush_list */
+    struct mc_conn *linger_prev, *linger_next; /* in net->linger_list while lingering */
+    uint64_t linger_deadline_ms;
+    int lingering;
     void (*connect_cb)(struct mc_conn *c, int status);
 };
 
@@ -101,8 +113,9 @@ static inline size_t mc_conn_pending(const struct mc_conn *c)
 {
     return c->queued_bytes;
 }
-/* Closes after the queue is flushed (graceful), or at once when 'now' is set (dropping the
- * queue). on_close runs exactly once, after which the owner may free c. Idempotent. */
+/* Closes after the queue is flushed (graceful, at most MC_CONN_LINGER_MS: then the queue is
+ * dropped), or at once when 'now' is set (dropping the queue). on_close runs exactly once, after
+ * which the owner may free c. Idempotent. */
 void mc_conn_close(struct mc_conn *c, int now);
 /* Peer address as text ("127.0.0.1"), into buf; "-" when unknown. */
 void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len);

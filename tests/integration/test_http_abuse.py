@@ -176,3 +176,35 @@ def test_reset_by_a_client_it_stopped_reading_frees_its_slot(micro):
                 return False  # a connection over the limit is closed at once
 
     harness.wait_until(two_served, 10, message="two connections served after the reset")
+
+
+def fd_count(pid):
+    import os
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.timeout_s(60)
+def test_close_after_an_answer_the_client_never_reads_is_bounded(micro):
+    """A client asks with Connection: close and never reads: the sidecar closes after writing
+    the answer (10 MB: more than the kernel's socket buffers take), and since that write never
+    completes, the close waits at most the linger bound (10 s) before the connection and its
+    queued output are dropped."""
+    sc = micro()
+    for b in range(3):
+        big = service("big.svc", [node(f"big-{b}-{i:05d}", metadata={"k": "v" * 400})
+                                  for i in range(7000)])
+        assert sc.register(big).status == 200
+    pid = sc.proc.pid
+    wait_idle(pid)
+    base = fd_count(pid)
+    req = http_req("GET", "/registry?service=big.svc", headers=[("Connection", "close")])
+    conns = [send_without_reading(sc.port, req) for _ in range(2)]
+    try:
+        wait_idle(pid)
+        assert fd_count(pid) == base + 2  # both answers stuck
+        harness.wait_until(lambda: fd_count(pid) <= base, 25,
+                           message="the two stuck connections closed by the sidecar")
+        assert sc.get("/health", timeout=5).status == 200
+    finally:
+        for c in conns:
+            c.close()
