@@ -664,17 +664,14 @@ struct mc_registry_owned *mc_registry_owned_find(struct mc_registry *r, const ch
     return NULL;
 }
 
-/* Records (or refreshes) one entry per node of svc; a node keeps its lease id when it stays on
- * the same kind of lease. */
+/* Records (or refreshes) one entry per node of svc. */
 static void owned_put(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
 {
     uint64_t now = now_ms(r);
     for (size_t i = 0; i < svc->node_count; i++) {
         const struct mc_node *n = &svc->nodes[i];
         struct mc_registry_owned *o = mc_registry_owned_find(r, svc->name, n->id);
-        int64_t lease = 0;
         if (o) {
-            lease = (o->ttl_ms == 0) == (ttl_ms == 0) ? o->lease : 0;
             owned_entry_close(o);
         } else {
             if (r->owned_count == r->owned_cap) {
@@ -693,7 +690,6 @@ static void owned_put(struct mc_registry *r, const struct mc_service *svc, uint6
         o->service.nodes[0].metadata = mc_json_copy(n->metadata);
         o->ttl_ms = ttl_ms;
         o->expires_at_ms = ttl_ms ? now + ttl_ms : 0;
-        o->lease = lease;
     }
 }
 

@@ -60,7 +60,6 @@ struct mc_registry_owned {
     struct mc_service service; /* exactly one node */
     uint64_t ttl_ms;           /* 0: on the sidecar's lease; else a lease of its own */
     uint64_t expires_at_ms;    /* ttl_ms > 0: when that lease runs out unless registered again */
-    int64_t lease;             /* the backend's lease id for it, 0 when none yet */
 };
 
 /* A backend (STYLE habit 9): one static table per file, picked by name from

@@ -116,7 +116,9 @@ struct owned_write {
 static void owned_write_done(void *ctx, int err)
 {
     struct owned_write *w = ctx;
-    if (err < 0)
+    if (err == MC_EUNAVAIL && w->add)
+        mc_log_info("registry unavailable: %s is registered once it is back", w->id);
+    else if (err < 0)
         mc_log_warn("%s %s failed: %s", w->add ? "registering" : "deregistering", w->id,
                     mc_strerror(err));
     else
