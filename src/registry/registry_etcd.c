@@ -1,7 +1,8 @@
-/* The etcd registry backend (--registry=etcd) over etcd's v3 JSON gateway (/v3/kv/..., /v3/lease/...,
- * /v3/watch: base64 keys and values, int64 as JSON strings), through the sidecar's HTTP client.
- * go-micro's layout: one key per node, /micro/registry/<service>/<node-id>, holding the JSON of
- * its service with that one node. A prefix watch keeps the registry's view; reads never wait. */
+/* The etcd registry backend (--registry=etcd) over etcd's v3 JSON gateway (/v3/kv/...,
+ * /v3/lease/..., /v3/watch: base64 keys and values, int64 as JSON strings), through the sidecar's
+ * HTTP client. go-micro's layout: one key per node, /micro/registry/<service>/<node-id>, holding
+ * the JSON of its service with that one node. A prefix watch keeps the registry's view; reads never
+ * wait. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,8 @@ struct etcd {
     uv_timer_t retry_timer, keepalive_timer, close_timer;
     int handles;
     int closing;
+    int finishing;
+    int state_known;
 };
 
 /* ---- small helpers ---- */
@@ -159,8 +162,9 @@ static void set_state(struct etcd *e, int connected, const char *why)
 {
     if (why && why != e->last_error)
         snprintf(e->last_error, sizeof e->last_error, "%s", why);
-    if (e->connected == connected && e->since_ms)
+    if (e->connected == connected && e->state_known)
         return;
+    e->state_known = 1; /* the first outcome is logged too: "unreachable at start-up" */
     e->connected = connected;
     e->since_ms = wall_ms();
     if (connected)
@@ -598,7 +602,8 @@ static int watch_message(struct etcd *e, json_t *msg)
     if (!res)
         return -1; /* an error answer */
     int64_t rev = int64_of(json_object_get(json_object_get(res, "header"), "revision"));
-    if (json_object_get(res, "compact_revision") || json_is_true(json_object_get(res, "canceled"))) {
+    if (json_object_get(res, "compact_revision") ||
+        json_is_true(json_object_get(res, "canceled"))) {
         /* Our revision was compacted away: only a full read can tell what changed. */
         e->need_full = 1;
         return -1;
@@ -743,8 +748,7 @@ static void range_done(struct etcd *e, int err, json_t *body, void *arg)
         if (!json_object_get(now, key))
             apply(e, key, NULL);
     }
-    json_object_foreach(now, key, v)
-        apply(e, key, json_string_value(v));
+    json_object_foreach(now, key, v) apply(e, key, json_string_value(v));
     json_decref(now);
     e->revision = int64_of(json_object_get(json_object_get(body, "header"), "revision"));
     e->need_full = 0;
@@ -954,8 +958,9 @@ static void handle_closed(uv_handle_t *h)
 /* Every request still in flight ends (its callback sees MC_ECANCELED), the handles close. */
 static void close_finish(struct etcd *e)
 {
-    if (e->handles < 3 || uv_is_closing((uv_handle_t *)&e->close_timer))
+    if (e->finishing)
         return;
+    e->finishing = 1; /* the cancelled requests' callbacks may come back here */
     while (e->reqs) {
         struct req *q = e->reqs;
         if (q->call)

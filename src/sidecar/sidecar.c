@@ -211,6 +211,7 @@ static void finish_shutdown(struct sidecar *sc)
     sc->ws_hub = NULL;
     /* Nothing reads the registry any more: close it (etcd revokes this sidecar's leases,
      * bounded by --drain_timeout), then on_registry_closed frees the client and stops. */
+    uv_timer_stop(&sc->expire_timer);
     struct mc_registry *reg = sc->registry;
     sc->registry = NULL;
     mc_registry_free(reg, on_registry_closed, sc);
