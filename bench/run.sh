@@ -5,6 +5,8 @@
 #      /rpc against bench/rpc_backend, beside the same backend called directly.
 #   2. Broker fan-out: 1 publisher -> 100 WebSocket subscribers on the sidecar (bench/ws_fanout)
 #      beside nats-server with 100 subscribers through the NATS C client (bench/nats_fanout).
+#   3. The etcd registry (bench/registry_etcd.sh): reads through the sidecar vs straight from
+#      etcd, and etcd requests per sidecar at steady state (BENCH_ETCD_*, BENCH_QUICK=1).
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -35,7 +37,8 @@ HZ=$(getconf CLK_TCK)
 # or haproxy may enable their system services; this script never uses them: every server
 # here runs in the foreground from its own config in a temporary folder.
 install_deps() {
-    local pkgs=(nginx haproxy wrk nats-server curl libuv1-dev libnats-dev procps) missing=()
+    local pkgs=(nginx haproxy wrk nats-server etcd-server curl libuv1-dev libnats-dev procps)
+    local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
@@ -443,6 +446,8 @@ main() {
     bench_broker
     mkdir -p "$BUILD/bench"
     report | tee "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/registry_etcd.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }
