@@ -35,11 +35,13 @@ struct mc_registry {
     mc_registry_closed_cb closed;
     void *closed_ctx;
 
-    /* The nodes this sidecar wrote and keeps (see struct mc_registry_owned), in write order.
-     * A few per sidecar plus what its apps register: a linear search is the right size. */
+    /* The nodes this sidecar wrote and keeps (see struct mc_registry_owned), unordered, and
+     * an index (name, id) -> position so that a write of N nodes stays O(N) (apps may
+     * register 100k+ nodes through one sidecar). The index borrows the entries' strings. */
     struct mc_registry_owned *owned;
     size_t owned_count;
     size_t owned_cap;
+    struct mc_node_index owned_ids;
 
     /* The view: sorted by (name, version) in byte order, so the versions of a name are
      * contiguous and already in the order reads return them. Every entry has >= 1 node, kept
@@ -555,8 +557,10 @@ struct mc_registry *mc_registry_new(const struct mc_registry_ops *ops,
     r->config.clock = &r->clock;
     r->created_wall_ms = wall_ms();
     mc_node_index_init(&r->ids);
+    mc_node_index_init(&r->owned_ids);
     if (r->ops->init && r->ops->init(r, &r->config, err, errlen) < 0) {
         mc_node_index_close(&r->ids);
+        mc_node_index_close(&r->owned_ids);
         mc_free(r);
         return NULL;
     }
@@ -585,6 +589,7 @@ void mc_registry_backend_closed(struct mc_registry *r)
     for (size_t i = 0; i < r->owned_count; i++)
         owned_entry_close(&r->owned[i]);
     mc_free(r->owned);
+    mc_node_index_close(&r->owned_ids);
     mc_free(r->scratch_services);
     mc_free(r->scratch_nodes);
     mc_free(r);
@@ -656,23 +661,21 @@ struct mc_registry_owned *mc_registry_owned_at(struct mc_registry *r, size_t i)
 struct mc_registry_owned *mc_registry_owned_find(struct mc_registry *r, const char *name,
                                                  const char *id)
 {
-    for (size_t i = 0; i < r->owned_count; i++) {
-        const struct mc_service *s = &r->owned[i].service;
-        if (strcmp(s->name, name) == 0 && strcmp(s->nodes[0].id, id) == 0)
-            return &r->owned[i];
-    }
-    return NULL;
+    const struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, name, id);
+    return slot ? &r->owned[slot->pos] : NULL;
 }
 
-/* Records (or refreshes) one entry per node of svc. */
+/* Records (or refreshes) one entry per node of svc: O(1) each through the index. */
 static void owned_put(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
 {
     uint64_t now = now_ms(r);
     for (size_t i = 0; i < svc->node_count; i++) {
         const struct mc_node *n = &svc->nodes[i];
-        struct mc_registry_owned *o = mc_registry_owned_find(r, svc->name, n->id);
-        if (o) {
-            owned_entry_close(o);
+        struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, svc->name, n->id);
+        struct mc_registry_owned *o;
+        if (slot) {
+            o = &r->owned[slot->pos];
+            owned_entry_close(o); /* the slot's borrowed strings are re-pointed below */
         } else {
             if (r->owned_count == r->owned_cap) {
                 r->owned_cap = r->owned_cap ? r->owned_cap * 2 : 4;
@@ -690,19 +693,31 @@ static void owned_put(struct mc_registry *r, const struct mc_service *svc, uint6
         o->service.nodes[0].metadata = mc_json_copy(n->metadata);
         o->ttl_ms = ttl_ms;
         o->expires_at_ms = ttl_ms ? now + ttl_ms : 0;
+        if (!slot)
+            slot = mc_node_index_insert(&r->owned_ids, o->service.name, o->service.nodes[0].id);
+        slot->name = o->service.name;
+        slot->id = o->service.nodes[0].id;
+        slot->pos = (size_t)(o - r->owned);
     }
 }
 
+/* Removes svc's nodes from the table; the last entry fills each hole. */
 static void owned_remove(struct mc_registry *r, const struct mc_service *svc)
 {
     for (size_t i = 0; i < svc->node_count; i++) {
-        struct mc_registry_owned *o = mc_registry_owned_find(r, svc->name, svc->nodes[i].id);
-        if (!o)
+        struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, svc->name, svc->nodes[i].id);
+        if (!slot)
             continue;
+        size_t at = slot->pos;
+        struct mc_registry_owned *o = &r->owned[at];
+        mc_node_index_remove(&r->owned_ids, o->service.name, o->service.nodes[0].id);
         owned_entry_close(o);
-        size_t at = (size_t)(o - r->owned);
-        memmove(o, o + 1, (r->owned_count - at - 1) * sizeof(*o));
-        r->owned_count--;
+        size_t last = --r->owned_count;
+        if (at != last) {
+            r->owned[at] = r->owned[last];
+            const struct mc_service *m = &r->owned[at].service;
+            mc_node_index_find(&r->owned_ids, m->name, m->nodes[0].id)->pos = at;
+        }
     }
 }
 

@@ -116,7 +116,7 @@ const struct mc_registry_config *mc_registry_config(const struct mc_registry *r)
 /* Fills out with the backend's state (memory: always connected, since creation). */
 void mc_registry_backend_state(const struct mc_registry *r, struct mc_registry_backend_state *out);
 
-/* The owned-node table: entries [0, count) valid until the next write. */
+/* The owned-node table (unordered): entries [0, count) valid until the next write. */
 size_t mc_registry_owned_count(const struct mc_registry *r);
 struct mc_registry_owned *mc_registry_owned_at(struct mc_registry *r, size_t i);
 /* The entry for (name, node id), NULL when it is not owned. */
