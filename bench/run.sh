@@ -8,6 +8,8 @@
 #   3. Cross-sidecar fan-out (issue 10): three sidecars with --broker=nats on one nats-server,
 #      1 publisher on sidecar A, 100 WebSocket subscribers spread over B and C, beside the same
 #      fan-out with libnats clients straight on nats-server (the nats-SIZE runs of 2).
+#   4. The etcd registry (bench/registry_etcd.sh): reads through the sidecar vs straight from
+#      etcd, and etcd requests per sidecar at steady state (BENCH_ETCD_*, BENCH_QUICK=1).
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -42,7 +44,8 @@ HZ=$(getconf CLK_TCK)
 # or haproxy may enable their system services; this script never uses them: every server
 # here runs in the foreground from its own config in a temporary folder.
 install_deps() {
-    local pkgs=(nginx haproxy wrk nats-server curl libuv1-dev libnats-dev procps) missing=()
+    local pkgs=(nginx haproxy wrk nats-server etcd-server curl libuv1-dev libnats-dev procps)
+    local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
@@ -493,6 +496,8 @@ main() {
     bench_cross
     mkdir -p "$BUILD/bench"
     report | tee "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/registry_etcd.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }

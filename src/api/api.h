@@ -26,9 +26,6 @@ struct mc_api {
     struct mc_lb *lb;                /* node choice, shared by calls and the proxy */
     struct mc_ws_hub *ws_hub;        /* every live WebSocket session (broker, registry watch) */
     struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
-    /* The registry backend's reachability for /health?verbose=1; NULL reads as connected
-     * (the memory registry). The broker's comes from mc_broker_state(). */
-    const struct mc_backend_state *registry_state;
 };
 
 /* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.

@@ -51,10 +51,10 @@ static void respond_verbose(struct mc_http_request *req, struct mc_api *api, int
         json_object_set_new(app, "healthcheck_url", json_string(api->config->healthcheck_url));
     if (error)
         json_object_set_new(app, "error", json_string(error));
-    json_t *body =
-        json_pack("{s:o, s:o, s:o}", "app", app, "registry",
-                  backend_json(api->config->registry, api->registry_state), "broker",
-                  backend_json(mc_broker_name(api->broker), mc_broker_state(api->broker)));
+    json_t *body = json_pack(
+        "{s:o, s:o, s:o}", "app", app, "registry",
+        backend_json(api->config->registry, mc_registry_backend_state(api->registry)), "broker",
+        backend_json(mc_broker_name(api->broker), mc_broker_state(api->broker)));
     mc_api_respond_json(req, status, body);
     json_decref(body);
 }

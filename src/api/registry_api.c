@@ -33,6 +33,35 @@ static void registry_get(struct mc_http_request *req, struct mc_api *api)
     json_decref(out);
 }
 
+/* A POST/PUT/DELETE waiting for the backend. req is NULL once the client went away: a store
+ * write cannot be taken back, so the write runs on and its answer is dropped. */
+struct write_wait {
+    struct mc_http_request *req;
+};
+
+static void write_done(void *ctx, int err)
+{
+    struct write_wait *w = ctx;
+    struct mc_http_request *req = w->req;
+    mc_free(w);
+    if (!req)
+        return;
+    req->on_abort = NULL;
+    req->handler_data = NULL;
+    if (err == MC_EUNAVAIL || err == MC_ETIMEDOUT)
+        mc_http_respond_error(req, 503, REGISTRY_ID, "registry backend unavailable");
+    else if (err < 0)
+        mc_http_respond_error(req, 500, REGISTRY_ID, mc_strerror(err));
+    else
+        mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
+}
+
+static void write_abort(struct mc_http_request *req)
+{
+    struct write_wait *w = req->handler_data;
+    w->req = NULL;
+}
+
 static void registry_change(struct mc_http_request *req, struct mc_api *api, int add)
 {
     uint64_t ttl_ms = 0;
@@ -58,14 +87,16 @@ static void registry_change(struct mc_http_request *req, struct mc_api *api, int
         return;
     }
     json_decref(body);
-    int rc = add ? mc_registry_register(api->registry, &svc, ttl_ms)
-                 : mc_registry_deregister(api->registry, &svc);
+    /* The answer waits for the backend: 200 only once the store acknowledged the write. */
+    struct write_wait *w = mc_calloc(1, sizeof *w);
+    w->req = req;
+    req->handler_data = w;
+    req->on_abort = write_abort;
+    if (add)
+        mc_registry_register(api->registry, &svc, ttl_ms, 0, write_done, w);
+    else
+        mc_registry_deregister(api->registry, &svc, write_done, w);
     mc_service_close(&svc);
-    if (rc < 0) {
-        mc_http_respond_error(req, 500, REGISTRY_ID, mc_strerror(rc));
-        return;
-    }
-    mc_http_respond(req, 200, NULL, NULL, 0, NULL, 0);
 }
 
 void mc_api_registry(struct mc_http_request *req, void *ctx)

@@ -36,7 +36,7 @@
 #define ADDRESS(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_ADDRESS, char *, f, d, 0, NULL, h)
 #define LISTEN(n, a, e, f, d, h) ROW(n, a, e, MC_CONF_LISTEN, char *, f, d, 0, NULL, h)
 
-static const char *const registry_choices[] = {"memory", NULL};
+static const char *const registry_choices[] = {"memory", "etcd", NULL};
 static const char *const broker_choices[] = {"memory", "nats", NULL};
 static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
 static const char *const handler_choices[] = {"rpc", "proxy", "auto", NULL};
@@ -76,7 +76,9 @@ static const struct mc_flag flags[] = {
     DURATION("register_interval", NULL, "MICRO_REGISTER_INTERVAL", register_interval_ms, "10s", 1,
              "how often registrations are renewed"),
     CHOICE("registry", NULL, "MICRO_REGISTRY", registry, "memory", registry_choices,
-           "registry backend"),
+           "registry backend: memory (this process only) or etcd (shared across hosts)"),
+    ROW("registry_address", NULL, "MICRO_REGISTRY_ADDRESS", MC_CONF_ADDRESS_LIST, char *,
+        registry_address, NULL, 0, NULL, "--registry=etcd: etcd client endpoints, tried in turn"),
     CHOICE("broker", NULL, "MICRO_BROKER", broker, "memory", broker_choices, "broker backend"),
     STRING("broker_address", NULL, "MICRO_BROKER_ADDRESS", broker_address, NULL,
            "--broker=nats: the NATS servers, nats://host:port[,nats://host:port...]"),
@@ -138,11 +140,17 @@ const struct mc_command *mc_command_find(const char *name)
 #define FLAG_COUNT (sizeof flags / sizeof flags[0])
 
 static const char *const type_names[] = {
-    [MC_CONF_STRING] = "string",     [MC_CONF_BOOL] = "bool",
-    [MC_CONF_INT] = "int",           [MC_CONF_DURATION] = "duration",
-    [MC_CONF_SIZE] = "size",         [MC_CONF_LOG_LEVEL] = "level",
-    [MC_CONF_CHOICE] = "choice",     [MC_CONF_METADATA] = "k=v,...",
-    [MC_CONF_ADDRESS] = "host:port", [MC_CONF_LISTEN] = "host:port",
+    [MC_CONF_STRING] = "string",
+    [MC_CONF_BOOL] = "bool",
+    [MC_CONF_INT] = "int",
+    [MC_CONF_DURATION] = "duration",
+    [MC_CONF_SIZE] = "size",
+    [MC_CONF_LOG_LEVEL] = "level",
+    [MC_CONF_CHOICE] = "choice",
+    [MC_CONF_METADATA] = "k=v,...",
+    [MC_CONF_ADDRESS] = "host:port",
+    [MC_CONF_LISTEN] = "host:port",
+    [MC_CONF_ADDRESS_LIST] = "host:port,...",
 };
 
 const struct mc_flag *mc_conf_flags(size_t *count)
@@ -449,6 +457,28 @@ static bool address_ok(enum mc_conf_type type, const char *text, char *why, size
     return false;
 }
 
+/* A comma-separated list of host:port entries, each checked as an address flag; an empty entry
+ * (",," or a trailing comma) is a typo, not "no endpoint". */
+static bool address_list_ok(const char *text, char *why, size_t whylen)
+{
+    char entry[300];
+    const char *p = text;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof entry) {
+            snprintf(why, whylen, "expected host:port[,host:port...], e.g. 127.0.0.1:2379");
+            return false;
+        }
+        memcpy(entry, p, len);
+        entry[len] = '\0';
+        if (!address_ok(MC_CONF_ADDRESS, entry, why, whylen))
+            return false;
+        if (p[len] == '\0')
+            return true;
+        p += len + 1;
+    }
+}
+
 /* Stores text into the row's field. append: an earlier value of the same source is kept
  * (only --server_metadata accumulates; every other kind is last-one-wins). On a bad value
  * returns MC_EINVAL and writes why into why[whylen], leaving the field untouched. */
@@ -461,6 +491,12 @@ static int set_value(struct mc_config *cfg, const struct mc_flag *f, const char 
     char list[128];
 
     switch (f->type) {
+    case MC_CONF_ADDRESS_LIST:
+        if (!address_list_ok(text, why, whylen))
+            return MC_EINVAL;
+        mc_free(*(char **)field);
+        *(char **)field = mc_strdup(text);
+        return 0;
     case MC_CONF_ADDRESS:
     case MC_CONF_LISTEN:
         if (!address_ok(f->type, text, why, whylen))
@@ -559,9 +595,9 @@ void mc_config_close(struct mc_config *cfg)
 {
     for (size_t i = 0; i < FLAG_COUNT; i++) {
         void *field = (char *)cfg + flags[i].offset;
-        /* Every kind stored as a char * (host:port kinds included) is ours to free. */
-        if (flags[i].type == MC_CONF_STRING || flags[i].type == MC_CONF_CHOICE ||
-            flags[i].type == MC_CONF_ADDRESS || flags[i].type == MC_CONF_LISTEN) {
+        enum mc_conf_type t = flags[i].type;
+        if (t == MC_CONF_STRING || t == MC_CONF_CHOICE || t == MC_CONF_ADDRESS ||
+            t == MC_CONF_LISTEN || t == MC_CONF_ADDRESS_LIST) {
             mc_free(*(char **)field);
             *(char **)field = NULL;
         } else if (flags[i].type == MC_CONF_METADATA) {
@@ -773,6 +809,10 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
         if (present(cfg->broker_address) &&
             !nats_addresses_ok(cfg->broker_address, bad, sizeof bad)) {
             set_error(err, errlen, "%s", bad);
+            return MC_EINVAL;
+        }
+        if (strcmp(cfg->registry, "etcd") == 0 && !present(cfg->registry_address)) {
+            set_error(err, errlen, "--registry=etcd requires --registry_address");
             return MC_EINVAL;
         }
         /* A TTL no longer than the renewal period lets every node expire between two renewals:

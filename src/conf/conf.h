@@ -33,11 +33,12 @@ struct mc_config {
     int healthcheck_fall;
     uint64_t register_ttl_ms;
     uint64_t register_interval_ms;
-    char *registry;       /* "memory" */
-    char *broker;         /* "memory" or "nats" */
-    char *broker_address; /* --broker=nats: comma list of nats://host:port */
-    char *selector;       /* "random", "roundrobin" or "p2c" */
-    char *handler;        /* "rpc" or "proxy" */
+    char *registry;         /* "memory" or "etcd" */
+    char *registry_address; /* --registry=etcd: "host:port[,host:port...]" */
+    char *broker;           /* "memory" or "nats" */
+    char *broker_address;   /* --broker=nats: comma list of nats://host:port */
+    char *selector;         /* "random", "roundrobin" or "p2c" */
+    char *handler;          /* "rpc", "proxy" or "auto" */
     char *namespace;
     uint64_t request_timeout_ms;
     uint64_t dial_timeout_ms;
@@ -69,6 +70,7 @@ enum mc_conf_type {
     MC_CONF_METADATA,  /* struct mc_metadata_pair * plus a size_t count */
     MC_CONF_ADDRESS,   /* char *, "host:port" (any host, may be empty) */
     MC_CONF_LISTEN, /* char *, "host:port" the sidecar can bind: numeric host, empty or localhost */
+    MC_CONF_ADDRESS_LIST, /* char *, "host:port[,host:port...]" (each as MC_CONF_ADDRESS) */
 };
 
 /* One row of the flag table. */

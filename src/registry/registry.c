@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "registry/node_index.h"
 #include "util/alloc.h"
@@ -28,7 +29,19 @@ struct vent {
 struct mc_registry {
     const struct mc_registry_ops *ops;
     void *backend_data;
+    struct mc_registry_config config;
     struct mc_clock clock;
+    struct mc_backend_state state; /* a backend without a state op: connected */
+    mc_registry_closed_cb closed;
+    void *closed_ctx;
+
+    /* The nodes this sidecar wrote and keeps (see struct mc_registry_owned), unordered, and
+     * an index (name, id) -> position so that a write of N nodes stays O(N) (apps may
+     * register 100k+ nodes through one sidecar). The index borrows the entries' strings. */
+    struct mc_registry_owned *owned;
+    size_t owned_count;
+    size_t owned_cap;
+    struct mc_node_index owned_ids;
 
     /* The view: sorted by (name, version) in byte order, so the versions of a name are
      * contiguous and already in the order reads return them. Every entry has >= 1 node, kept
@@ -513,21 +526,50 @@ uint64_t mc_registry_next_expiry_ms(struct mc_registry *r)
 
 /* ---- lifecycle and front end ---- */
 
-struct mc_registry *mc_registry_new(const struct mc_registry_ops *ops, const struct mc_clock *clock)
+static const struct mc_registry_ops *const backends[] = {
+    &mc_registry_memory_ops,
+    &mc_registry_etcd_ops,
+};
+
+const struct mc_registry_ops *mc_registry_backend_find(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(backends[i]->name, name) == 0)
+            return backends[i];
+    return NULL;
+}
+
+struct mc_registry *mc_registry_new(const struct mc_registry_ops *ops,
+                                    const struct mc_registry_config *cfg, char *err, size_t errlen)
 {
     struct mc_registry *r = mc_calloc(1, sizeof(*r));
     r->ops = ops ? ops : &mc_registry_memory_ops;
-    r->clock = clock ? *clock : mc_clock_monotonic;
+    if (cfg)
+        r->config = *cfg;
+    r->clock = r->config.clock ? *r->config.clock : mc_clock_monotonic;
+    r->config.clock = &r->clock;
+    mc_backend_state_init(&r->state, "registry", r->ops->name, MC_BACKEND_CONNECTED, NULL);
     mc_node_index_init(&r->ids);
+    mc_node_index_init(&r->owned_ids);
+    if (r->ops->init && r->ops->init(r, &r->config, err, errlen) < 0) {
+        mc_node_index_close(&r->ids);
+        mc_node_index_close(&r->owned_ids);
+        mc_free(r);
+        return NULL;
+    }
+    r->config.address = NULL; /* the caller's string; backends copied what they keep */
     return r;
 }
 
-void mc_registry_free(struct mc_registry *r)
+static void owned_entry_close(struct mc_registry_owned *o)
 {
-    if (!r)
-        return;
-    if (r->ops->close)
-        r->ops->close(r);
+    mc_service_close(&o->service);
+}
+
+void mc_registry_backend_closed(struct mc_registry *r)
+{
+    mc_registry_closed_cb closed = r->closed;
+    void *ctx = r->closed_ctx;
     for (size_t i = 0; i < r->count; i++) {
         mc_service_close(&r->services[i]->svc);
         mc_free(r->services[i]);
@@ -537,14 +579,36 @@ void mc_registry_free(struct mc_registry *r)
     for (size_t i = 0; i < r->watch_count; i++)
         mc_free(r->watches[i].filter);
     mc_free(r->watches);
+    for (size_t i = 0; i < r->owned_count; i++)
+        owned_entry_close(&r->owned[i]);
+    mc_free(r->owned);
+    mc_node_index_close(&r->owned_ids);
     mc_free(r->scratch_services);
     mc_free(r->scratch_nodes);
     mc_free(r);
+    if (closed)
+        closed(ctx);
 }
 
-int mc_registry_start(struct mc_registry *r)
+void mc_registry_free(struct mc_registry *r, mc_registry_closed_cb closed, void *ctx)
 {
-    return r->ops->start ? r->ops->start(r) : 0;
+    if (!r) {
+        if (closed)
+            closed(ctx);
+        return;
+    }
+    r->closed = closed;
+    r->closed_ctx = ctx;
+    if (r->ops->close)
+        r->ops->close(r); /* calls mc_registry_backend_closed, now or later */
+    else
+        mc_registry_backend_closed(r);
+}
+
+void mc_registry_start(struct mc_registry *r)
+{
+    if (r->ops->start)
+        r->ops->start(r);
 }
 
 void *mc_registry_backend_data(const struct mc_registry *r)
@@ -560,6 +624,91 @@ void mc_registry_set_backend_data(struct mc_registry *r, void *data)
 const struct mc_registry_ops *mc_registry_backend_ops(const struct mc_registry *r)
 {
     return r->ops;
+}
+
+const struct mc_registry_config *mc_registry_config(const struct mc_registry *r)
+{
+    return &r->config;
+}
+
+const struct mc_backend_state *mc_registry_backend_state(const struct mc_registry *r)
+{
+    return r->ops->state ? r->ops->state(r) : &r->state;
+}
+
+/* ---- the owned table ---- */
+
+size_t mc_registry_owned_count(const struct mc_registry *r)
+{
+    return r->owned_count;
+}
+
+struct mc_registry_owned *mc_registry_owned_at(struct mc_registry *r, size_t i)
+{
+    return i < r->owned_count ? &r->owned[i] : NULL;
+}
+
+struct mc_registry_owned *mc_registry_owned_find(struct mc_registry *r, const char *name,
+                                                 const char *id)
+{
+    const struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, name, id);
+    return slot ? &r->owned[slot->pos] : NULL;
+}
+
+/* Records (or refreshes) one entry per node of svc: O(1) each through the index. */
+static void owned_put(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
+{
+    uint64_t now = now_ms(r);
+    for (size_t i = 0; i < svc->node_count; i++) {
+        const struct mc_node *n = &svc->nodes[i];
+        struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, svc->name, n->id);
+        struct mc_registry_owned *o;
+        if (slot) {
+            o = &r->owned[slot->pos];
+            owned_entry_close(o); /* the slot's borrowed strings are re-pointed below */
+        } else {
+            if (r->owned_count == r->owned_cap) {
+                r->owned_cap = r->owned_cap ? r->owned_cap * 2 : 4;
+                r->owned = mc_realloc(r->owned, r->owned_cap * sizeof(*r->owned));
+            }
+            o = &r->owned[r->owned_count++];
+        }
+        memset(o, 0, sizeof(*o));
+        mc_service_init(&o->service);
+        o->service.name = mc_strdup(svc->name);
+        o->service.version = mc_strdup(ver(svc->version));
+        o->service.metadata = mc_json_copy(svc->metadata);
+        o->service.endpoints = mc_json_copy(svc->endpoints);
+        mc_service_add_node(&o->service, n->id, n->address ? n->address : "", n->port);
+        o->service.nodes[0].metadata = mc_json_copy(n->metadata);
+        o->ttl_ms = ttl_ms;
+        o->expires_at_ms = ttl_ms ? now + ttl_ms : 0;
+        if (!slot)
+            slot = mc_node_index_insert(&r->owned_ids, o->service.name, o->service.nodes[0].id);
+        slot->name = o->service.name;
+        slot->id = o->service.nodes[0].id;
+        slot->pos = (size_t)(o - r->owned);
+    }
+}
+
+/* Removes svc's nodes from the table; the last entry fills each hole. */
+static void owned_remove(struct mc_registry *r, const struct mc_service *svc)
+{
+    for (size_t i = 0; i < svc->node_count; i++) {
+        struct mc_node_slot *slot = mc_node_index_find(&r->owned_ids, svc->name, svc->nodes[i].id);
+        if (!slot)
+            continue;
+        size_t at = slot->pos;
+        struct mc_registry_owned *o = &r->owned[at];
+        mc_node_index_remove(&r->owned_ids, o->service.name, o->service.nodes[0].id);
+        owned_entry_close(o);
+        size_t last = --r->owned_count;
+        if (at != last) {
+            r->owned[at] = r->owned[last];
+            const struct mc_service *m = &r->owned[at].service;
+            mc_node_index_find(&r->owned_ids, m->name, m->nodes[0].id)->pos = at;
+        }
+    }
 }
 
 /* 1 when s (NULL reads as "") holds a control character: the same rule mc_service_from_json
@@ -588,20 +737,74 @@ static int validate(const struct mc_service *svc, int check_ports)
     return 0;
 }
 
-int mc_registry_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
+/* A write in flight: what to record in the owned table once the backend answers. The
+ * service is a copy, as the caller's may be gone by then. */
+struct write {
+    struct mc_registry *r;
+    struct mc_service svc;
+    uint64_t ttl_ms;
+    int add;
+    mc_registry_done_cb done;
+    void *ctx;
+};
+
+static void write_done(void *ctx, int err)
 {
-    int rc = validate(svc, 1);
-    if (rc < 0)
-        return rc;
-    return r->ops->register_service ? r->ops->register_service(r, svc, ttl_ms) : 0;
+    struct write *w = ctx;
+    if (err == 0) {
+        if (w->add)
+            owned_put(w->r, &w->svc, w->ttl_ms);
+        else
+            owned_remove(w->r, &w->svc);
+    }
+    mc_registry_done_cb done = w->done;
+    void *dctx = w->ctx;
+    mc_service_close(&w->svc);
+    mc_free(w);
+    if (done)
+        done(dctx, err);
 }
 
-int mc_registry_deregister(struct mc_registry *r, const struct mc_service *svc)
+static void start_write(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms,
+                        int add, mc_registry_done_cb done, void *ctx)
+{
+    struct write *w = mc_calloc(1, sizeof(*w));
+    w->r = r;
+    mc_service_copy(&w->svc, svc);
+    w->ttl_ms = ttl_ms;
+    w->add = add;
+    w->done = done;
+    w->ctx = ctx;
+    if (add)
+        r->ops->register_service(r, &w->svc, ttl_ms, write_done, w);
+    else
+        r->ops->deregister_service(r, &w->svc, write_done, w);
+}
+
+void mc_registry_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms,
+                          unsigned flags, mc_registry_done_cb done, void *ctx)
+{
+    int rc = validate(svc, 1);
+    if (rc < 0) {
+        if (done)
+            done(ctx, rc);
+        return;
+    }
+    if (flags & MC_REGISTRY_PERSIST)
+        owned_put(r, svc, ttl_ms);
+    start_write(r, svc, ttl_ms, 1, done, ctx);
+}
+
+void mc_registry_deregister(struct mc_registry *r, const struct mc_service *svc,
+                            mc_registry_done_cb done, void *ctx)
 {
     int rc = validate(svc, 0);
-    if (rc < 0)
-        return rc;
-    return r->ops->deregister_service ? r->ops->deregister_service(r, svc) : 0;
+    if (rc < 0) {
+        if (done)
+            done(ctx, rc);
+        return;
+    }
+    start_write(r, svc, 0, 0, done, ctx);
 }
 
 /* ---- reads: from the view, hiding nodes whose expiry has come ---- */

@@ -29,8 +29,8 @@
 #define EXPIRE_TICK_MS 1000
 #define TRIM_EVERY_TICKS 10 /* give freed heap back to the system every 10 s */
 
-/* A node this sidecar registers itself and keeps alive: renewed every interval while
- * active, deregistered on shutdown. */
+/* A node this sidecar registers itself: on the sidecar's lease (kept alive by the registry
+ * backend, re-registered by it after a store outage), deregistered on shutdown. */
 struct owned_node {
     struct mc_service service; /* exactly one node */
     int active;
@@ -53,7 +53,7 @@ struct sidecar {
     FILE *access_log;
     struct owned_node self, app;
     int has_app;
-    uv_timer_t renew_timer, expire_timer, drain_timer;
+    uv_timer_t expire_timer, drain_timer;
     uv_signal_t sigterm, sigint;
     uv_signal_t sighup; /* reload, never stop (SPEC 9) */
     int stopping;
@@ -105,17 +105,46 @@ static void owned_node_init(struct owned_node *n, const char *name, const char *
     mc_free(id);
 }
 
+/* The outcome of an owned node's write: logged, as nobody else waits for it. A failed
+ * registration needs no retry here: the node is in the registry's owned table
+ * (MC_REGISTRY_PERSIST) and the backend registers it once the store is back. */
+struct owned_write {
+    char *id;
+    int add;
+};
+
+static void owned_write_done(void *ctx, int err)
+{
+    struct owned_write *w = ctx;
+    if (err == MC_EUNAVAIL && w->add)
+        mc_log_info("registry unavailable: %s is registered once it is back", w->id);
+    else if (err < 0)
+        mc_log_warn("%s %s failed: %s", w->add ? "registering" : "deregistering", w->id,
+                    mc_strerror(err));
+    else
+        mc_log_info("%s %s", w->add ? "registered" : "deregistered", w->id);
+    mc_free(w->id);
+    mc_free(w);
+}
+
+static void owned_node_write(struct sidecar *sc, struct owned_node *n, int add)
+{
+    struct owned_write *w = mc_calloc(1, sizeof *w);
+    w->id = mc_strdup(n->service.nodes[0].id);
+    w->add = add;
+    if (add)
+        mc_registry_register(sc->registry, &n->service, 0, MC_REGISTRY_PERSIST, owned_write_done,
+                             w);
+    else
+        mc_registry_deregister(sc->registry, &n->service, owned_write_done, w);
+}
+
 static void owned_node_register(struct sidecar *sc, struct owned_node *n)
 {
-    int rc = mc_registry_register(sc->registry, &n->service, sc->config->register_ttl_ms);
-    if (rc < 0) {
-        mc_log_warn("registering %s failed: %s", n->service.nodes[0].id, mc_strerror(rc));
+    if (n->active)
         return;
-    }
-    if (!n->active)
-        mc_log_info("registered %s at %s:%d", n->service.nodes[0].id, n->service.nodes[0].address,
-                    n->service.nodes[0].port);
     n->active = 1;
+    owned_node_write(sc, n, 1);
 }
 
 static void owned_node_deregister(struct sidecar *sc, struct owned_node *n)
@@ -123,17 +152,7 @@ static void owned_node_deregister(struct sidecar *sc, struct owned_node *n)
     if (!n->active)
         return;
     n->active = 0;
-    mc_registry_deregister(sc->registry, &n->service);
-    mc_log_info("deregistered %s", n->service.nodes[0].id);
-}
-
-static void on_renew(uv_timer_t *t)
-{
-    struct sidecar *sc = t->data;
-    if (sc->self.active)
-        owned_node_register(sc, &sc->self);
-    if (sc->has_app && sc->app.active)
-        owned_node_register(sc, &sc->app);
+    owned_node_write(sc, n, 0);
 }
 
 static void on_expire_tick(uv_timer_t *t)
@@ -166,6 +185,16 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* The registry closed last (its backend may still be revoking leases through the client):
+ * only now may the client go and the loop stop. */
+static void on_registry_closed(void *ctx)
+{
+    struct sidecar *sc = ctx;
+    mc_http_client_free(sc->client);
+    sc->client = NULL;
+    uv_stop(&sc->loop);
+}
+
 static void finish_shutdown(struct sidecar *sc)
 {
     /* Reached from the drain timeout or from the last drain callback, and a module being
@@ -180,15 +209,18 @@ static void finish_shutdown(struct sidecar *sc)
     mc_api_proxy_close_tunnels(&sc->api);
     mc_health_checker_free(sc->checker);
     sc->checker = NULL;
-    mc_http_client_free(sc->client);
-    sc->client = NULL;
     mc_ws_hub_free(sc->ws_hub);
     sc->ws_hub = NULL;
     /* After the hub (its sessions unsubscribe) and while the loop lives: a backend with its
      * own threads (nats) stops them here, bounded, and closes its handles. */
     mc_broker_free(sc->broker);
     sc->broker = NULL;
-    uv_stop(&sc->loop);
+    /* Nothing reads the registry any more: close it (etcd revokes this sidecar's leases,
+     * bounded by --drain_timeout), then on_registry_closed frees the client and stops. */
+    uv_timer_stop(&sc->expire_timer);
+    struct mc_registry *reg = sc->registry;
+    sc->registry = NULL;
+    mc_registry_free(reg, on_registry_closed, sc);
 }
 
 static void on_drained(void *ctx)
@@ -215,7 +247,6 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     sc->stopping = 1;
     mc_log_info("signal %d: shutting down", signum);
-    uv_timer_stop(&sc->renew_timer);
     owned_node_deregister(sc, &sc->app);
     owned_node_deregister(sc, &sc->self);
     uv_timer_start(&sc->drain_timer, on_drain_timeout, sc->config->drain_timeout_ms, 0);
@@ -287,6 +318,31 @@ static int check_health_url(const char *text, char *err, size_t errlen)
     return ok ? 0 : -1;
 }
 
+/* What the backends mean for the user, once at start-up: two sidecars on the embedded ones
+ * are two separate worlds, the commonest first-hour surprise. */
+static void log_backends(const struct mc_config *cfg)
+{
+    int local_registry = strcmp(cfg->registry, "memory") == 0;
+    int local_broker = strcmp(cfg->broker, "memory") == 0;
+    if (local_registry && local_broker) {
+        mc_log_info("registry=memory broker=memory: services and messages live in this process "
+                    "only; apps behind another sidecar will not see them (share one sidecar per "
+                    "host, or use --registry=etcd --broker=nats)");
+        return;
+    }
+    if (local_registry || local_broker)
+        mc_log_info("%s=memory: %s live in this process only; apps behind another sidecar will "
+                    "not see them",
+                    local_registry ? "registry" : "broker",
+                    local_registry ? "services" : "messages");
+    if (!local_registry)
+        mc_log_info("registry=%s at %s: services are shared with every sidecar on it",
+                    cfg->registry, cfg->registry_address);
+    if (!local_broker)
+        mc_log_info("broker=%s at %s: messages are shared with every sidecar on it", cfg->broker,
+                    cfg->broker_address);
+}
+
 static int start(struct sidecar *sc)
 {
     const struct mc_config *cfg = sc->config;
@@ -308,11 +364,21 @@ static int start(struct sidecar *sc)
             }
         }
     }
-    sc->registry = mc_registry_new(&mc_registry_memory_ops, NULL);
-    if (mc_registry_start(sc->registry) < 0)
-        mc_log_warn("registry backend not reachable yet; retrying");
     struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
+    struct mc_registry_config rcfg = {
+        .loop = &sc->loop,
+        .client = sc->client,
+        .address = cfg->registry_address,
+        .lease_ttl_ms = cfg->register_ttl_ms,
+        .renew_interval_ms = cfg->register_interval_ms,
+        .close_timeout_ms = cfg->drain_timeout_ms ? cfg->drain_timeout_ms : 1,
+    };
+    sc->registry = mc_registry_new(mc_registry_backend_find(cfg->registry), &rcfg, err, sizeof err);
+    if (!sc->registry) {
+        fprintf(stderr, "micro: %s\n", err);
+        return 2;
+    }
     /* The flag parser accepted only names the table has, and --broker_address with nats. */
     const struct mc_broker_settings bset = {
         .address = cfg->broker_address,
@@ -363,14 +429,9 @@ static int start(struct sidecar *sc)
                 mc_http_server_port(sc->server));
     /* The commonest first-hour surprise: two sidecars with the embedded backends are two
      * separate worlds. Say so where the user looks first. */
-    if (strcmp(cfg->broker, "memory") == 0)
-        mc_log_info("registry=%s broker=%s: services and messages live in this process only; "
-                    "apps behind another sidecar will not see them (share one sidecar per host)",
-                    cfg->registry, cfg->broker);
-    else
-        mc_log_info("registry=%s: services live in this process only; broker=%s at %s: messages "
-                    "are shared with every sidecar on it",
-                    cfg->registry, cfg->broker, cfg->broker_address);
+    log_backends(cfg);
+    /* A store out of reach is retried by the backend, never a start-up failure (SPEC 1). */
+    mc_registry_start(sc->registry);
 
     /* Only now that start-up has succeeded is anything registered. */
     char host[256], adv[256];
@@ -397,8 +458,6 @@ static int start(struct sidecar *sc)
             owned_node_register(sc, &sc->app);
         }
     }
-    uv_timer_start(&sc->renew_timer, on_renew, cfg->register_interval_ms,
-                   cfg->register_interval_ms);
     uv_timer_start(&sc->expire_timer, on_expire_tick, EXPIRE_TICK_MS, EXPIRE_TICK_MS);
     uv_signal_start(&sc->sigterm, on_signal, SIGTERM);
     uv_signal_start(&sc->sigint, on_signal, SIGINT);
@@ -414,14 +473,13 @@ int mc_sidecar_run(const struct mc_config *cfg)
     sc->config = cfg;
     uv_loop_init(&sc->loop);
     sc->net.loop = &sc->loop;
-    uv_timer_init(&sc->loop, &sc->renew_timer);
     uv_timer_init(&sc->loop, &sc->expire_timer);
     uv_timer_init(&sc->loop, &sc->drain_timer);
     uv_signal_init(&sc->loop, &sc->sigterm);
     uv_signal_init(&sc->loop, &sc->sigint);
     uv_signal_init(&sc->loop, &sc->sighup);
     sc->sighup.data = sc;
-    sc->renew_timer.data = sc->expire_timer.data = sc->drain_timer.data = sc;
+    sc->expire_timer.data = sc->drain_timer.data = sc;
     sc->sigterm.data = sc->sigint.data = sc;
     mc_service_init(&sc->self.service);
     mc_service_init(&sc->app.service);
@@ -431,6 +489,8 @@ int mc_sidecar_run(const struct mc_config *cfg)
         uv_run(&sc->loop, UV_RUN_DEFAULT);
     else {
         mc_http_server_free(sc->server);
+        mc_registry_free(sc->registry, NULL, NULL); /* nothing in flight: never started */
+        sc->registry = NULL;
         mc_http_client_free(sc->client);
         if (sc->ws_hub)
             mc_ws_hub_free(sc->ws_hub);
@@ -444,7 +504,6 @@ int mc_sidecar_run(const struct mc_config *cfg)
     mc_caller_free(sc->caller);
     mc_lb_free(sc->lb);
     mc_broker_free(sc->broker);
-    mc_registry_free(sc->registry);
     mc_service_close(&sc->self.service);
     mc_service_close(&sc->app.service);
     if (sc->access_log && sc->access_log != stderr)

@@ -15,11 +15,11 @@ SIDECAR_FLAGS = [
     "sidecar_address", "server_name", "server_address", "server_advertise", "server_version",
     "server_metadata", "healthcheck_url", "healthcheck_interval", "healthcheck_timeout",
     "healthcheck_rise", "healthcheck_fall", "register_ttl", "register_interval", "registry",
-    "broker", "broker_address", "selector", "handler", "namespace",
+    "registry_address", "broker", "broker_address", "selector", "handler", "namespace",
     "request_timeout", "dial_timeout", "proxy_idle_timeout", "retries", "cors", "max_connections", "max_body_size",
     "broker_max_message", "drain_timeout", "access_log", "log_level",
 ]
-UNBUILT_FLAGS = ["registry_address", "enable_tls", "tls_cert_file",
+UNBUILT_FLAGS = ["enable_tls", "tls_cert_file",
                  "tls_key_file", "tls_client_ca_file", "enable_stats"]
 
 

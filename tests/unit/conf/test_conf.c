@@ -670,8 +670,22 @@ static void test_choices(void **state)
     expect_error(
         ARGS("--handler=api"),
         "micro: invalid value \"api\" for flag --handler: expected one of rpc, proxy, auto");
-    expect_error(ARGS("--registry=etcd"),
-                 "micro: invalid value \"etcd\" for flag --registry: expected one of memory");
+    expect_error(ARGS("--registry=consul"), "micro: invalid value \"consul\" for flag --registry: "
+                                            "expected one of memory, etcd");
+    /* etcd needs its endpoints, each a host:port */
+    expect_error(ARGS("--registry=etcd"), "micro: --registry=etcd requires --registry_address");
+    expect_error(ARGS("--registry=etcd", "--registry_address=127.0.0.1:2379,"),
+                 "micro: invalid value \"127.0.0.1:2379,\" for flag --registry_address: expected "
+                 "host:port[,host:port...], e.g. 127.0.0.1:2379");
+    expect_error(ARGS("--registry=etcd", "--registry_address=127.0.0.1:2379,2379"),
+                 "micro: invalid value \"127.0.0.1:2379,2379\" for flag --registry_address: "
+                 "expected host:port (did you mean :2379?)");
+    assert_int_equal(
+        parse(&cfg, err, ARGS("--registry=etcd", "--registry_address=10.0.0.1:2379,[::1]:2379")),
+        0);
+    assert_string_equal(cfg.registry, "etcd");
+    assert_string_equal(cfg.registry_address, "10.0.0.1:2379,[::1]:2379");
+    mc_config_close(&cfg);
     expect_error(ARGS("--broker=kafka"),
                  "micro: invalid value \"kafka\" for flag --broker: expected one of memory, nats");
     expect_error(ARGS("--log_level=verbose"), "micro: invalid value \"verbose\" for flag "
@@ -749,8 +763,6 @@ static void test_unknown_and_syntax_errors(void **state)
     /* the later task's flags do not exist yet */
     expect_error(ARGS("--enable_tls"), "micro: flag provided but not defined: --enable_tls");
     expect_error(ARGS("--enable_stats"), "micro: flag provided but not defined: --enable_stats");
-    expect_error(ARGS("--registry_address=x"),
-                 "micro: flag provided but not defined: --registry_address");
     expect_error(ARGS("--proxy_address=x"),
                  "micro: flag provided but not defined: --proxy_address");
     /* names match whole and case-sensitively */

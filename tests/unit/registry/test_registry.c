@@ -24,14 +24,45 @@ static const struct mc_clock fake_clock = {fake_now_ms, &fake_now};
 static int setup(void **state)
 {
     fake_now = 1000;
-    *state = mc_registry_new(&mc_registry_memory_ops, &fake_clock);
+    struct mc_registry_config cfg = {.clock = &fake_clock};
+    *state = mc_registry_new(&mc_registry_memory_ops, &cfg, NULL, 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    mc_registry_free(*state);
+    mc_registry_free(*state, NULL, NULL);
     return 0;
+}
+
+/* The memory backend completes every write through its callback before returning: these
+ * wrappers check that it did (exactly once) and hand back the result. */
+struct outcome {
+    int calls;
+    int err;
+};
+
+static void record_write(void *ctx, int err)
+{
+    struct outcome *o = ctx;
+    o->calls++;
+    o->err = err;
+}
+
+static int register_now(struct mc_registry *r, const struct mc_service *s, uint64_t ttl)
+{
+    struct outcome o = {0};
+    mc_registry_register(r, s, ttl, 0, record_write, &o);
+    assert_int_equal(o.calls, 1);
+    return o.err;
+}
+
+static int deregister_now(struct mc_registry *r, const struct mc_service *s)
+{
+    struct outcome o = {0};
+    mc_registry_deregister(r, s, record_write, &o);
+    assert_int_equal(o.calls, 1);
+    return o.err;
 }
 
 /* A one-node service (name, version, id, address, port). */
@@ -49,7 +80,7 @@ static void reg(struct mc_registry *r, const char *name, const char *version, co
 {
     struct mc_service s;
     make(&s, name, version, id, address, port);
-    assert_int_equal(mc_registry_register(r, &s, ttl), 0);
+    assert_int_equal(register_now(r, &s, ttl), 0);
     mc_service_close(&s);
 }
 
@@ -57,7 +88,7 @@ static int dereg(struct mc_registry *r, const char *name, const char *id)
 {
     struct mc_service s;
     make(&s, name, "", id, "", 0);
-    int rc = mc_registry_deregister(r, &s);
+    int rc = deregister_now(r, &s);
     mc_service_close(&s);
     return rc;
 }
@@ -151,7 +182,7 @@ static void test_metadata_and_endpoints_kept(void **state)
     struct mc_service s;
     assert_int_equal(mc_service_from_json(body, MC_SERVICE_REQUIRE_NODES, &s, NULL, 0), 0);
     json_decref(body);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     expect_get(r, "m",
                "[{\"name\":\"m\",\"version\":\"\",\"metadata\":{\"a\":\"b\"},\"endpoints\":"
@@ -253,19 +284,19 @@ static void test_invalid_writes(void **state)
     struct mc_registry *r = *state;
     struct mc_service s;
     mc_service_init(&s);
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* no name */
+    assert_int_equal(register_now(r, &s, 0), MC_EINVAL); /* no name */
     s.name = strdup("x");
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* no nodes */
-    assert_int_equal(mc_registry_deregister(r, &s), MC_EINVAL);  /* no nodes */
+    assert_int_equal(register_now(r, &s, 0), MC_EINVAL); /* no nodes */
+    assert_int_equal(deregister_now(r, &s), MC_EINVAL);  /* no nodes */
     mc_service_add_node(&s, "", "h", 1);
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* empty id */
+    assert_int_equal(register_now(r, &s, 0), MC_EINVAL); /* empty id */
     mc_service_close(&s);
     make(&s, "x", "", "a", "h", 70000);
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL); /* port */
+    assert_int_equal(register_now(r, &s, 0), MC_EINVAL); /* port */
     s.nodes[0].port = -1;
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL);
+    assert_int_equal(register_now(r, &s, 0), MC_EINVAL);
     s.nodes[0].port = 65535;
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     expect_get(r, "x", "[" SVC("x", "", "[" NODE("a", "h", 65535) "]") "]");
 }
@@ -350,8 +381,8 @@ static void test_watch_events_and_filter(void **state)
     struct mc_service s;
     make(&s, "foo", "", "a", "h3", 3);
     mc_service_add_node(&s, "b", "h", 4);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
-    assert_int_equal(mc_registry_deregister(r, &s), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
+    assert_int_equal(deregister_now(r, &s), 0);
     mc_service_close(&s);
     assert_int_equal(dereg(r, "foo", "unknown"), 0); /* nothing removed: no event */
 
@@ -388,10 +419,10 @@ static void test_duplicate_ids_in_one_registration(void **state)
     struct mc_service s;
     make(&s, "foo", "", "a", "h1", 1);
     mc_service_add_node(&s, "a", "h2", 2);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     assert_int_equal(rec.count, 1);
     assert_string_equal(rec.events[0], "create " SVC("foo", "", "[" NODE("a", "h2", 2) "]"));
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     assert_int_equal(rec.count, 2);
     assert_string_equal(rec.events[1], "update " SVC("foo", "", "[" NODE("a", "h2", 2) "]"));
     mc_service_close(&s);
@@ -462,7 +493,7 @@ static void test_index_many_nodes(void **state)
     struct mc_service s;
 
     make_many(&s, "1", 0, N, 1, 1);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     for (int i = 0; i < N; i++)
         ports[i] = 1;
@@ -481,7 +512,7 @@ static void test_index_many_nodes(void **state)
             mc_service_add_node(&s, id, "h", 2);
             ports[i] = 2;
         }
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     expect_version(r, 0, "1", 0, N, 1, ports);
     assert_int_equal(t.events[MC_REGISTRY_UPDATE], 1);
@@ -489,7 +520,7 @@ static void test_index_many_nodes(void **state)
 
     /* Move the even nodes to version 2. */
     make_many(&s, "2", 0, N, 2, 3);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     expect_version(r, 0, "1", 1, N, 2, ports);
     for (int i = 0; i < N; i += 2)
@@ -505,14 +536,14 @@ static void test_index_many_nodes(void **state)
     make_many(&d, "", 0, N, 4, 0);
     mc_service_add_node(&d, "n0", "", 0); /* named twice: still one removal */
     mc_service_add_node(&d, "nope", "", 0);
-    assert_int_equal(mc_registry_deregister(r, &d), 0);
+    assert_int_equal(deregister_now(r, &d), 0);
     mc_service_close(&d);
     assert_int_equal(t.events[MC_REGISTRY_DELETE], 2); /* all in version 2 */
     assert_int_equal(t.nodes[MC_REGISTRY_DELETE], N / 2 + N / 4);
 
     /* Every remaining node is still found where it is: move them all back to version 1. */
     make_many(&s, "1", 0, N, 1, 4);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     const struct mc_service *v[4];
     assert_int_equal(mc_registry_lookup(r, "big", v, 4), 1);
@@ -522,7 +553,7 @@ static void test_index_many_nodes(void **state)
 
     /* And everything goes, version by version, leaving an empty view. */
     make_many(&d, "", 0, N, 1, 0);
-    assert_int_equal(mc_registry_deregister(r, &d), 0);
+    assert_int_equal(deregister_now(r, &d), 0);
     mc_service_close(&d);
     assert_int_equal(mc_registry_lookup(r, "big", v, 4), 0);
     expect_list(r, "[]");
@@ -546,7 +577,7 @@ static void test_index_after_expiry(void **state)
     /* The survivors are found by id at their new positions. */
     struct mc_service s;
     make_many(&s, "1", 1, 100, 2, 5);
-    assert_int_equal(mc_registry_register(r, &s, 0), 0);
+    assert_int_equal(register_now(r, &s, 0), 0);
     mc_service_close(&s);
     for (int i = 1; i < 100; i += 2)
         ports[i] = 5;
@@ -579,8 +610,8 @@ static void test_control_characters_refused(void **state)
         struct mc_service s;
         make(&s, cases[i][0], cases[i][1], "ok", "h", 1);
         mc_service_add_node(&s, cases[i][2], cases[i][3], 2);
-        assert_int_equal(mc_registry_register(r, &s, 0), MC_EINVAL);
-        assert_int_equal(mc_registry_deregister(r, &s), MC_EINVAL);
+        assert_int_equal(register_now(r, &s, 0), MC_EINVAL);
+        assert_int_equal(deregister_now(r, &s), MC_EINVAL);
         mc_service_close(&s);
     }
     expect_list(r, "[]");
@@ -632,7 +663,7 @@ static void reenter(void *ctx, enum mc_registry_action action, const struct mc_s
     re->calls++;
     if (action == MC_REGISTRY_CREATE && strcmp(svc->name, "foo") == 0) {
         /* Remove what was just created, and add watches (growing the array mid-dispatch). */
-        assert_int_equal(mc_registry_deregister(re->r, svc), 0);
+        assert_int_equal(deregister_now(re->r, svc), 0);
         for (int i = 0; i < 20; i++)
             re->watched += mc_registry_watch(re->r, "never", reenter, re) > 0;
     }
@@ -656,9 +687,9 @@ static void test_register_from_lookup_result(void **state)
     const struct mc_service *v[1];
     assert_int_equal(mc_registry_lookup(r, "foo", v, 1), 1);
     /* Writes take a copy first, so a pointer into the view is a valid argument. */
-    assert_int_equal(mc_registry_register(r, v[0], 10), 0);
+    assert_int_equal(register_now(r, v[0], 10), 0);
     assert_int_equal(mc_registry_lookup(r, "foo", v, 1), 1);
-    assert_int_equal(mc_registry_deregister(r, v[0]), 0);
+    assert_int_equal(deregister_now(r, v[0]), 0);
     expect_get(r, "foo", NULL);
 }
 
@@ -682,84 +713,193 @@ static void test_action_names(void **state)
 
 /* A backend that records writes without applying them, as a remote one would before its watch
  * reports back: the view (and so every read) must not change until the backend says so. */
+/* A remote-like backend: writes stay pending until the test acknowledges them (as a store's
+ * answer would), and its close finishes later too. */
 struct fake_backend {
     int started, closed, registered, deregistered;
     uint64_t last_ttl;
+    mc_registry_done_cb pending;
+    void *pending_ctx;
+    struct mc_registry *closing;
 };
 
-static int fake_start(struct mc_registry *r)
+static void fake_start(struct mc_registry *r)
 {
     struct fake_backend *b = mc_registry_backend_data(r);
     b->started++;
-    return 0;
 }
 
-static int fake_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms)
+static void fake_register(struct mc_registry *r, const struct mc_service *svc, uint64_t ttl_ms,
+                          mc_registry_done_cb done, void *ctx)
 {
     (void)svc;
     struct fake_backend *b = mc_registry_backend_data(r);
     b->registered++;
     b->last_ttl = ttl_ms;
-    return b->registered > 1 ? MC_EUNAVAIL : 0;
+    b->pending = done;
+    b->pending_ctx = ctx;
 }
 
-static int fake_deregister(struct mc_registry *r, const struct mc_service *svc)
+static void fake_deregister(struct mc_registry *r, const struct mc_service *svc,
+                            mc_registry_done_cb done, void *ctx)
 {
     (void)svc;
     struct fake_backend *b = mc_registry_backend_data(r);
     b->deregistered++;
-    return 0;
+    b->pending = done;
+    b->pending_ctx = ctx;
 }
 
 static void fake_close(struct mc_registry *r)
 {
     struct fake_backend *b = mc_registry_backend_data(r);
     b->closed++;
+    b->closing = r;
 }
 
-static const struct mc_registry_ops fake_ops = {"fake", fake_start, fake_register, fake_deregister,
-                                                fake_close};
+static const struct mc_backend_state *fake_state(const struct mc_registry *r)
+{
+    (void)r;
+    static struct mc_backend_state st;
+    mc_backend_state_init(&st, "registry", "fake", MC_BACKEND_RETRYING, "down");
+    return &st;
+}
+
+static const struct mc_registry_ops fake_ops = {
+    .name = "fake",
+    .start = fake_start,
+    .register_service = fake_register,
+    .deregister_service = fake_deregister,
+    .close = fake_close,
+    .state = fake_state,
+};
+
+/* The backend answers the pending write with err. */
+static void ack(struct fake_backend *b, int err)
+{
+    assert_non_null(b->pending);
+    mc_registry_done_cb done = b->pending;
+    b->pending = NULL;
+    done(b->pending_ctx, err);
+}
+
+static void closed_cb(void *ctx)
+{
+    (*(int *)ctx)++;
+}
 
 static void test_backend_split(void **state)
 {
     (void)state;
     struct fake_backend b = {0};
-    struct mc_registry *r = mc_registry_new(&fake_ops, &fake_clock);
+    struct mc_registry_config cfg = {.clock = &fake_clock};
+    struct mc_registry *r = mc_registry_new(&fake_ops, &cfg, NULL, 0);
     mc_registry_set_backend_data(r, &b);
     assert_ptr_equal(mc_registry_backend_ops(r), &fake_ops);
-    assert_int_equal(mc_registry_start(r), 0);
+    mc_registry_start(r);
     assert_int_equal(b.started, 1);
 
     struct mc_service s;
     make(&s, "foo", "", "a", "h", 1);
-    assert_int_equal(mc_registry_register(r, &s, 7000), 0);
+    struct outcome o = {0};
+    mc_registry_register(r, &s, 7000, 0, record_write, &o);
     assert_int_equal(b.last_ttl, 7000);
+    assert_int_equal(o.calls, 0); /* the answer waits for the backend */
+    assert_int_equal(mc_registry_owned_count(r), 0);
+    ack(&b, 0);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.err, 0);
+    /* acknowledged: owned, with its own lease of 7 s */
+    assert_int_equal(mc_registry_owned_count(r), 1);
+    struct mc_registry_owned *own = mc_registry_owned_find(r, "foo", "a");
+    assert_non_null(own);
+    assert_int_equal(own->ttl_ms, 7000);
+    assert_int_equal(own->expires_at_ms, fake_now + 7000);
     expect_get(r, "foo", NULL); /* not applied by the backend yet */
-    assert_int_equal(mc_registry_register(r, &s, 0), MC_EUNAVAIL); /* backend errors pass up */
+
+    o = (struct outcome){0};
+    mc_registry_register(r, &s, 0, 0, record_write, &o);
+    ack(&b, MC_EUNAVAIL);
+    assert_int_equal(o.err, MC_EUNAVAIL); /* backend errors pass up */
+    assert_int_equal(mc_registry_owned_find(r, "foo", "a")->ttl_ms, 7000); /* unchanged */
+
     /* The backend's watch reports the node: now reads see it. */
     assert_int_equal(mc_registry_view_upsert(r, &s, 0), 0);
     expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h", 1) "]") "]");
-    assert_int_equal(mc_registry_deregister(r, &s), 0);
+    o = (struct outcome){0};
+    mc_registry_deregister(r, &s, record_write, &o);
     assert_int_equal(b.deregistered, 1);
+    ack(&b, MC_EUNAVAIL); /* a failed deregistration keeps the node owned */
+    assert_int_equal(o.err, MC_EUNAVAIL);
+    assert_int_equal(mc_registry_owned_count(r), 1);
+    mc_registry_deregister(r, &s, record_write, &o);
+    ack(&b, 0);
+    assert_int_equal(mc_registry_owned_count(r), 0);
     expect_get(r, "foo", "[" SVC("foo", "", "[" NODE("a", "h", 1) "]") "]");
     assert_int_equal(mc_registry_view_remove(r, &s), 0);
     expect_get(r, "foo", NULL);
+
+    /* A write refused by validation never reaches the backend, yet still answers. */
+    struct mc_service bad;
+    mc_service_init(&bad);
+    o = (struct outcome){0};
+    mc_registry_register(r, &bad, 0, 0, record_write, &o);
+    assert_int_equal(o.calls, 1);
+    assert_int_equal(o.err, MC_EINVAL);
+    assert_int_equal(b.registered, 2);
+    mc_service_close(&bad);
+
+    /* PERSIST: the sidecar's own nodes are owned at once, even when the store is down, so
+     * that the backend registers them once it is back. */
+    o = (struct outcome){0};
+    mc_registry_register(r, &s, 0, MC_REGISTRY_PERSIST, record_write, &o);
+    assert_int_equal(mc_registry_owned_count(r), 1);
+    ack(&b, MC_EUNAVAIL);
+    assert_int_equal(mc_registry_owned_count(r), 1);
+    assert_int_equal(mc_registry_owned_at(r, 0)->ttl_ms, 0);
     mc_service_close(&s);
-    mc_registry_free(r);
+
+    const struct mc_backend_state *st = mc_registry_backend_state(r);
+    assert_string_equal(st->backend, "fake");
+    assert_int_equal(st->status, MC_BACKEND_RETRYING);
+    assert_string_equal(st->error, "down");
+
+    /* The close is asynchronous: the registry lives until the backend says it is done. */
+    int closed = 0;
+    mc_registry_free(r, closed_cb, &closed);
     assert_int_equal(b.closed, 1);
-    mc_registry_free(NULL);
+    assert_int_equal(closed, 0);
+    mc_registry_backend_closed(b.closing);
+    assert_int_equal(closed, 1);
+    mc_registry_free(NULL, closed_cb, &closed);
+    assert_int_equal(closed, 2);
 }
 
 static void test_defaults(void **state)
 {
     (void)state;
-    struct mc_registry *r = mc_registry_new(NULL, NULL);
+    struct mc_registry *r = mc_registry_new(NULL, NULL, NULL, 0);
     assert_ptr_equal(mc_registry_backend_ops(r), &mc_registry_memory_ops);
     assert_string_equal(mc_registry_backend_ops(r)->name, "memory");
-    assert_int_equal(mc_registry_start(r), 0);
+    mc_registry_start(r);
+    const struct mc_backend_state *st = mc_registry_backend_state(r);
+    assert_string_equal(st->backend, "memory");
+    assert_int_equal(st->status, MC_BACKEND_CONNECTED);
     reg(r, "foo", "", "a", "h", 1, 60000);
     expect_list(r, "[" SVC("foo", "", "null") "]");
-    mc_registry_free(r);
+    int closed = 0;
+    mc_registry_free(r, closed_cb, &closed);
+    assert_int_equal(closed, 1); /* memory closes before returning */
+}
+
+/* One row per backend, picked by the flag's name. */
+static void test_backend_table(void **state)
+{
+    (void)state;
+    assert_ptr_equal(mc_registry_backend_find("memory"), &mc_registry_memory_ops);
+    assert_ptr_equal(mc_registry_backend_find("etcd"), &mc_registry_etcd_ops);
+    assert_null(mc_registry_backend_find("consul"));
+    assert_null(mc_registry_backend_find(NULL));
 }
 
 int main(void)
@@ -787,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_action_names),
         cmocka_unit_test(test_backend_split),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_backend_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
