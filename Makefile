@@ -5,6 +5,7 @@
 #   make SANITIZE=1 test only the sanitizer pass
 #   make format-check    clang-format conformance
 #   make bench           side-by-side benchmarks (bench/)
+#   make demo            a local fleet: etcd, nats-server, three sidecars with example apps
 #   make fuzz            the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each [30]
 
 CC      ?= cc
@@ -52,7 +53,7 @@ FUZZ_BINS := $(FUZZ_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: FORCE all deps deps-run run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
+.PHONY: FORCE all deps deps-run demo run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
 
 all: $(BUILD)/micro
 
@@ -131,6 +132,11 @@ format-check:
 
 bench: deps
 	@bash bench/run.sh
+
+# A local fleet: etcd, nats-server, three sidecars with example apps (scripts/demo.sh).
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh
 
 fuzz: deps
 	@bash scripts/fuzz.sh
