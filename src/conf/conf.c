@@ -74,7 +74,7 @@ static const struct mc_flag flags[] = {
     DURATION("register_ttl", NULL, "MICRO_REGISTER_TTL", register_ttl_ms, "30s", 1,
              "TTL of every node this sidecar registers"),
     DURATION("register_interval", NULL, "MICRO_REGISTER_INTERVAL", register_interval_ms, "10s", 1,
-             "how often registrations are renewed"),
+             "how often registrations are renewed (etcd: lease keep-alives, at least every TTL/3)"),
     CHOICE("registry", NULL, "MICRO_REGISTRY", registry, "memory", registry_choices,
            "registry backend: memory (this process only) or etcd (shared across hosts)"),
     ROW("registry_address", NULL, "MICRO_REGISTRY_ADDRESS", MC_CONF_ADDRESS_LIST, char *,
