@@ -141,8 +141,8 @@ def test_etcd_down_view_kept_writes_503_then_wiped_store_refilled(micro, etcd, r
     assert len(before) == 3  # two sidecars and greeter
 
     etcd.stop()
-    a.wait_stderr(r"registry etcd: unavailable", 10)
-    b.wait_stderr(r"registry etcd: unavailable", 10)
+    a.wait_stderr(r"registry etcd: retrying", 10)
+    b.wait_stderr(r"registry etcd: retrying", 10)
     # Reads and calls keep coming from the view.
     assert node_ids(b, "greeter") == ["g-1"]
     res = call(b, "greeter")
@@ -201,7 +201,7 @@ def test_etcd_unreachable_at_start_up(micro, tmp_path):
     etcd = EtcdServer(tmp_path)  # ports chosen, not started
     try:
         sc = etcd_sidecar(micro, etcd, "--server_name=app", "--server_address=127.0.0.1:9999")
-        sc.wait_stderr(r"registry etcd: unavailable", 5)
+        sc.wait_stderr(r"registry etcd: retrying", 5)
         assert sc.get("/registry").status == 200  # serving its (empty) view
         etcd.start()
         wait_until(lambda: len(etcd.keys()) == 2, TTL + 5, message="sidecar and app registered")
