@@ -5,6 +5,7 @@
 #   make SANITIZE=1 test only the sanitizer pass
 #   make format-check    clang-format conformance
 #   make bench           side-by-side benchmarks (bench/)
+#   make install         the binary and micro.1 under $(DESTDIR)$(PREFIX) [/usr/local]
 #   make demo            a local fleet: etcd, nats-server, three sidecars with example apps
 #   make fuzz            the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each [30]
 
@@ -53,7 +54,7 @@ FUZZ_BINS := $(FUZZ_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: FORCE all deps deps-run demo run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
+.PHONY: FORCE all deps deps-run demo install run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
 
 all: $(BUILD)/micro
 
@@ -132,6 +133,16 @@ format-check:
 
 bench: deps
 	@bash bench/run.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary and its manual page, which the binary
+# writes from the same flag table as --help.
+PREFIX ?= /usr/local
+$(BUILD)/micro.1: $(BUILD)/micro
+	./$(BUILD)/micro man >$@
+
+install: $(BUILD)/micro $(BUILD)/micro.1
+	install -D -m 0755 $(BUILD)/micro $(DESTDIR)$(PREFIX)/bin/micro
+	install -D -m 0644 $(BUILD)/micro.1 $(DESTDIR)$(PREFIX)/share/man/man1/micro.1
 
 # A local fleet: etcd, nats-server, three sidecars with example apps (scripts/demo.sh).
 demo: deps

@@ -38,6 +38,10 @@ static int run(const struct mc_config *cfg)
         mc_config_print_help(stdout, help_for);
         return 0;
     }
+    if (strcmp(cfg->command, "man") == 0) {
+        mc_config_print_man(stdout, MC_VERSION);
+        return 0;
+    }
     mc_log_set_level(cfg->log_level);
     return mc_sidecar_run(cfg);
 }

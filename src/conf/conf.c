@@ -121,6 +121,7 @@ static const struct mc_command commands[] = {
     {"sidecar", 0, "run the sidecar daemon"},
     {"version", 0, "print the version"},
     {"help", 1, "print help, for COMMAND when one is given"},
+    {"man", 0, "print this manual page in roff (make install installs it as micro.1)"},
 };
 
 const struct mc_command *mc_commands(size_t *count)
@@ -890,4 +891,64 @@ void mc_config_print_help(FILE *out, const char *command)
         }
         fputc('\n', out);
     }
+}
+
+/* Writes s with roff's special characters escaped (backslash, and a leading dot or quote). */
+static void roff_text(FILE *out, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", out);
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\e", out);
+        else if (*s == '-')
+            fputs("\\-", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+void mc_config_print_man(FILE *out, const char *version)
+{
+    char list[128], def[64];
+    fprintf(out, ".TH MICRO 1 \"\" \"micro %s\" \"User Commands\"\n", version);
+    fputs(".SH NAME\nmicro \\- a service sidecar: registry, discovery, health checks, "
+          "load-balanced calls and pub/sub over HTTP and WebSockets\n"
+          ".SH SYNOPSIS\n.B micro\n[\\fIglobal flags\\fR] \\fICOMMAND\\fR [\\fIcommand "
+          "flags\\fR] [\\fIargs\\fR]\n.SH DESCRIPTION\nEvery flag is accepted before or after "
+          "the command, as \\fB\\-\\-flag=value\\fR or \\fB\\-\\-flag value\\fR, and from its "
+          "environment variable; the command line wins. Durations: 500ms, 10s, 1m30s or bare "
+          "seconds. Sizes: 4096, 64k, 512KiB, 4MiB, 1GB. A bad flag or value exits 2, a "
+          "start-up failure 1.\n.SH COMMANDS\n",
+          out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        fprintf(out, ".TP\n.B %s\n", commands[i].name);
+        roff_text(out, commands[i].help);
+        fputc('\n', out);
+    }
+    fputs(".SH OPTIONS\n", out);
+    for (size_t i = 0; i < FLAG_COUNT; i++) {
+        const struct mc_flag *f = &flags[i];
+        fprintf(out, ".TP\n.BR \\-\\-%s", f->name);
+        if (f->alias)
+            fprintf(out, " \", \" %s%s", strlen(f->alias) == 1 ? "\\-" : "\\-\\-", f->alias);
+        fprintf(out, " \" \" \\fI%s\\fR\n", mc_conf_type_name(f->type));
+        roff_text(out, f->help);
+        if (f->choices) {
+            join_choices(list, sizeof list, f->choices);
+            fputs(" (one of: ", out);
+            roff_text(out, list);
+            fputc(')', out);
+        }
+        fputs(".\n", out);
+        flag_default(def, sizeof def, f);
+        fputs(".br\n", out);
+        roff_text(out, def);
+        if (f->env)
+            fprintf(out, "; environment \\fB%s\\fR", f->env);
+        fputc('\n', out);
+    }
+    fputs(".SH SEE ALSO\nThe README of the micro repository: routes, the service protocol, "
+          "errors and limits.\n",
+          out);
 }

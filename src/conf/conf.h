@@ -109,6 +109,10 @@ void mc_config_close(struct mc_config *cfg);
  * "sidecar"), or NULL for the global usage. */
 void mc_config_print_help(FILE *out, const char *command);
 
+/* Writes the manual page micro(1) in roff, from the same command and flag tables as --help;
+ * version goes into its header. */
+void mc_config_print_man(FILE *out, const char *version);
+
 /* One command of the `micro` binary: its name, how many arguments it takes at most, and one
  * line of help. */
 struct mc_command {

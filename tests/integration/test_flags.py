@@ -250,3 +250,18 @@ def test_readme_flag_table_is_the_help_output():
     res = run_micro(["sidecar", "--help"])
     helped = [l for l in res.stdout.splitlines() if l.startswith("  --")]
     assert documented == helped
+
+
+def test_man_page_lists_every_flag_and_command():
+    """micro man writes micro(1) from the same tables as --help (make install installs it)."""
+    res = run_micro(["man"])
+    assert res.rc == 0, res
+    page = res.stdout
+    assert page.startswith(".TH MICRO 1 "), page[:80]
+    helped = run_micro(["sidecar", "--help"]).stdout
+    flags = re.findall(r"^  --(\w+)", helped, re.M)
+    assert flags, helped
+    for flag in flags:
+        assert ".BR \\-\\-" + flag in page, flag
+    for command in ("sidecar", "version", "help", "man"):
+        assert f".TP\n.B {command}\n" in page, command
