@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "conf/conf.h"
 #include "sidecar/sidecar.h"
 #include "util/log.h"
@@ -32,6 +33,7 @@ static int run(const struct mc_config *cfg)
     if (given && cfg->arg_count > given->max_args) {
         fprintf(stderr, "micro: unexpected argument \"%s\" for command %s (try micro %s --help)\n",
                 cfg->args[given->max_args], given->name, given->name);
+        mc_command_print_usage(stderr, given);
         return 2;
     }
     if (cfg->help || strcmp(cfg->command, "help") == 0) {
@@ -42,8 +44,16 @@ static int run(const struct mc_config *cfg)
         mc_config_print_man(stdout, MC_VERSION);
         return 0;
     }
+    if (cfg->arg_count < given->min_args) {
+        fprintf(stderr, "micro: %s needs %zu argument%s (try micro %s --help)\n", given->name,
+                given->min_args, given->min_args == 1 ? "" : "s", given->name);
+        mc_command_print_usage(stderr, given);
+        return 2;
+    }
     mc_log_set_level(cfg->log_level);
-    return mc_sidecar_run(cfg);
+    if (strcmp(cfg->command, "sidecar") == 0)
+        return mc_sidecar_run(cfg);
+    return mc_cli_run(cfg, given);
 }
 
 int main(int argc, char **argv)

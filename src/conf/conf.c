@@ -40,6 +40,7 @@ static const char *const registry_choices[] = {"memory", "etcd", NULL};
 static const char *const broker_choices[] = {"memory", "nats", NULL};
 static const char *const selector_choices[] = {"random", "roundrobin", "p2c", NULL};
 static const char *const handler_choices[] = {"rpc", "proxy", "auto", NULL};
+static const char *const output_choices[] = {"text", "json", NULL};
 
 /* The one table (STYLE habit 14). Minimums: counts that make no sense below 1, and periods
  * or timeouts where 0 would mean a busy loop or an instant failure, are rejected here rather
@@ -89,8 +90,15 @@ static const struct mc_flag flags[] = {
            "proxy for services whose nodes have metadata protocol=http)"),
     STRING("namespace", NULL, "MICRO_NAMESPACE", namespace, "go.micro.srv",
            "namespace prefixed to service names taken from paths"),
-    DURATION("request_timeout", NULL, "MICRO_REQUEST_TIMEOUT", request_timeout_ms, "5s", 1,
-             "bound of a call to a service, retries included"),
+    /* Both the daemon's calls and the CLI's requests to the sidecar are bounded by it. */
+    {.name = "request_timeout",
+     .env = "MICRO_REQUEST_TIMEOUT",
+     .type = MC_CONF_DURATION,
+     .default_text = "5s",
+     .help = "bound of a call to a service, retries included",
+     .offset = FIELD(request_timeout_ms, uint64_t),
+     .min = 1,
+     .scope = MC_SCOPE_SIDECAR | MC_SCOPE_CLIENT},
     DURATION("dial_timeout", NULL, "MICRO_DIAL_TIMEOUT", dial_timeout_ms, "2s", 1,
              "bound of one connection attempt to a node"),
     DURATION("proxy_idle_timeout", NULL, "MICRO_PROXY_IDLE_TIMEOUT", proxy_idle_timeout_ms, "60s",
@@ -113,16 +121,88 @@ static const struct mc_flag flags[] = {
         "info", 0, mc_log_level_names, "most verbose log level printed"),
     /* No env var for these two: MICRO_HELP or MICRO_VERSION in an environment would turn every
      * start into a printout. */
-    BOOL("help", "h", NULL, help, "false", "print this help and exit"),
-    BOOL("version", NULL, NULL, version, "false", "print the version and exit"),
+    /* The CLI's flags (SPEC 10): only the commands that talk to a sidecar list them. */
+    {.name = "proxy_address",
+     .env = "MICRO_PROXY_ADDRESS",
+     .type = MC_CONF_STRING,
+     .default_text = "127.0.0.1:8081",
+     .help = "the sidecar the CLI commands talk to, [http://]host:port",
+     .offset = FIELD(proxy_address, char *),
+     .scope = MC_SCOPE_CLIENT},
+    {.name = "output",
+     .alias = "o",
+     .env = "MICRO_OUTPUT",
+     .type = MC_CONF_CHOICE,
+     .default_text = "text",
+     .help = "what the CLI prints: text for people, json for scripts (the sidecar's JSON answers)",
+     .offset = FIELD(output, char *),
+     .choices = output_choices,
+     .scope = MC_SCOPE_CLIENT},
+    {.name = "queue",
+     .env = "MICRO_QUEUE",
+     .type = MC_CONF_STRING,
+     .help = "subscribe: join this queue group (each message goes to one of its members)",
+     .offset = FIELD(queue, char *),
+     .scope = MC_SCOPE_SUBSCRIBE},
+    {.name = "count",
+     .env = "MICRO_COUNT",
+     .type = MC_CONF_INT,
+     .default_text = "0",
+     .help = "subscribe: exit after this many messages (0: until Ctrl-C)",
+     .offset = FIELD(count, int),
+     .scope = MC_SCOPE_SUBSCRIBE},
+    {.name = "help",
+     .alias = "h",
+     .type = MC_CONF_BOOL,
+     .default_text = "false",
+     .help = "print this help and exit",
+     .offset = FIELD(help, int),
+     .scope = MC_SCOPE_ALL},
+    {.name = "version",
+     .type = MC_CONF_BOOL,
+     .default_text = "false",
+     .help = "print the version and exit",
+     .offset = FIELD(version, int),
+     .scope = MC_SCOPE_ALL},
 };
 
+#define CLIENT MC_SCOPE_CLIENT
+
+/* name, most arguments, help, fewest arguments, usage, the scope of the flags it lists. */
 static const struct mc_command commands[] = {
-    {"sidecar", 0, "run the sidecar daemon"},
-    {"version", 0, "print the version"},
-    {"help", 1, "print help, for COMMAND when one is given"},
-    {"man", 0, "print this manual page in roff (make install installs it as micro.1)"},
+    {"sidecar", 0, "run the sidecar daemon", 0, "sidecar", MC_SCOPE_SIDECAR},
+    {"list", 1, "list the registered services, one a line", 1, "list services", CLIENT},
+    {"get", 2, "show a service: its versions and their nodes", 2, "get service NAME", CLIENT},
+    {"register", 2, "register the service in JSON (as POST /registry)", 2, "register service JSON",
+     CLIENT},
+    {"deregister", 2, "deregister the nodes named in JSON (as DELETE /registry)", 2,
+     "deregister service JSON", CLIENT},
+    {"query", 3, "call METHOD of SERVICE with the JSON request ({} when absent)", 2,
+     "query SERVICE METHOD [JSON]", CLIENT},
+    {"call", 3, "the same as query", 2, "call SERVICE METHOD [JSON]", CLIENT},
+    {"health", 1, "Debug.Health of every node of SERVICE", 1, "health SERVICE", CLIENT},
+    {"publish", 2, "publish MESSAGE on TOPIC", 2, "publish TOPIC MESSAGE", CLIENT},
+    {"subscribe", 1, "print every message on TOPIC, one a line, until Ctrl-C or --count", 1,
+     "subscribe TOPIC [--queue Q] [--count N]", CLIENT | MC_SCOPE_SUBSCRIBE},
+    {"version", 0, "print the version", 0, "version", 0},
+    {"help", 1, "print help, for COMMAND when one is given", 0, "help [COMMAND]", 0},
+    {"man", 0, "print this manual page in roff (make install installs it as micro.1)", 0, "man", 0},
 };
+
+#undef CLIENT
+
+void mc_command_print_usage(FILE *out, const struct mc_command *cmd)
+{
+    fprintf(out, "Usage: micro [global flags] %s [flags]\n", cmd->usage);
+}
+
+/* Whether `micro COMMAND --help` lists f (command NULL: the global help lists every flag). */
+static bool flag_shown(const struct mc_flag *f, const struct mc_command *cmd)
+{
+    if (!cmd || cmd->scope == 0)
+        return true;
+    return ((f->scope ? f->scope : MC_SCOPE_SIDECAR) & cmd->scope) != 0;
+}
 
 const struct mc_command *mc_commands(size_t *count)
 {
@@ -854,8 +934,12 @@ void mc_config_print_help(FILE *out, const char *command)
 {
     char names[96], def[64], list[128];
     int wname = 0, wtype = 0, wdef = 0, wenv = 0;
+    const struct mc_command *cmd = command && *command ? mc_command_find(command) : NULL;
 
+    /* Columns sized over the flags shown, so one command's help is not widened by another's. */
     for (size_t i = 0; i < FLAG_COUNT; i++) {
+        if (!flag_shown(&flags[i], cmd))
+            continue;
         flag_names(names, sizeof names, &flags[i]);
         flag_default(def, sizeof def, &flags[i]);
         int n = (int)strlen(names), t = (int)strlen(mc_conf_type_name(flags[i].type));
@@ -866,12 +950,20 @@ void mc_config_print_help(FILE *out, const char *command)
         wenv = e > wenv ? e : wenv;
     }
 
-    if (command && *command) {
+    if (cmd) {
+        mc_command_print_usage(out, cmd);
+        fprintf(out, "\n%s.\n", cmd->help);
+    } else if (command && *command) {
         fprintf(out, "Usage: micro [global flags] %s [flags] [args]\n", command);
     } else {
         fprintf(out, "Usage: micro [global flags] COMMAND [command flags] [args]\n\nCommands:\n");
+        int wusage = 0;
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+            int n = (int)strlen(commands[i].usage);
+            wusage = n > wusage ? n : wusage;
+        }
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-            fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+            fprintf(out, "  %-*s  %s\n", wusage, commands[i].usage, commands[i].help);
     }
     fprintf(out, "\nEvery flag is accepted before or after the command, as --flag=value or "
                  "--flag value,\nand from its environment variable; the command line wins.\n"
@@ -880,6 +972,8 @@ void mc_config_print_help(FILE *out, const char *command)
     for (size_t i = 0; i < FLAG_COUNT; i++) {
         const struct mc_flag *f = &flags[i];
         char env[64];
+        if (!flag_shown(f, cmd))
+            continue;
         flag_names(names, sizeof names, f);
         flag_default(def, sizeof def, f);
         snprintf(env, sizeof env, "%s%s", f->env ? "$" : "", f->env ? f->env : "");
@@ -923,6 +1017,11 @@ void mc_config_print_man(FILE *out, const char *version)
           out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         fprintf(out, ".TP\n.B %s\n", commands[i].name);
+        if (strcmp(commands[i].usage, commands[i].name) != 0) {
+            fputs("\\fBmicro ", out);
+            roff_text(out, commands[i].usage);
+            fputs("\\fR: ", out);
+        }
         roff_text(out, commands[i].help);
         fputc('\n', out);
     }

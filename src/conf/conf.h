@@ -51,6 +51,10 @@ struct mc_config {
     uint64_t drain_timeout_ms;
     char *access_log; /* NULL = off, "-" = stderr, else a path */
     enum mc_log_level log_level;
+    char *proxy_address; /* CLI: the sidecar to talk to, [http://]host:port */
+    char *output;        /* CLI: "text" or "json" */
+    char *queue;         /* subscribe: the queue group, NULL for none */
+    int count;           /* subscribe: stop after this many messages, 0 for never */
     int help;
     int version;
     char *command;    /* the first non-flag argument, NULL when there is none */
@@ -85,7 +89,16 @@ struct mc_flag {
     size_t count_offset;        /* MC_CONF_METADATA only: offset of the size_t pair count */
     long long min;              /* INT, DURATION (ms), SIZE: smallest accepted value */
     const char *const *choices; /* MC_CONF_CHOICE: accepted values, NULL-terminated */
+    unsigned scope;             /* MC_SCOPE_* bits: the commands whose help lists the flag;
+                                   0 means MC_SCOPE_SIDECAR. Every flag is still accepted
+                                   anywhere (the help only filters). */
 };
+
+/* Which commands a flag belongs to, for `micro COMMAND --help` (the global --help lists all). */
+#define MC_SCOPE_SIDECAR 1u   /* the daemon */
+#define MC_SCOPE_CLIENT 2u    /* every command that talks to a sidecar */
+#define MC_SCOPE_SUBSCRIBE 4u /* subscribe only */
+#define MC_SCOPE_ALL (~0u)
 
 /* Fills cfg with every default of the flag table; cfg's previous contents are ignored (not
  * freed). Release with mc_config_close(). */
@@ -106,25 +119,33 @@ void mc_config_close(struct mc_config *cfg);
 
 /* Writes the usage line, the commands (for the global usage) and one line per flag (names,
  * type, default, env var, help) to out. command is the command the help is for (e.g.
- * "sidecar"), or NULL for the global usage. */
+ * "sidecar": its usage line from the command table, and only the flags of its scope), or NULL
+ * for the global usage (every flag). */
 void mc_config_print_help(FILE *out, const char *command);
 
 /* Writes the manual page micro(1) in roff, from the same command and flag tables as --help;
  * version goes into its header. */
 void mc_config_print_man(FILE *out, const char *version);
 
-/* One command of the `micro` binary: its name, how many arguments it takes at most, and one
- * line of help. */
+/* One command of the `micro` binary: its name, how many arguments it takes (at least, at
+ * most), one line of help, its usage (the command and its arguments, e.g. "list services"),
+ * and the MC_SCOPE_* bits of the flags its help lists (0: every flag). */
 struct mc_command {
     const char *name;
     size_t max_args;
     const char *help;
+    size_t min_args;
+    const char *usage;
+    unsigned scope;
 };
 
 /* The command table (what --help lists and main dispatches on); *count receives the number of
  * rows. NULL when name is not a command (for mc_command_find). */
 const struct mc_command *mc_commands(size_t *count);
 const struct mc_command *mc_command_find(const char *name);
+
+/* Writes "Usage: micro [global flags] USAGE [flags]" for cmd, one line, to out. */
+void mc_command_print_usage(FILE *out, const struct mc_command *cmd);
 
 /* Parses a Go duration ("500ms", "10s", "1m30s", "1.5h"; units h, m, s, ms, us, ns) or a bare
  * integer meaning seconds into milliseconds, rounding a fraction of a millisecond up so a
