@@ -763,8 +763,6 @@ static void test_unknown_and_syntax_errors(void **state)
     /* the later task's flags do not exist yet */
     expect_error(ARGS("--enable_tls"), "micro: flag provided but not defined: --enable_tls");
     expect_error(ARGS("--enable_stats"), "micro: flag provided but not defined: --enable_stats");
-    expect_error(ARGS("--proxy_address=x"),
-                 "micro: flag provided but not defined: --proxy_address");
     /* names match whole and case-sensitively */
     expect_error(ARGS("--Help"), "micro: flag provided but not defined: --Help");
     expect_error(ARGS("--sidecar"), "micro: flag provided but not defined: --sidecar");
