@@ -33,7 +33,9 @@ static int run(const struct mc_config *cfg)
     if (given && cfg->arg_count > given->max_args) {
         fprintf(stderr, "micro: unexpected argument \"%s\" for command %s (try micro %s --help)\n",
                 cfg->args[given->max_args], given->name, given->name);
-        mc_command_print_usage(stderr, given);
+        /* Commands without arguments keep SPEC 1's one-line error; the others show theirs. */
+        if (given->max_args > 0)
+            mc_command_print_usage(stderr, given);
         return 2;
     }
     if (cfg->help || strcmp(cfg->command, "help") == 0) {

@@ -280,3 +280,15 @@ def test_global_help_lists_the_cli_commands():
                   "call SERVICE METHOD [JSON]", "health SERVICE", "publish TOPIC MESSAGE",
                   "subscribe TOPIC [--queue Q] [--count N]"):
         assert re.search(r"^  " + re.escape(usage) + r"  ", text, re.M), usage
+
+
+def test_readme_cli_flag_table_is_the_help_output():
+    """The README's CLI flag table is `micro subscribe --help`'s flag lines, verbatim (the
+    sidecar's table is checked by test_flags.py)."""
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- cli-flags:begin -->", 1)[1].split("<!-- cli-flags:end -->", 1)[0]
+    documented = [ln for ln in block.splitlines() if ln.startswith("  --")]
+    helped = [ln for ln in run_micro(["subscribe", "--help"]).stdout.splitlines()
+              if ln.startswith("  --")]
+    assert documented and documented == helped
