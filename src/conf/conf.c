@@ -871,8 +871,10 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
         }
     }
 
-    /* Companion rule; skipped for --help so help is reachable from any half-typed command. */
-    if (!cfg->help && !cfg->version) {
+    /* The daemon's cross-flag rules; skipped for --help so help is reachable from any half-typed
+     * command, and for the CLI commands, which often run where a sidecar's MICRO_* variables
+     * are set (a pod, a unit's environment) and use none of those flags. */
+    if (!cfg->help && !cfg->version && (!cfg->command || strcmp(cfg->command, "sidecar") == 0)) {
         if (present(cfg->server_name) && !present(cfg->server_address)) {
             set_error(err, errlen, "--server_name requires --server_address");
             return MC_EINVAL;

@@ -292,3 +292,12 @@ def test_readme_cli_flag_table_is_the_help_output():
     helped = [ln for ln in run_micro(["subscribe", "--help"]).stdout.splitlines()
               if ln.startswith("  --")]
     assert documented and documented == helped
+
+
+def test_cli_ignores_a_sidecars_environment(sidecar):
+    """Run where a sidecar's MICRO_* variables are set (a pod, a unit), the CLI does not apply
+    the daemon's cross-flag rules."""
+    res = run_micro(["list", "services", f"--proxy_address=127.0.0.1:{sidecar.port}"],
+                    env={"MICRO_SERVER_NAME": "half-configured", "MICRO_REGISTER_TTL": "1s"})
+    assert res.rc == 0, res
+    assert "go.micro.sidecar" in res.stdout.split(), res
