@@ -13,9 +13,14 @@ http.createServer((req, res) => {
   req.on("end", () => {
     const call = JSON.parse(body);
     const request = (call.params && call.params[0]) || {};
-    const reply = call.method === "Greeter.Hello"
-      ? { id: call.id, result: { msg: `Hello ${request.name || "world"} from node` }, error: null }
-      : { id: call.id, result: null, error: `unknown method ${call.method}` };
+    let reply;
+    if (call.method === "Debug.Health") { // what `micro health SERVICE` asks
+      reply = { id: call.id, result: { status: "ok" }, error: null };
+    } else if (call.method === "Greeter.Hello") {
+      reply = { id: call.id, result: { msg: `Hello ${request.name || "world"} from node` }, error: null };
+    } else {
+      reply = { id: call.id, result: null, error: `unknown method ${call.method}` };
+    }
     const out = JSON.stringify(reply);
     res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(out) });
     res.end(out);

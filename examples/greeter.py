@@ -11,7 +11,9 @@ class Greeter(BaseHTTPRequestHandler):
     def do_POST(self):
         call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         request = call["params"][0] if call.get("params") else {}
-        if call["method"] == "Greeter.Hello":
+        if call["method"] == "Debug.Health":  # what `micro health SERVICE` asks
+            reply = {"id": call["id"], "result": {"status": "ok"}, "error": None}
+        elif call["method"] == "Greeter.Hello":
             reply = {"id": call["id"], "result": {"msg": "Hello " + request.get("name", "world")},
                      "error": None}
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HOST, assert_error_json, can_connect, free_port, wait_until
+from harness import HOST, assert_error_json, can_connect, free_port, run_micro, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -57,6 +57,11 @@ def test_quick_start_python_and_node_greeters(micro, example):
     assert r.status == 200, r
     seen = {call(sc, "John") for _ in range(4)}
     assert seen == {"Hello John", "Hello John from node"}, seen
+    # Both answer Debug.Health, so `micro health` reports each node ok.
+    res = run_micro(["health", "go.micro.srv.greeter", f"--proxy_address=127.0.0.1:{sc.port}"])
+    assert res.rc == 0, res
+    rows = sorted(line.split()[1:] for line in res.stdout.splitlines())
+    assert rows == sorted([[f"127.0.0.1:{py}", "ok"], [f"127.0.0.1:{js}", "ok"]]), res
 
 
 def test_quick_start_http_app_behind_the_proxy(micro, example):
