@@ -47,6 +47,7 @@ struct pool_host {
 
 struct mc_http_client {
     struct mc_net *net;
+    const struct mc_conn_type *transport; /* how connections to nodes are made */
     unsigned max_idle_per_host;
     uint64_t idle_timeout_ms;
     struct pool_host *hosts;
@@ -628,7 +629,7 @@ static void cconn_closed(struct mc_conn *c)
 static struct cconn *cconn_new(struct mc_http_client *client, int *err)
 {
     struct cconn *cc = mc_calloc(1, sizeof *cc);
-    *err = mc_conn_init_tcp(&cc->conn, client->net);
+    *err = mc_conn_init(&cc->conn, client->net, client->transport);
     if (*err < 0) {
         mc_free(cc);
         return NULL;
@@ -1008,6 +1009,7 @@ struct mc_http_client *mc_http_client_new(struct mc_net *net,
 {
     struct mc_http_client *client = mc_calloc(1, sizeof *client);
     client->net = net;
+    client->transport = config && config->transport ? config->transport : &mc_conn_tcp_type;
     client->max_idle_per_host =
         config && config->max_idle_per_host ? config->max_idle_per_host : DEFAULT_MAX_IDLE;
     client->idle_timeout_ms =
