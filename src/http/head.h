@@ -27,4 +27,26 @@ int mc_http_head_append(struct mc_buf *b, const char *name, const char *value);
 int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, const char *value,
                           size_t value_len);
 
+/* Whether header name is hop-by-hop (never forwarded, RFC 9110 7.6.1). */
+int mc_http_hop_by_hop(const char *name);
+
+/* The one collector of headers to send (what mc_http_head_append later writes, checked): an
+ * ordered array of name/value pairs. Borrowed pairs (mc_http_header_list_add) point at storage
+ * that must outlive the list; copied ones (mc_http_header_list_add_copy) live in text blocks the
+ * list owns, which never move, so every pointer handed out stays valid until close. */
+struct mc_http_header;
+struct mc_http_header_block;
+struct mc_http_header_list {
+    struct mc_http_header *items;
+    size_t count, cap;
+    struct mc_http_header_block *blocks; /* copies */
+};
+/* An empty list with room for expected pairs (one allocation when the guess holds). */
+void mc_http_header_list_init(struct mc_http_header_list *l, size_t expected);
+void mc_http_header_list_add(struct mc_http_header_list *l, const char *name, const char *value);
+void mc_http_header_list_add_copy(struct mc_http_header_list *l, const char *name,
+                                  const char *value);
+/* Frees the array and the copies (borrowed strings are untouched). Idempotent. */
+void mc_http_header_list_close(struct mc_http_header_list *l);
+
 #endif
