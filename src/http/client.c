@@ -108,9 +108,6 @@ struct mc_http_call {
     struct mc_buf body;
 };
 
-static llhttp_settings_t parser_settings;
-static int parser_settings_ready;
-
 /* ---------- client lifetime ---------- */
 
 static void client_unref(struct mc_http_client *client)
@@ -495,22 +492,20 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void init_parser_settings(void)
-{
-    if (parser_settings_ready)
-        return;
-    llhttp_settings_init(&parser_settings);
-    parser_settings.on_message_begin = on_message_begin;
-    parser_settings.on_status = on_status;
-    parser_settings.on_header_field = on_header_field;
-    parser_settings.on_header_field_complete = on_header_field_complete;
-    parser_settings.on_header_value = on_header_value;
-    parser_settings.on_header_value_complete = on_header_value_complete;
-    parser_settings.on_headers_complete = on_headers_complete;
-    parser_settings.on_body = on_body;
-    parser_settings.on_message_complete = on_message_complete;
-    parser_settings_ready = 1;
-}
+/* Built at compile time and never written: every loop's clients may share it (no lazily
+ * initialised global on the hot path). The unnamed callbacks stay NULL, as
+ * llhttp_settings_init leaves them. */
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 static void finish_complete(struct mc_http_call *call, size_t extra)
 {
@@ -801,7 +796,6 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     mc_buf_init(&call->stash);
     mc_buf_init(&call->leftover);
     mc_buf_init(&call->body);
-    init_parser_settings();
     llhttp_init(&call->parser, HTTP_RESPONSE, &parser_settings);
     call->parser.data = call;
     uv_timer_init(client->net->loop, &call->timer);
