@@ -6,7 +6,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/server.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -159,15 +158,10 @@ void mc_http_header_list_init(struct mc_http_header_list *l, size_t expected)
     }
 }
 
-void mc_http_header_list_add(struct mc_http_header_list *l, const char *name, const char *value)
+void mc_http_header_list_grow(struct mc_http_header_list *l)
 {
-    if (l->count == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 8;
-        l->items = mc_realloc(l->items, l->cap * sizeof *l->items);
-    }
-    l->items[l->count].name = name;
-    l->items[l->count].value = value;
-    l->count++;
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->items = mc_realloc(l->items, l->cap * sizeof *l->items);
 }
 
 static const char *copy_text(struct mc_http_header_list *l, const char *s)

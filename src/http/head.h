@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "http/server.h" /* struct mc_http_header */
 #include "util/buf.h"
 
 /* Whether name[0..len) is a non-empty token (RFC 9110 5.6.2), the only shape a field name or
@@ -34,7 +35,6 @@ int mc_http_hop_by_hop(const char *name);
  * ordered array of name/value pairs. Borrowed pairs (mc_http_header_list_add) point at storage
  * that must outlive the list; copied ones (mc_http_header_list_add_copy) live in text blocks the
  * list owns, which never move, so every pointer handed out stays valid until close. */
-struct mc_http_header;
 struct mc_http_header_block;
 struct mc_http_header_list {
     struct mc_http_header *items;
@@ -43,7 +43,18 @@ struct mc_http_header_list {
 };
 /* An empty list with room for expected pairs (one allocation when the guess holds). */
 void mc_http_header_list_init(struct mc_http_header_list *l, size_t expected);
-void mc_http_header_list_add(struct mc_http_header_list *l, const char *name, const char *value);
+/* Grows the array (the slow path of mc_http_header_list_add). */
+void mc_http_header_list_grow(struct mc_http_header_list *l);
+/* Inline: the proxy adds every forwarded header through it. */
+static inline void mc_http_header_list_add(struct mc_http_header_list *l, const char *name,
+                                           const char *value)
+{
+    if (l->count == l->cap)
+        mc_http_header_list_grow(l);
+    l->items[l->count].name = name;
+    l->items[l->count].value = value;
+    l->count++;
+}
 void mc_http_header_list_add_copy(struct mc_http_header_list *l, const char *name,
                                   const char *value);
 /* Frees the array and the copies (borrowed strings are untouched). Idempotent. */
