@@ -357,16 +357,18 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
         int first = tolower((unsigned char)name[0]);
-        if (first == 'x' && strncasecmp(name, "X-Forwarded-", 12) == 0) {
-            if (strcasecmp(name + 12, "For") == 0)
+        /* names are tokens (llhttp checked them): mc_http_name_is compares them inline */
+        if (first == 'x' && mc_http_name_eq(name, "x-forwarded-", 12)) {
+            int is_for = mc_http_name_is(name + 12, "for", 3);
+            if (is_for)
                 xff = req->headers[i].value;
-            if (!strcasecmp(name + 12, "For") || !strcasecmp(name + 12, "Proto") ||
-                !strcasecmp(name + 12, "Host"))
+            if (is_for || mc_http_name_is(name + 12, "proto", 5) ||
+                mc_http_name_is(name + 12, "host", 4))
                 continue;
         }
-        if (first == 'e' && strcasecmp(name, "Expect") == 0)
+        if (first == 'e' && mc_http_name_is(name, "expect", 6))
             continue; /* the sidecar answered it */
-        if (first == 'h' && !host && strcasecmp(name, "Host") == 0)
+        if (first == 'h' && !host && mc_http_name_is(name, "host", 4))
             host = req->headers[i].value; /* noticed here: no second scan for it */
         /* hop-by-hop names starting with c or u are Connection and Upgrade */
         if (mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))

@@ -724,7 +724,7 @@ static int has_close_token(const char *value)
  * first letter rule out most headers before any comparison. */
 static int name_is(const char *name, int len, const char *want, int want_len)
 {
-    return len == want_len && (name[0] | 0x20) == want[0] && strcasecmp(name, want) == 0;
+    return len == want_len && mc_http_name_eq(name, want, (size_t)len);
 }
 
 /* Builds the request head into the client's scratch buffer (reused: no allocation per

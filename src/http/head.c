@@ -123,19 +123,19 @@ int mc_http_hop_by_hop(const char *name)
     }
     switch (strlen(name)) {
     case 2:
-        return strcasecmp(name, "TE") == 0;
+        return mc_http_name_eq(name, "te", 2);
     case 7:
-        return strcasecmp(name, "Trailer") == 0 || strcasecmp(name, "Upgrade") == 0;
+        return mc_http_name_eq(name, "trailer", 7) || mc_http_name_eq(name, "upgrade", 7);
     case 10:
-        return strcasecmp(name, "Connection") == 0 || strcasecmp(name, "Keep-Alive") == 0;
+        return mc_http_name_eq(name, "connection", 10) || mc_http_name_eq(name, "keep-alive", 10);
     case 16:
-        return strcasecmp(name, "Proxy-Connection") == 0;
+        return mc_http_name_eq(name, "proxy-connection", 16);
     case 17:
-        return strcasecmp(name, "Transfer-Encoding") == 0;
+        return mc_http_name_eq(name, "transfer-encoding", 17);
     case 18:
-        return strcasecmp(name, "Proxy-Authenticate") == 0;
+        return mc_http_name_eq(name, "proxy-authenticate", 18);
     case 19:
-        return strcasecmp(name, "Proxy-Authorization") == 0;
+        return mc_http_name_eq(name, "proxy-authorization", 19);
     default:
         return 0;
     }

@@ -28,6 +28,25 @@ int mc_http_head_append(struct mc_buf *b, const char *name, const char *value);
 int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, const char *value,
                           size_t value_len);
 
+/* Whether name[0..len) is lower (a lower-case literal of that length) but for ASCII case. For
+ * token names only (every header name llhttp or mc_http_is_token let through): OR-ing 0x20
+ * maps no token character but A-Z onto another token character. Inline and without a call:
+ * the proxy compares names this way several times per request. */
+static inline int mc_http_name_eq(const char *name, const char *lower, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)(name[i] | 0x20) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* Whether the NUL-terminated token name is lower but for ASCII case (len: lower's length).
+ * Never reads past name's NUL: a NUL differs from every letter even with 0x20 set. */
+static inline int mc_http_name_is(const char *name, const char *lower, size_t len)
+{
+    return mc_http_name_eq(name, lower, len) && name[len] == '\0';
+}
+
 /* Whether header name is hop-by-hop (never forwarded, RFC 9110 7.6.1). */
 int mc_http_hop_by_hop(const char *name);
 

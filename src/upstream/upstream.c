@@ -87,13 +87,14 @@ const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *nam
 void mc_upstream_try_init(struct mc_upstream_try *t, struct mc_upstream *up, const char *service,
                           const char *method, const char *address, int timeout_status)
 {
-    memset(t, 0, sizeof *t);
-    t->up = up;
-    t->service = service;
-    t->method = method;
-    t->address = address && *address ? address : NULL;
-    t->timeout_status = timeout_status;
-    t->deadline_ms = uv_now(up->loop) + up->config.request_timeout_ms;
+    *t = (struct mc_upstream_try){
+        .up = up,
+        .service = service,
+        .method = method,
+        .address = address && *address ? address : NULL,
+        .timeout_status = timeout_status,
+        .deadline_ms = uv_now(up->loop) + up->config.request_timeout_ms,
+    };
 }
 
 void mc_upstream_done(struct mc_upstream_try *t, int ok)
@@ -107,7 +108,8 @@ void mc_upstream_done(struct mc_upstream_try *t, int ok)
 
 void mc_upstream_try_close(struct mc_upstream_try *t)
 {
-    mc_upstream_done(t, 1);
+    if (t->ep)
+        mc_upstream_done(t, 1);
     for (size_t i = 0; i < t->tried_count; i++)
         mc_free(t->tried[i]);
     mc_free(t->tried);
