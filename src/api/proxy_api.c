@@ -9,12 +9,13 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "lb/lb.h"
+#include "http/head.h"
 #include "rpc/caller.h"
 #include "rpc/route.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "upstream/upstream.h"
 
 #define PROXY_ID "go.micro.sidecar"
 #define PROXY_HIGH_WATER (256 * 1024) /* queued bytes that pause the other side */
@@ -25,20 +26,15 @@ struct proxy {
     struct mc_api *api;
     char *service;
     struct mc_http_call *call;
-    struct mc_lb_endpoint *ep;
-    const char *node; /* the attempt in flight: the last of tried */
-    char **tried;
-    size_t tried_count;
-    int attempts;
+    struct mc_upstream_try try; /* node choice, tried list, deadline, balancer accounting */
+    const char *node;           /* the attempt in flight (try.node) */
     char peer[48];
     char *forwarded_for; /* "<their X-Forwarded-For>, <peer>" when the client sent one */
-    size_t header_count;
-    struct mc_http_header *headers;
+    struct mc_http_header_list headers;
     int has_body, body_done;
     struct mc_buf replay;
     int replay_overflow;
     int got_head, chunked_out, keep_alive;
-    uint64_t attempt_start_ms, deadline_ms;
 };
 
 static void proxy_free(struct proxy *p)
@@ -48,23 +44,17 @@ static void proxy_free(struct proxy *p)
         p->req->on_body = NULL;
         p->req->handler_data = NULL;
     }
+    mc_upstream_try_close(&p->try);
     mc_free(p->service);
-    for (size_t i = 0; i < p->tried_count; i++)
-        mc_free(p->tried[i]);
-    mc_free(p->tried);
     mc_free(p->forwarded_for);
-    mc_free(p->headers);
+    mc_http_header_list_close(&p->headers);
     mc_buf_close(&p->replay);
     mc_free(p);
 }
 
 static void lb_done(struct proxy *p, int ok)
 {
-    if (!p->ep)
-        return;
-    uint64_t now = uv_now(p->api->net->loop);
-    mc_lb_call_done(p->ep, ok, (now - p->attempt_start_ms) * 1000);
-    p->ep = NULL;
+    mc_upstream_done(&p->try, ok);
 }
 
 /* ---- WebSocket / 101 tunnel: two raw connections copying into each other ---- */
@@ -270,6 +260,18 @@ static void on_node_body(struct mc_http_call *call, const char *data, size_t len
 
 static int attempt(struct proxy *p);
 
+/* Answers the upstream's final error (detail is closed here): the same detail as /rpc's,
+ * naming the nodes tried, under the proxy's own error id. */
+static void respond_failure(struct proxy *p, int status, struct mc_buf *detail)
+{
+    struct mc_http_request *req = p->req;
+    if (status >= 500)
+        mc_upstream_log(&p->try, "failed", detail->data, detail->len);
+    proxy_free(p);
+    mc_http_respond_error(req, status, PROXY_ID, detail->data);
+    mc_buf_close(detail);
+}
+
 static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx)
 {
     (void)call;
@@ -286,28 +288,17 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
         mc_http_respond_raw_end(req, keep_alive);
         return;
     }
-    lb_done(p, err == MC_EHEADER); /* a refused head (nothing sent) is no fault of the node */
-    uint64_t now = uv_now(p->api->net->loop);
-    if (retryable && !p->replay_overflow && p->attempts <= p->api->config->retries &&
-        now < p->deadline_ms) {
-        mc_log_debug("proxy %s: %s failed (%s), retrying on another node", p->service, p->node,
-                     mc_strerror(err));
+    /* Nothing reached the client yet: the upstream's retry rule, plus ours (the body sent so
+     * far must still fit the replay buffer), and its error mapping. */
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    int status = mc_upstream_failed(&p->try, err, retryable && !p->replay_overflow, &detail);
+    if (status == 0) {
+        mc_buf_close(&detail);
         attempt(p);
         return;
     }
-    char detail[256];
-    int status = 502;
-    if (err == MC_ETIMEDOUT) {
-        status = 504;
-        snprintf(detail, sizeof detail, "service %s: timeout", p->service);
-    } else if (err == MC_EHEADER) {
-        status = 400; /* the request's own method, target or headers: nothing was sent */
-        snprintf(detail, sizeof detail, "service %s: %s", p->service, mc_strerror(err));
-    } else {
-        snprintf(detail, sizeof detail, "service %s: %s", p->service, mc_strerror(err));
-    }
-    proxy_free(p);
-    mc_http_respond_error(req, status, PROXY_ID, detail);
+    respond_failure(p, status, &detail);
 }
 
 /* ---- the request: client -> node ---- */
@@ -356,46 +347,41 @@ static void on_client_abort(struct mc_http_request *req)
     proxy_free(p);
 }
 
-static void add_header(struct proxy *p, const char *name, const char *value)
-{
-    p->headers[p->header_count].name = name;
-    p->headers[p->header_count].value = value;
-    p->header_count++;
-}
-
 /* The node sees the client's headers minus hop-by-hop ones (kept for an upgrade, which needs
  * Connection and Upgrade), plus X-Forwarded-For/-Proto/-Host. Names and values point into the
  * request, which outlives every attempt, so nothing is copied. */
 static void build_headers(struct proxy *p, struct mc_http_request *req)
 {
     const char *xff = NULL, *host = NULL;
-    p->headers = mc_calloc(req->header_count + 3, sizeof *p->headers);
+    mc_http_header_list_init(&p->headers, req->header_count + 3);
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
         int first = tolower((unsigned char)name[0]);
-        if (first == 'x' && strncasecmp(name, "X-Forwarded-", 12) == 0) {
-            if (strcasecmp(name + 12, "For") == 0)
+        /* names are tokens (llhttp checked them): mc_http_name_is compares them inline */
+        if (first == 'x' && mc_http_name_eq(name, "x-forwarded-", 12)) {
+            int is_for = mc_http_name_is(name + 12, "for", 3);
+            if (is_for)
                 xff = req->headers[i].value;
-            if (!strcasecmp(name + 12, "For") || !strcasecmp(name + 12, "Proto") ||
-                !strcasecmp(name + 12, "Host"))
+            if (is_for || mc_http_name_is(name + 12, "proto", 5) ||
+                mc_http_name_is(name + 12, "host", 4))
                 continue;
         }
-        if (first == 'e' && strcasecmp(name, "Expect") == 0)
+        if (first == 'e' && mc_http_name_is(name, "expect", 6))
             continue; /* the sidecar answered it */
-        if (first == 'h' && !host && strcasecmp(name, "Host") == 0)
+        if (first == 'h' && !host && mc_http_name_is(name, "host", 4))
             host = req->headers[i].value; /* noticed here: no second scan for it */
         /* hop-by-hop names starting with c or u are Connection and Upgrade */
         if (mc_http_hop_by_hop(name) && !(req->upgrade && (first == 'c' || first == 'u')))
             continue;
-        add_header(p, name, req->headers[i].value);
+        mc_http_header_list_add(&p->headers, name, req->headers[i].value);
     }
     mc_http_request_peer(req, p->peer, sizeof p->peer);
     if (xff)
         p->forwarded_for = mc_sprintf("%s, %s", xff, p->peer);
-    add_header(p, "X-Forwarded-For", xff ? p->forwarded_for : p->peer);
-    add_header(p, "X-Forwarded-Proto", "http");
+    mc_http_header_list_add(&p->headers, "X-Forwarded-For", xff ? p->forwarded_for : p->peer);
+    mc_http_header_list_add(&p->headers, "X-Forwarded-Proto", "http");
     if (host)
-        add_header(p, "X-Forwarded-Host", host);
+        mc_http_header_list_add(&p->headers, "X-Forwarded-Host", host);
 }
 
 /* Picks a node and starts the call; returns 1 when the request was answered instead. */
@@ -403,40 +389,24 @@ static int attempt(struct proxy *p)
 {
     struct mc_http_request *req = p->req;
     struct mc_api *api = p->api;
-    size_t n;
-    const char *const *addrs = mc_caller_addresses(api->caller, p->service, &n);
-    enum mc_lb_status status;
-    struct mc_lb_endpoint *ep = mc_lb_pick(api->lb, p->service, addrs, n,
-                                           (const char *const *)p->tried, p->tried_count, &status);
-    if (!ep) {
-        char detail[256];
-        int code = status == MC_LB_NO_NODES ? 404 : status == MC_LB_ALL_EJECTED ? 503 : 502;
-        snprintf(detail, sizeof detail, "service %s: %s", p->service,
-                 code == 404   ? "not found"
-                 : code == 503 ? "service unavailable"
-                               : "no node could be reached");
-        proxy_free(p);
-        mc_http_respond_error(req, code, PROXY_ID, detail);
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    int status = mc_upstream_next(&p->try, &detail);
+    if (status) {
+        respond_failure(p, status, &detail);
         return 1;
     }
-    mc_lb_call_start(ep);
-    p->ep = ep;
-    p->tried = mc_realloc(p->tried, (p->tried_count + 1) * sizeof *p->tried);
-    p->tried[p->tried_count++] = mc_strdup(mc_lb_endpoint_address(ep));
-    p->node = p->tried[p->tried_count - 1];
-    p->attempts++;
-    uint64_t now = uv_now(api->net->loop);
-    p->attempt_start_ms = now;
+    p->node = p->try.node;
     /* The target is the request's own, path and query unchanged. */
     struct mc_http_call_options o = {
         .address = p->node,
         .method = req->method_name,
         .target = req->path,
-        .headers = p->headers,
-        .header_count = p->header_count,
+        .headers = p->headers.items,
+        .header_count = p->headers.count,
         .stream_body = p->has_body,
         .dial_timeout_ms = api->config->dial_timeout_ms,
-        .timeout_ms = p->deadline_ms > now ? p->deadline_ms - now : 1,
+        .timeout_ms = mc_upstream_remaining(&p->try),
         .timeout_to_head = 1,
         .idle_timeout_ms = api->config->proxy_idle_timeout_ms,
         .on_head = on_head,
@@ -466,7 +436,7 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
     p->service = service;
     mc_buf_init(&p->replay);
     p->has_body = req->chunked || (req->has_content_length && req->content_length > 0);
-    p->deadline_ms = uv_now(api->net->loop) + api->config->request_timeout_ms;
+    mc_upstream_try_init(&p->try, mc_caller_upstream(api->caller), p->service, NULL, NULL, 504);
     build_headers(p, req);
     req->handler_data = p;
     req->on_body = on_client_body;

@@ -47,6 +47,7 @@ struct pool_host {
 
 struct mc_http_client {
     struct mc_net *net;
+    const struct mc_conn_type *transport; /* how connections to nodes are made */
     unsigned max_idle_per_host;
     uint64_t idle_timeout_ms;
     struct pool_host *hosts;
@@ -106,9 +107,6 @@ struct mc_http_call {
     } head;
     struct mc_buf body;
 };
-
-static llhttp_settings_t parser_settings;
-static int parser_settings_ready;
 
 /* ---------- client lifetime ---------- */
 
@@ -494,22 +492,20 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void init_parser_settings(void)
-{
-    if (parser_settings_ready)
-        return;
-    llhttp_settings_init(&parser_settings);
-    parser_settings.on_message_begin = on_message_begin;
-    parser_settings.on_status = on_status;
-    parser_settings.on_header_field = on_header_field;
-    parser_settings.on_header_field_complete = on_header_field_complete;
-    parser_settings.on_header_value = on_header_value;
-    parser_settings.on_header_value_complete = on_header_value_complete;
-    parser_settings.on_headers_complete = on_headers_complete;
-    parser_settings.on_body = on_body;
-    parser_settings.on_message_complete = on_message_complete;
-    parser_settings_ready = 1;
-}
+/* Built at compile time and never written: every loop's clients may share it (no lazily
+ * initialised global on the hot path). The unnamed callbacks stay NULL, as
+ * llhttp_settings_init leaves them. */
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
 
 static void finish_complete(struct mc_http_call *call, size_t extra)
 {
@@ -628,7 +624,7 @@ static void cconn_closed(struct mc_conn *c)
 static struct cconn *cconn_new(struct mc_http_client *client, int *err)
 {
     struct cconn *cc = mc_calloc(1, sizeof *cc);
-    *err = mc_conn_init_tcp(&cc->conn, client->net);
+    *err = mc_conn_init(&cc->conn, client->net, client->transport);
     if (*err < 0) {
         mc_free(cc);
         return NULL;
@@ -728,7 +724,7 @@ static int has_close_token(const char *value)
  * first letter rule out most headers before any comparison. */
 static int name_is(const char *name, int len, const char *want, int want_len)
 {
-    return len == want_len && (name[0] | 0x20) == want[0] && strcasecmp(name, want) == 0;
+    return len == want_len && mc_http_name_eq(name, want, (size_t)len);
 }
 
 /* Builds the request head into the client's scratch buffer (reused: no allocation per
@@ -800,7 +796,6 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     mc_buf_init(&call->stash);
     mc_buf_init(&call->leftover);
     mc_buf_init(&call->body);
-    init_parser_settings();
     llhttp_init(&call->parser, HTTP_RESPONSE, &parser_settings);
     call->parser.data = call;
     uv_timer_init(client->net->loop, &call->timer);
@@ -1008,6 +1003,7 @@ struct mc_http_client *mc_http_client_new(struct mc_net *net,
 {
     struct mc_http_client *client = mc_calloc(1, sizeof *client);
     client->net = net;
+    client->transport = config && config->transport ? config->transport : &mc_conn_tcp_type;
     client->max_idle_per_host =
         config && config->max_idle_per_host ? config->max_idle_per_host : DEFAULT_MAX_IDLE;
     client->idle_timeout_ms =

@@ -16,8 +16,9 @@
 
 /* 0 fields take the defaults in brackets. */
 struct mc_http_client_config {
-    unsigned max_idle_per_host; /* idle keep-alive connections kept per address [16] */
-    uint64_t idle_timeout_ms;   /* an idle pooled connection is closed after this [60000] */
+    const struct mc_conn_type *transport; /* how nodes are dialled; NULL: TCP */
+    unsigned max_idle_per_host;           /* idle keep-alive connections kept per address [16] */
+    uint64_t idle_timeout_ms; /* an idle pooled connection is closed after this [60000] */
 };
 
 struct mc_http_response_head {

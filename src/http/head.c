@@ -4,7 +4,9 @@
 
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
+#include "util/alloc.h"
 #include "util/error.h"
 
 /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" /
@@ -103,4 +105,97 @@ int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, c
         return MC_EHEADER;
     put_line(b, name, name_len, value, value_len);
     return 0;
+}
+
+int mc_http_hop_by_hop(const char *name)
+{
+    /* Called for every header of every proxied request and response: every hop-by-hop name
+     * starts with c, k, p, t or u, so most headers cost one test; then the length decides. */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
+        break;
+    default:
+        return 0;
+    }
+    switch (strlen(name)) {
+    case 2:
+        return mc_http_name_eq(name, "te", 2);
+    case 7:
+        return mc_http_name_eq(name, "trailer", 7) || mc_http_name_eq(name, "upgrade", 7);
+    case 10:
+        return mc_http_name_eq(name, "connection", 10) || mc_http_name_eq(name, "keep-alive", 10);
+    case 16:
+        return mc_http_name_eq(name, "proxy-connection", 16);
+    case 17:
+        return mc_http_name_eq(name, "transfer-encoding", 17);
+    case 18:
+        return mc_http_name_eq(name, "proxy-authenticate", 18);
+    case 19:
+        return mc_http_name_eq(name, "proxy-authorization", 19);
+    default:
+        return 0;
+    }
+}
+
+/* Copies go into blocks of at least this many bytes, chained, never reallocated. */
+#define HEADER_BLOCK_MIN 1024
+struct mc_http_header_block {
+    struct mc_http_header_block *next;
+    size_t len, cap;
+    char text[];
+};
+
+void mc_http_header_list_init(struct mc_http_header_list *l, size_t expected)
+{
+    memset(l, 0, sizeof *l);
+    if (expected) {
+        l->items = mc_malloc(expected * sizeof *l->items);
+        l->cap = expected;
+    }
+}
+
+void mc_http_header_list_grow(struct mc_http_header_list *l)
+{
+    l->cap = l->cap ? l->cap * 2 : 8;
+    l->items = mc_realloc(l->items, l->cap * sizeof *l->items);
+}
+
+static const char *copy_text(struct mc_http_header_list *l, const char *s)
+{
+    size_t len = strlen(s) + 1;
+    struct mc_http_header_block *b = l->blocks;
+    if (!b || b->cap - b->len < len) {
+        size_t cap = len > HEADER_BLOCK_MIN ? len : HEADER_BLOCK_MIN;
+        b = mc_malloc(sizeof *b + cap);
+        b->len = 0;
+        b->cap = cap;
+        b->next = l->blocks;
+        l->blocks = b;
+    }
+    char *out = b->text + b->len;
+    memcpy(out, s, len);
+    b->len += len;
+    return out;
+}
+
+void mc_http_header_list_add_copy(struct mc_http_header_list *l, const char *name,
+                                  const char *value)
+{
+    const char *n = copy_text(l, name);
+    mc_http_header_list_add(l, n, copy_text(l, value));
+}
+
+void mc_http_header_list_close(struct mc_http_header_list *l)
+{
+    mc_free(l->items);
+    while (l->blocks) {
+        struct mc_http_header_block *next = l->blocks->next;
+        mc_free(l->blocks);
+        l->blocks = next;
+    }
+    memset(l, 0, sizeof *l);
 }

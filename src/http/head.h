@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "http/server.h" /* struct mc_http_header */
 #include "util/buf.h"
 
 /* Whether name[0..len) is a non-empty token (RFC 9110 5.6.2), the only shape a field name or
@@ -26,5 +27,56 @@ int mc_http_head_append(struct mc_buf *b, const char *name, const char *value);
  * value[0..value_len) may hold no CR, LF or NUL. Returns 0, or MC_EHEADER with b unchanged. */
 int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, const char *value,
                           size_t value_len);
+
+/* Whether name[0..len) is lower (a lower-case literal of that length) but for ASCII case. For
+ * token names only (every header name llhttp or mc_http_is_token let through): OR-ing 0x20
+ * maps no token character but A-Z onto another token character. Inline and without a call:
+ * the proxy compares names this way several times per request. */
+static inline int mc_http_name_eq(const char *name, const char *lower, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)(name[i] | 0x20) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* Whether the NUL-terminated token name is lower but for ASCII case (len: lower's length).
+ * Never reads past name's NUL: a NUL differs from every letter even with 0x20 set. */
+static inline int mc_http_name_is(const char *name, const char *lower, size_t len)
+{
+    return mc_http_name_eq(name, lower, len) && name[len] == '\0';
+}
+
+/* Whether header name is hop-by-hop (never forwarded, RFC 9110 7.6.1). */
+int mc_http_hop_by_hop(const char *name);
+
+/* The one collector of headers to send (what mc_http_head_append later writes, checked): an
+ * ordered array of name/value pairs. Borrowed pairs (mc_http_header_list_add) point at storage
+ * that must outlive the list; copied ones (mc_http_header_list_add_copy) live in text blocks the
+ * list owns, which never move, so every pointer handed out stays valid until close. */
+struct mc_http_header_block;
+struct mc_http_header_list {
+    struct mc_http_header *items;
+    size_t count, cap;
+    struct mc_http_header_block *blocks; /* copies */
+};
+/* An empty list with room for expected pairs (one allocation when the guess holds). */
+void mc_http_header_list_init(struct mc_http_header_list *l, size_t expected);
+/* Grows the array (the slow path of mc_http_header_list_add). */
+void mc_http_header_list_grow(struct mc_http_header_list *l);
+/* Inline: the proxy adds every forwarded header through it. */
+static inline void mc_http_header_list_add(struct mc_http_header_list *l, const char *name,
+                                           const char *value)
+{
+    if (l->count == l->cap)
+        mc_http_header_list_grow(l);
+    l->items[l->count].name = name;
+    l->items[l->count].value = value;
+    l->count++;
+}
+void mc_http_header_list_add_copy(struct mc_http_header_list *l, const char *name,
+                                  const char *value);
+/* Frees the array and the copies (borrowed strings are untouched). Idempotent. */
+void mc_http_header_list_close(struct mc_http_header_list *l);
 
 #endif

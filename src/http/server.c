@@ -65,6 +65,7 @@ struct cors_origin {
 
 struct mc_http_server {
     struct mc_net *net;
+    const struct mc_conn_type *transport;
     uv_tcp_t listener;
     int listening;
     char *address;
@@ -1146,7 +1147,7 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     struct mc_http_conn *hc = mc_calloc(1, sizeof *hc);
     hc->server = s;
-    if (mc_conn_init_tcp(&hc->conn, s->net) < 0) {
+    if (mc_conn_init(&hc->conn, s->net, s->transport) < 0) {
         mc_free(hc);
         return;
     }
@@ -1229,6 +1230,7 @@ struct mc_http_server *mc_http_server_new(struct mc_net *net,
 {
     struct mc_http_server *s = mc_calloc(1, sizeof *s);
     s->net = net;
+    s->transport = config->transport;
     s->address = mc_strdup(config->address);
     s->routes = config->routes;
     s->route_count = config->route_count;

@@ -105,7 +105,8 @@ struct mc_http_request {
 };
 
 struct mc_http_server_config {
-    const char *address; /* "host:port" or ":port" */
+    const char *address;                  /* "host:port" or ":port" */
+    const struct mc_conn_type *transport; /* what accepted connections speak; NULL: TCP */
     const struct mc_http_route *routes;
     size_t route_count;
     uint64_t max_body_size;

@@ -1,4 +1,4 @@
-/* Connections over libuv streams, with a batched output queue. */
+/* Connections: the batched output queue and the bounded linger every transport shares. */
 #include "net/conn.h"
 
 #include <arpa/inet.h>
@@ -86,9 +86,8 @@ void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_
 
 static void finish_close(struct mc_conn *c);
 
-static void on_write_done(uv_write_t *req, int status)
+void mc_conn_transport_written(struct mc_conn *c, int status)
 {
-    struct mc_conn *c = req->data;
     for (size_t i = 0; i < c->inflight_len; i++)
         c->queued_bytes -= c->inflight[i].len;
     release_all(c, c->inflight, &c->inflight_len);
@@ -106,6 +105,11 @@ static void on_write_done(uv_write_t *req, int status)
         mc_conn_flush(c);
     } else if (c->close_when_flushed) {
         mc_conn_close(c, 1);
+    } else if (c->shutdown_when_flushed) {
+        c->shutdown_when_flushed = 0;
+        c->type->shutdown(c);
+        if (c->on_drain)
+            c->on_drain(c);
     } else if (c->on_drain) {
         c->on_drain(c);
     }
@@ -243,9 +247,8 @@ static void linger_start(struct mc_conn *c)
     c->lingering = 1;
 }
 
-static void on_handle_closed(uv_handle_t *h)
+void mc_conn_transport_closed(struct mc_conn *c)
 {
-    struct mc_conn *c = h->data;
     release_all(c, c->queue, &c->queue_len);
     mc_free(c->queue);
     c->queue = NULL;
@@ -259,8 +262,9 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_close(struct mc_conn *c)
 {
-    if (uv_is_closing((uv_handle_t *)&c->tcp))
+    if (c->transport_closing)
         return;
+    c->transport_closing = 1;
     c->type->close(c);
 }
 
@@ -281,8 +285,8 @@ void mc_conn_close(struct mc_conn *c, int now)
     mc_conn_read_stop(c);
     release_all(c, c->queue, &c->queue_len);
     c->queued_bytes = 0;
-    /* A write in flight still references its segments: libuv cancels it during close and
-     * on_write_done releases them before on_handle_closed runs. */
+    /* A write in flight still references its segments: the transport cancels it during close
+     * and mc_conn_transport_written releases them before on_handle_closed runs. */
     finish_close(c);
 }
 
@@ -304,91 +308,26 @@ int mc_conn_read_stop(struct mc_conn *c)
     return c->type->read_stop(c);
 }
 
-/* ---- TCP transport ---- */
-
-static void tcp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)suggested;
-    struct mc_conn *c = h->data;
-    if (c->net->read_buf_busy) {
-        /* Re-entrant read on another connection during a callback: should not happen
-         * with libuv's single-threaded dispatch; refuse the read rather than corrupt. */
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    c->net->read_buf_busy = 1;
-    *buf = uv_buf_init(c->net->read_buf, sizeof c->net->read_buf);
-}
-
-static void tcp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct mc_conn *c = s->data;
-    if (buf->base == c->net->read_buf)
-        c->net->read_buf_busy = 0;
-    if (nread == 0 || c->closing)
-        return;
-    c->on_read(c, buf->base, nread);
-}
-
-static int tcp_read_start(struct mc_conn *c)
-{
-    return uv_read_start((uv_stream_t *)&c->tcp, tcp_alloc, tcp_read);
-}
-
-static int tcp_read_stop(struct mc_conn *c)
-{
-    return uv_read_stop((uv_stream_t *)&c->tcp);
-}
-
-static int tcp_write(struct mc_conn *c, const uv_buf_t *bufs, unsigned count)
-{
-    c->write_req.data = c;
-    return uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, count, on_write_done);
-}
-
-static void tcp_close(struct mc_conn *c)
-{
-    if (!uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-}
-
-const struct mc_conn_type mc_conn_tcp_type = {
-    .name = "tcp",
-    .read_start = tcp_read_start,
-    .read_stop = tcp_read_stop,
-    .write = tcp_write,
-    .close = tcp_close,
-};
-
-int mc_conn_init_tcp(struct mc_conn *c, struct mc_net *net)
+int mc_conn_init(struct mc_conn *c, struct mc_net *net, const struct mc_conn_type *type)
 {
     memset(c, 0, sizeof *c);
     c->net = net;
-    c->type = &mc_conn_tcp_type;
-    int rc = uv_tcp_init(net->loop, &c->tcp);
-    if (rc < 0)
-        return rc;
-    c->tcp.data = c;
-    return 0;
+    c->type = type ? type : &mc_conn_tcp_type;
+    return c->type->init(c);
 }
 
-int mc_conn_accept(struct mc_conn *c, uv_stream_t *server)
+int mc_conn_accept(struct mc_conn *c, uv_stream_t *listener)
 {
-    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rc == 0) {
-        uv_tcp_nodelay(&c->tcp, 1);
+    int rc = c->type->accept(c, listener);
+    if (rc == 0)
         c->connected = 1;
-    }
     return rc;
 }
 
-static void on_connected(uv_connect_t *req, int status)
+void mc_conn_transport_connected(struct mc_conn *c, int status)
 {
-    struct mc_conn *c = req->data;
-    if (status == 0) {
+    if (status == 0)
         c->connected = 1;
-        uv_tcp_nodelay(&c->tcp, 1);
-    }
     if (status == UV_ECANCELED || c->closing)
         return;
     c->connect_cb(c, status);
@@ -398,21 +337,34 @@ int mc_conn_connect(struct mc_conn *c, const struct sockaddr *addr,
                     void (*cb)(struct mc_conn *c, int status))
 {
     c->connect_cb = cb;
-    c->connect_req.data = c;
-    return uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connected);
+    return c->type->connect(c, addr);
+}
+
+void mc_conn_shutdown(struct mc_conn *c)
+{
+    if (c->closing || c->close_when_flushed)
+        return;
+    if (c->writing || c->queue_len > 0)
+        c->shutdown_when_flushed = 1;
+    else
+        c->type->shutdown(c);
 }
 
 void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
-    int namelen = sizeof ss;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
+    if (c->type->peer_addr(c, &ss) == 0) {
         if (ss.ss_family == AF_INET && uv_ip4_name((struct sockaddr_in *)&ss, buf, len) == 0)
             return;
         if (ss.ss_family == AF_INET6 && uv_ip6_name((struct sockaddr_in6 *)&ss, buf, len) == 0)
             return;
     }
     snprintf(buf, len, "-");
+}
+
+const void *mc_conn_peer_cert(struct mc_conn *c)
+{
+    return c->type->peer_cert ? c->type->peer_cert(c) : NULL;
 }
 
 int mc_net_split_host_port(const char *text, char *host, size_t host_len, int *port)

@@ -1,6 +1,9 @@
-/* A connection: a byte stream with an ordered, batched output queue, over a transport chosen
- * by a vtable (plain TCP now; TLS slots in as another struct mc_conn_type, as Redis's
- * ConnectionType does). Owners never touch the libuv handle directly. */
+/* A connection: a byte stream with an ordered, batched output queue (and the bounded linger of
+ * a graceful close), over a transport chosen by a vtable, as Redis's ConnectionType does. The
+ * transport owns a connection's whole life on the wire: accept, connect, read, write, shutdown,
+ * close, peer address and certificate, and any bytes it holds (TLS: decrypted records); this
+ * file owns only what every transport shares. TCP is src/net/tcp.c; TLS is one more file
+ * beside it. Owners never touch the libuv handle directly. */
 #ifndef MC_NET_CONN_H
 #define MC_NET_CONN_H
 
@@ -46,12 +49,37 @@ typedef void (*mc_conn_close_cb)(struct mc_conn *c);
 /* Releases a referenced output segment once written (or dropped). */
 typedef void (*mc_conn_release_cb)(void *ctx);
 
+/* A transport. Every operation but peer_cert is required. The asynchronous ones report back
+ * through the mc_conn_transport_* functions below, never from inside the call. */
 struct mc_conn_type {
     const char *name;
+    /* Sets up c->io (and c->tstate, the transport's own state) on c->net's loop, for a
+     * connection not yet accepted or dialled. 0 or a libuv error (then nothing to close). */
+    int (*init)(struct mc_conn *c);
+    /* Takes a pending connection of listener (a listening TCP stream: TLS runs over TCP). */
+    int (*accept)(struct mc_conn *c, uv_stream_t *listener);
+    /* Dials addr; the outcome goes to mc_conn_transport_connected, once (not when closed
+     * first). Returns 0 or a libuv error (then no callback). */
+    int (*connect)(struct mc_conn *c, const struct sockaddr *addr);
+    /* Delivers plaintext to c->on_read until read_stop. */
     int (*read_start)(struct mc_conn *c);
     int (*read_stop)(struct mc_conn *c);
+    /* Sends bufs (at most one write in flight; the bytes stay valid until it completes); the
+     * outcome goes to mc_conn_transport_written. 0 or a libuv error (then no callback). */
     int (*write)(struct mc_conn *c, const uv_buf_t *bufs, unsigned count);
+    /* Ends the sending side once no write is in flight (TCP FIN; TLS close_notify then FIN). */
+    int (*shutdown)(struct mc_conn *c);
+    /* Releases the transport; mc_conn_transport_closed runs once, on a later loop turn. A
+     * write in flight completes (cancelled) before that. */
     void (*close)(struct mc_conn *c);
+    /* The peer's address. 0 or a libuv error. */
+    int (*peer_addr)(struct mc_conn *c, struct sockaddr_storage *out);
+    /* Bytes already read from the socket and held by the transport, not yet given to
+     * on_read (TLS: decrypted records); the socket will not signal them again. TCP: 0. */
+    size_t (*pending)(const struct mc_conn *c);
+    /* The peer's certificate (TLS: an X509 *, still owned by the transport), or NULL when the
+     * transport has none (TCP) or the peer sent none. NULL slot: none. */
+    const void *(*peer_cert)(struct mc_conn *c);
 };
 
 struct mc_conn_seg {
@@ -63,9 +91,15 @@ struct mc_conn_seg {
 };
 
 struct mc_conn {
-    uv_tcp_t tcp;
+    /* The transport's socket and requests: a stream every transport so far runs over. */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+    } io;
     uv_write_t write_req;
     uv_connect_t connect_req;
+    void *tstate; /* the transport's own state (a TLS session); NULL for TCP */
     struct mc_net *net;
     const struct mc_conn_type *type;
     void *data; /* the owner's */
@@ -79,7 +113,7 @@ struct mc_conn {
     size_t queued_bytes; /* queue + inflight */
     char *spare;         /* a released owned segment kept for the next write */
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
-        flush_queued : 1;
+        flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1;
     struct mc_conn *flush_prev, *flush_next;   /* in net->flush_list */
     struct mc_conn *linger_prev, *linger_next; /* in net->linger_list while lingering */
     uint64_t linger_deadline_ms;
@@ -87,14 +121,16 @@ struct mc_conn {
     void (*connect_cb)(struct mc_conn *c, int status);
 };
 
+/* Plain TCP (src/net/tcp.c), the default of the HTTP server and client. */
 extern const struct mc_conn_type mc_conn_tcp_type;
 
 /* Initializes c (storage owned by the caller, which must stay valid until on_close) as a
- * TCP connection on net's loop. 0 or a libuv error. */
-int mc_conn_init_tcp(struct mc_conn *c, struct mc_net *net);
-/* Accepts a pending connection of server into c (after mc_conn_init_tcp). */
-int mc_conn_accept(struct mc_conn *c, uv_stream_t *server);
-/* Dials addr; cb(c, 0 or a libuv error) runs once. */
+ * connection of transport type (NULL: TCP) on net's loop. 0 or a libuv error (then c holds
+ * nothing to close). */
+int mc_conn_init(struct mc_conn *c, struct mc_net *net, const struct mc_conn_type *type);
+/* Accepts a pending connection of listener into c (after mc_conn_init). */
+int mc_conn_accept(struct mc_conn *c, uv_stream_t *listener);
+/* Dials addr; cb(c, 0 or a libuv error) runs once, unless c is closed first. */
 int mc_conn_connect(struct mc_conn *c, const struct sockaddr *addr,
                     void (*cb)(struct mc_conn *c, int status));
 int mc_conn_read_start(struct mc_conn *c);
@@ -117,8 +153,23 @@ static inline size_t mc_conn_pending(const struct mc_conn *c)
  * dropped), or at once when 'now' is set (dropping the queue). on_close runs exactly once, after
  * which the owner may free c. Idempotent. */
 void mc_conn_close(struct mc_conn *c, int now);
+/* Ends the sending side once everything queued is written (reading goes on). Idempotent. */
+void mc_conn_shutdown(struct mc_conn *c);
 /* Peer address as text ("127.0.0.1"), into buf; "-" when unknown. */
 void mc_conn_peer_name(struct mc_conn *c, char *buf, size_t len);
+/* Bytes the transport holds for on_read that the socket will not signal again (see
+ * mc_conn_type.pending): an owner that stopped reading must not wait on the socket for them. */
+static inline size_t mc_conn_transport_pending(const struct mc_conn *c)
+{
+    return c->type->pending(c);
+}
+/* The peer's certificate (see mc_conn_type.peer_cert), NULL for TCP. Owned by the transport. */
+const void *mc_conn_peer_cert(struct mc_conn *c);
+
+/* For transports only: the completions of their asynchronous operations. */
+void mc_conn_transport_connected(struct mc_conn *c, int status);
+void mc_conn_transport_written(struct mc_conn *c, int status);
+void mc_conn_transport_closed(struct mc_conn *c);
 /* Splits "host:port", ":port" or "[v6]:port" into host (brackets removed, may be empty; host_len
  * bytes including the NUL) and a port in 0..65535. The one host:port parser: every address the
  * sidecar reads (flags, registrations, /rpc's address) goes through it. Returns 0, or

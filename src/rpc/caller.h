@@ -1,7 +1,6 @@
-/* Calls to services (SPEC 4 and 6): finds the service's nodes in the registry's local view,
- * picks one with the load balancer, sends go-micro JSON-RPC over the pooled HTTP client,
- * retries connect failures on other nodes within the request timeout, feeds outcomes back
- * to the balancer (EWMA, ejection) and turns everything into the final HTTP answer. */
+/* Calls to services (SPEC 4 and 6): go-micro JSON-RPC over the pooled HTTP client, with the
+ * node choice, attempts, balancer accounting, retry rule and transport errors of the upstream
+ * module (src/upstream/), and the service's reply turned into the final HTTP answer. */
 #ifndef MC_RPC_CALLER_H
 #define MC_RPC_CALLER_H
 
@@ -10,21 +9,18 @@
 
 #include "http/client.h"
 #include "http/server.h"
-#include "lb/lb.h"
-#include "registry/registry.h"
+#include "upstream/upstream.h"
 
 struct mc_caller_config {
-    uint64_t request_timeout_ms; /* whole call, retries included */
     uint64_t dial_timeout_ms;
-    int retries;        /* extra attempts after a connect failure */
     uint64_t max_reply; /* largest reply body read */
 };
 
 struct mc_caller;
 
-/* Creates a caller over the registry view, balancer and client (none owned; all must
- * outlive it). Never NULL. */
-struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_registry *registry, struct mc_lb *lb,
+/* Creates a caller over the upstream (node choice, retries: see upstream.h) and the client
+ * (neither owned; both must outlive it). Never NULL. */
+struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
                                 struct mc_http_client *client,
                                 const struct mc_caller_config *config);
 void mc_caller_free(struct mc_caller *caller);
@@ -57,11 +53,7 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
 /* Abandons a call (the client went away): no callback; the node connection is dropped. */
 void mc_call_cancel(struct mc_call *call);
 
-/* The addresses ("host:port") of name's live nodes, across versions, for mc_lb_pick. They
- * live in scratch storage of the caller, reused by the next call: no allocation per request
- * once it has grown. */
-const char *const *mc_caller_addresses(struct mc_caller *caller, const char *name, size_t *count);
-/* Whether header name is hop-by-hop (never forwarded, RFC 9110 7.6.1). */
-int mc_http_hop_by_hop(const char *name);
+/* The upstream the caller was made with (the proxy shares it). */
+struct mc_upstream *mc_caller_upstream(struct mc_caller *caller);
 
 #endif

@@ -47,6 +47,7 @@ struct sidecar {
     struct mc_broker *broker;
     struct mc_ws_hub *ws_hub;
     struct mc_lb *lb;
+    struct mc_upstream *upstream; /* node choice and retries, for calls and the proxy */
     struct mc_caller *caller;
     struct mc_api api;
     struct mc_http_route routes[MAX_ROUTES];
@@ -391,13 +392,16 @@ static int start(struct sidecar *sc)
     }
     sc->ws_hub = mc_ws_hub_new(&sc->loop);
     sc->lb = mc_lb_new(mc_lb_selector_find(cfg->selector), &mc_clock_monotonic, uv_hrtime());
-    struct mc_caller_config callcfg = {
+    struct mc_upstream_config upcfg = {
         .request_timeout_ms = cfg->request_timeout_ms,
-        .dial_timeout_ms = cfg->dial_timeout_ms,
         .retries = cfg->retries,
+    };
+    sc->upstream = mc_upstream_new(&sc->loop, sc->registry, sc->lb, &upcfg);
+    struct mc_caller_config callcfg = {
+        .dial_timeout_ms = cfg->dial_timeout_ms,
         .max_reply = cfg->max_body_size,
     };
-    sc->caller = mc_caller_new(&sc->loop, sc->registry, sc->lb, sc->client, &callcfg);
+    sc->caller = mc_caller_new(&sc->loop, sc->upstream, sc->client, &callcfg);
     sc->api = (struct mc_api){.net = &sc->net,
                               .config = cfg,
                               .registry = sc->registry,
@@ -502,6 +506,7 @@ int mc_sidecar_run(const struct mc_config *cfg)
     uv_run(&sc->loop, UV_RUN_DEFAULT);
     uv_loop_close(&sc->loop);
     mc_caller_free(sc->caller);
+    mc_upstream_free(sc->upstream);
     mc_lb_free(sc->lb);
     mc_broker_free(sc->broker);
     mc_service_close(&sc->self.service);

@@ -3,6 +3,7 @@
 #ifndef MC_WS_HUB_PRIVATE_H
 #define MC_WS_HUB_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -15,7 +16,9 @@ struct mc_ws;
 #define MC_WS_FRAME_HEADER_MAX 10
 
 struct mc_ws_shared_frame {
-    size_t refs;
+    /* Atomic: once there are several loops, one frame fanned out to sessions on different
+     * loops is released by whichever loop writes it last. */
+    atomic_size_t refs;
     uint8_t hdr[MC_WS_FRAME_HEADER_MAX];
     size_t hdr_len;
     const void *payload;

@@ -15,7 +15,7 @@ struct mc_ws_shared_frame *mc_ws_shared_frame_new(int opcode, const void *payloa
                                                   mc_conn_release_cb release, void *ctx)
 {
     struct mc_ws_shared_frame *f = mc_calloc(1, sizeof *f);
-    f->refs = 1;
+    atomic_init(&f->refs, 1);
     f->hdr_len = mc_ws_frame_header(f->hdr, opcode, len);
     f->payload = payload;
     f->len = len;
@@ -26,13 +26,14 @@ struct mc_ws_shared_frame *mc_ws_shared_frame_new(int opcode, const void *payloa
 
 struct mc_ws_shared_frame *mc_ws_shared_frame_ref(struct mc_ws_shared_frame *f)
 {
-    f->refs++;
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return f;
 }
 
 void mc_ws_shared_frame_unref(struct mc_ws_shared_frame *f)
 {
-    if (!f || --f->refs > 0)
+    /* acq_rel: every other holder's use happens before the release below */
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) > 1)
         return;
     if (f->release)
         f->release(f->ctx);

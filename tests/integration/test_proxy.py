@@ -174,9 +174,27 @@ def test_unknown_service_is_404(proxy):
 
 def test_refusing_node_is_502(micro):
     sc = micro("--handler=proxy")
-    sc.register(service("go.micro.srv.dead", [node("dead-1", port=free_port())]))
+    port = free_port()
+    sc.register(service("go.micro.srv.dead", [node("dead-1", port=port)]))
     r = sc.request("POST", "/dead/x?y=1", body=b"payload")
-    assert_error_json(r, 502, "Bad Gateway")
+    obj = assert_error_json(r, 502, "Bad Gateway")
+    # As /rpc says it: the service, every node tried, the reason.
+    assert obj["detail"] == f"service go.micro.srv.dead: {HOST}:{port}: connection refused", obj
+
+
+def test_every_node_refusing_names_each_node_tried(micro):
+    """The proxy maps a failed call as /rpc does (one upstream module): every node tried is
+    named, then the last reason, not a fixed "no node could be reached"."""
+    sc = micro("--handler=proxy")
+    ports = [free_port() for _ in range(3)]
+    sc.register(service(SVC, [node(f"dead-{i}", port=p) for i, p in enumerate(ports)]))
+    r = sc.get("/foo/x")
+    obj = assert_error_json(r, 502, "Bad Gateway", error_id="go.micro.sidecar")
+    assert obj["detail"].startswith(f"service {SVC}: "), obj
+    assert obj["detail"].endswith(": connection refused"), obj
+    for p in ports:
+        assert f"{HOST}:{p}" in obj["detail"], obj
+    assert sc.stderr().count("retrying on another node") == 2
 
 
 def test_refused_node_is_retried_on_a_live_one(micro, app):
@@ -291,7 +309,8 @@ def test_node_that_never_answers_is_a_504_after_request_timeout(micro):
         t0 = time.monotonic()
         r = sc.get("/foo/x", timeout=10)
         elapsed = time.monotonic() - t0
-        assert_error_json(r, 504, "Gateway Timeout")
+        obj = assert_error_json(r, 504, "Gateway Timeout")
+        assert obj["detail"] == f"request timeout: {SVC} did not answer within --request_timeout=1s", obj
         assert 0.8 <= elapsed < 5, elapsed
     finally:
         silent.close()

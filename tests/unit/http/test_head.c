@@ -8,7 +8,10 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
+
 #include "http/head.h"
+#include "http/server.h"
 #include "util/error.h"
 
 static void test_header_lines(void **state)
@@ -87,13 +90,42 @@ static void test_request_line(void **state)
     mc_buf_close(&b);
 }
 
+/* The collector: borrowed pairs are kept as given, copies outlive their source and stay put
+ * while many more are added (more than one text block), and hop-by-hop names are known. */
+static void test_header_list(void **state)
+{
+    (void)state;
+    struct mc_http_header_list l;
+    mc_http_header_list_init(&l, 2);
+    const char *borrowed = "Content-Type";
+    mc_http_header_list_add(&l, borrowed, "application/json");
+    char name[32], value[600];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "X-H%d", i);
+        mc_http_header_list_add_copy(&l, name, value);
+    }
+    snprintf(name, sizeof name, "gone"); /* the source changes: the copies do not */
+    assert_int_equal(l.count, 21);
+    assert_ptr_equal(l.items[0].name, borrowed);
+    assert_string_equal(l.items[1].name, "X-H0");
+    assert_string_equal(l.items[20].name, "X-H19");
+    assert_string_equal(l.items[20].value, value);
+    assert_string_equal(l.items[1].value, value);
+    mc_http_header_list_close(&l);
+    mc_http_header_list_close(&l); /* idempotent */
+    assert_true(mc_http_hop_by_hop("connection"));
+    assert_true(mc_http_hop_by_hop("Transfer-Encoding"));
+    assert_false(mc_http_hop_by_hop("Content-Type"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_lines),
-        cmocka_unit_test(test_refused_values),
-        cmocka_unit_test(test_refused_names),
-        cmocka_unit_test(test_request_line),
+        cmocka_unit_test(test_header_lines),  cmocka_unit_test(test_refused_values),
+        cmocka_unit_test(test_refused_names), cmocka_unit_test(test_request_line),
+        cmocka_unit_test(test_header_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,210 @@
+/* Node choice, attempts, balancer accounting, the retry rule and the final error, once. */
+#include "upstream/upstream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util/alloc.h"
+#include "util/error.h"
+#include "util/units.h"
+
+#define MAX_VERSIONS 32
+
+struct mc_upstream {
+    uv_loop_t *loop;
+    struct mc_registry *registry;
+    struct mc_lb *lb;
+    struct mc_upstream_config config;
+    struct mc_log_limit log_limit; /* retried and failed calls, every caller together */
+    /* mc_upstream_addresses' scratch: the strings, their offsets, the pointers handed out */
+    struct mc_buf address_text;
+    size_t *address_offsets;
+    const char **addresses;
+    size_t address_cap;
+};
+
+struct mc_upstream *mc_upstream_new(uv_loop_t *loop, struct mc_registry *registry, struct mc_lb *lb,
+                                    const struct mc_upstream_config *config)
+{
+    struct mc_upstream *up = mc_calloc(1, sizeof *up);
+    up->loop = loop;
+    up->registry = registry;
+    up->lb = lb;
+    up->config = *config;
+    mc_buf_init(&up->address_text);
+    return up;
+}
+
+void mc_upstream_free(struct mc_upstream *up)
+{
+    if (!up)
+        return;
+    mc_buf_close(&up->address_text);
+    mc_free(up->address_offsets);
+    mc_free(up->addresses);
+    mc_free(up);
+}
+
+/* "host:port", "[v6]:port"; an empty host means this machine. */
+static void append_node_address(struct mc_buf *out, const struct mc_node *n)
+{
+    int v6 = strchr(n->address, ':') != NULL;
+    if (v6)
+        mc_buf_append(out, "[", 1);
+    mc_buf_append_str(out, n->address[0] ? n->address : "127.0.0.1");
+    mc_buf_append_str(out, v6 ? "]:" : ":");
+    mc_buf_append_uint(out, (unsigned)n->port);
+    mc_buf_append(out, "", 1);
+}
+
+const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *name, size_t *count)
+{
+    const struct mc_service *versions[MAX_VERSIONS];
+    size_t nv = mc_registry_lookup(up->registry, name, versions, MAX_VERSIONS);
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++)
+        total += versions[i]->node_count;
+    if (total > up->address_cap) {
+        up->address_cap = total;
+        up->address_offsets = mc_realloc(up->address_offsets, total * sizeof *up->address_offsets);
+        up->addresses = mc_realloc(up->addresses, total * sizeof *up->addresses);
+    }
+    mc_buf_reset(&up->address_text);
+    size_t k = 0;
+    for (size_t i = 0; i < nv; i++) {
+        for (size_t j = 0; j < versions[i]->node_count; j++) {
+            up->address_offsets[k++] = up->address_text.len;
+            append_node_address(&up->address_text, &versions[i]->nodes[j]);
+        }
+    }
+    /* Offsets first, pointers last: the text may move while it grows. */
+    for (size_t i = 0; i < k; i++)
+        up->addresses[i] = up->address_text.data + up->address_offsets[i];
+    *count = k;
+    return up->addresses;
+}
+
+void mc_upstream_try_init(struct mc_upstream_try *t, struct mc_upstream *up, const char *service,
+                          const char *method, const char *address, int timeout_status)
+{
+    *t = (struct mc_upstream_try){
+        .up = up,
+        .service = service,
+        .method = method,
+        .address = address && *address ? address : NULL,
+        .timeout_status = timeout_status,
+        .deadline_ms = uv_now(up->loop) + up->config.request_timeout_ms,
+    };
+}
+
+void mc_upstream_done(struct mc_upstream_try *t, int ok)
+{
+    if (!t->ep)
+        return;
+    uint64_t now = uv_now(t->up->loop);
+    mc_lb_call_done(t->ep, ok, (now - t->attempt_start_ms) * 1000);
+    t->ep = NULL;
+}
+
+void mc_upstream_try_close(struct mc_upstream_try *t)
+{
+    if (t->ep)
+        mc_upstream_done(t, 1);
+    for (size_t i = 0; i < t->tried_count; i++)
+        mc_free(t->tried[i]);
+    mc_free(t->tried);
+    t->tried = NULL;
+    t->tried_count = 0;
+    t->node = NULL;
+}
+
+void mc_upstream_log(const struct mc_upstream_try *t, const char *what, const char *why,
+                     size_t why_len)
+{
+    if (!mc_log_limit_take(&t->up->log_limit, uv_now(t->up->loop)))
+        return;
+    if (t->method)
+        mc_log_warn("call %s %s: %s: %.*s", t->service, t->method, what, (int)why_len, why);
+    else
+        mc_log_warn("proxy %s: %s: %.*s", t->service, what, (int)why_len, why);
+}
+
+/* The final error of a call whose last attempt failed with err at the transport: the detail
+ * names what was tried and the limit that was hit, so the error says what to look at. */
+static int transport_error(struct mc_upstream_try *t, int err, struct mc_buf *detail)
+{
+    if (err == MC_ETIMEDOUT) {
+        char limit[32];
+        mc_duration_text(limit, sizeof limit, t->up->config.request_timeout_ms);
+        mc_buf_appendf(detail, "request timeout: %s did not answer within --request_timeout=%s",
+                       t->service, limit);
+        return t->timeout_status;
+    }
+    mc_buf_appendf(detail, "service %s", t->service);
+    for (size_t i = 0; i < t->tried_count; i++)
+        mc_buf_appendf(detail, "%s%s", i ? ", " : ": ", t->tried[i]);
+    mc_buf_appendf(detail, ": %s", mc_strerror(err));
+    /* a refused head (MC_EHEADER) is the caller's value: nothing was sent, a 400 */
+    return err == MC_EHEADER ? 400 : 502;
+}
+
+int mc_upstream_next(struct mc_upstream_try *t, struct mc_buf *detail)
+{
+    struct mc_upstream *up = t->up;
+    uint64_t now = uv_now(up->loop);
+    if (now >= t->deadline_ms)
+        return transport_error(t, MC_ETIMEDOUT, detail);
+    const char *node;
+    if (t->address) {
+        node = t->address;
+    } else {
+        size_t n;
+        const char *const *addrs = mc_upstream_addresses(up, t->service, &n);
+        enum mc_lb_status status;
+        struct mc_lb_endpoint *ep = mc_lb_pick(
+            up->lb, t->service, addrs, n, (const char *const *)t->tried, t->tried_count, &status);
+        if (!ep) {
+            switch (status) {
+            case MC_LB_NO_NODES:
+                mc_buf_appendf(detail, "service %s: not found", t->service);
+                return 404;
+            case MC_LB_ALL_EJECTED:
+                mc_buf_appendf(detail, "service %s: service unavailable (every node ejected)",
+                               t->service);
+                return 503;
+            default:
+                return transport_error(t, t->last_err ? t->last_err : MC_EUNAVAIL, detail);
+            }
+        }
+        mc_lb_call_start(ep);
+        t->ep = ep;
+        node = mc_lb_endpoint_address(ep);
+    }
+    t->tried = mc_realloc(t->tried, (t->tried_count + 1) * sizeof *t->tried);
+    t->tried[t->tried_count++] = mc_strdup(node);
+    t->node = t->tried[t->tried_count - 1];
+    t->attempts++;
+    t->attempt_start_ms = now;
+    return 0;
+}
+
+uint64_t mc_upstream_remaining(const struct mc_upstream_try *t)
+{
+    uint64_t now = uv_now(t->up->loop);
+    return t->deadline_ms > now ? t->deadline_ms - now : 1;
+}
+
+int mc_upstream_failed(struct mc_upstream_try *t, int err, int retryable, struct mc_buf *detail)
+{
+    mc_upstream_done(t, err == MC_EHEADER); /* a refused head is no fault of the node */
+    t->last_err = err;
+    uint64_t now = uv_now(t->up->loop);
+    if (retryable && !t->address && t->attempts <= t->up->config.retries && now < t->deadline_ms) {
+        char what[300];
+        snprintf(what, sizeof what, "node %s failed, retrying on another node", t->node);
+        const char *why = mc_strerror(err);
+        mc_upstream_log(t, what, why, strlen(why));
+        return 0;
+    }
+    return transport_error(t, err, detail);
+}

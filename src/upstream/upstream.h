@@ -1,0 +1,87 @@
+/* Calls to a service's nodes, the part every caller shares (/rpc, path calls, the proxy; later
+ * gRPC and the CLI): pick a node the call has not tried yet, start an attempt, account it in
+ * the load balancer, decide whether a failure is retried, and map the final failure to an HTTP
+ * status and a detail naming the service, every node tried and the reason. What goes over the
+ * wire (JSON-RPC, a proxied request) stays with the caller. As in h2o, the balancer only
+ * chooses; the tried list lives here, one per call (struct mc_upstream_try). */
+#ifndef MC_UPSTREAM_UPSTREAM_H
+#define MC_UPSTREAM_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "lb/lb.h"
+#include "registry/registry.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+struct mc_upstream_config {
+    uint64_t request_timeout_ms; /* a whole call, retries included (--request_timeout) */
+    int retries;                 /* extra attempts after a retryable failure (--retries) */
+};
+
+struct mc_upstream;
+
+/* Creates the upstream over the registry's view and the balancer (neither owned; both must
+ * outlive it). Never NULL. */
+struct mc_upstream *mc_upstream_new(uv_loop_t *loop, struct mc_registry *registry, struct mc_lb *lb,
+                                    const struct mc_upstream_config *config);
+/* Frees what mc_upstream_new made. Accepts NULL. Every try must be closed first. */
+void mc_upstream_free(struct mc_upstream *up);
+
+/* The addresses ("host:port") of name's live nodes, across versions, for mc_lb_pick. They
+ * live in scratch storage of the upstream, reused by the next lookup: no allocation per
+ * request once it has grown. */
+const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *name, size_t *count);
+
+/* One call's attempts. Embedded in the caller's own call; everything it points to (service,
+ * method, address) is borrowed and must outlive it. */
+struct mc_upstream_try {
+    struct mc_upstream *up;
+    const char *service;
+    const char *method;  /* for the log ("call <service> <method>"); NULL: "proxy <service>" */
+    const char *address; /* a node named by the caller: tried alone, never retried */
+    int timeout_status;  /* the status a timeout maps to (408 for /rpc, 504 for a gateway) */
+    const char *node;    /* the attempt in flight (the last of tried); NULL before the first */
+    char **tried;        /* every node attempted, in order (owned) */
+    size_t tried_count;
+    int attempts;
+    int last_err; /* the last attempt's transport error */
+    uint64_t deadline_ms, attempt_start_ms;
+    struct mc_lb_endpoint *ep; /* the balancer's endpoint of the attempt in flight */
+};
+
+/* Starts a try (the deadline is now + --request_timeout). address NULL or "": the balancer
+ * picks. Allocates nothing. */
+void mc_upstream_try_init(struct mc_upstream_try *t, struct mc_upstream *up, const char *service,
+                          const char *method, const char *address, int timeout_status);
+/* Frees the tried list. An attempt still in flight is accounted as a success: the client
+ * left, the node did nothing wrong. Idempotent. */
+void mc_upstream_try_close(struct mc_upstream_try *t);
+
+/* Starts the next attempt: picks a node not tried yet (or the caller's address), accounts
+ * the start in the balancer and sets t->node. Returns 0, or the HTTP status of the call's
+ * final error with its detail appended to detail: 404 (no such service or no nodes), 503
+ * (every node ejected), the timeout status (the deadline passed), or the last attempt's
+ * error once every node was tried (see mc_upstream_failed). */
+int mc_upstream_next(struct mc_upstream_try *t, struct mc_buf *detail);
+/* Milliseconds left before the deadline, at least 1 (the budget of the attempt in flight). */
+uint64_t mc_upstream_remaining(const struct mc_upstream_try *t);
+/* The attempt in flight ended with an answer from the node: ok is zero when it counts as the
+ * node's failure (a 5xx, an invalid reply). Accounts it in the balancer. */
+void mc_upstream_done(struct mc_upstream_try *t, int ok);
+/* The attempt in flight failed at the transport (err; retryable as the HTTP client says: a
+ * connect failure, or a connection reset or closed before any byte of the reply). Accounts it
+ * (a head refused before sending, MC_EHEADER, is no fault of the node) and applies the retry
+ * rule (SPEC 4): retryable, no address named, within --retries and the deadline. Returns 0
+ * when the caller should start another attempt (mc_upstream_next), otherwise the final HTTP
+ * status with its detail appended to detail: the timeout status naming --request_timeout,
+ * 400 for MC_EHEADER, 502 naming the service, every node tried and the reason. */
+int mc_upstream_failed(struct mc_upstream_try *t, int err, int retryable, struct mc_buf *detail);
+/* One warn line "<call>: <what>: <why>", rate-limited across every call of the upstream so a
+ * storm cannot flood the log. why[0..why_len) may hold NULs. */
+void mc_upstream_log(const struct mc_upstream_try *t, const char *what, const char *why,
+                     size_t why_len);
+
+#endif

@@ -1,0 +1,177 @@
+/* The upstream module: node choice without repeats, the retry rule, balancer accounting and
+ * the final error mapping every caller shares, over the memory registry and a real balancer.
+ * The loop is never run: its time stands still, so only deadlines of 0 expire. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "registry/registry.h"
+#include "upstream/upstream.h"
+#include "util/error.h"
+
+#define SVC "go.micro.srv.foo"
+
+static uv_loop_t loop;
+static struct mc_registry *registry;
+static struct mc_lb *lb;
+
+static void registered(void *ctx, int err)
+{
+    (void)ctx;
+    assert_int_equal(err, 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    uv_loop_init(&loop);
+    struct mc_registry_config cfg = {0};
+    registry = mc_registry_new(&mc_registry_memory_ops, &cfg, NULL, 0);
+    struct mc_service s;
+    mc_service_init(&s);
+    s.name = strdup(SVC);
+    s.version = strdup("1");
+    mc_service_add_node(&s, "a", "127.0.0.1", 9001);
+    mc_service_add_node(&s, "b", "127.0.0.1", 9002);
+    mc_service_add_node(&s, "c", "127.0.0.1", 9003);
+    mc_registry_register(registry, &s, 0, 0, registered, NULL);
+    mc_service_close(&s);
+    lb = mc_lb_new(&mc_lb_roundrobin_ops, &mc_clock_monotonic, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mc_lb_free(lb);
+    mc_registry_free(registry, NULL, NULL);
+    uv_loop_close(&loop);
+    return 0;
+}
+
+static struct mc_upstream *new_upstream(uint64_t timeout_ms, int retries)
+{
+    struct mc_upstream_config cfg = {.request_timeout_ms = timeout_ms, .retries = retries};
+    return mc_upstream_new(&loop, registry, lb, &cfg);
+}
+
+/* Every node refusing: each is tried once (--retries=2), then one 502 names all three. */
+static void test_retries_every_node_then_names_them(void **state)
+{
+    (void)state;
+    struct mc_upstream *up = new_upstream(10000, 2);
+    struct mc_upstream_try t;
+    mc_upstream_try_init(&t, up, SVC, NULL, NULL, 504);
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(mc_upstream_next(&t, &detail), 0);
+        assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 0);
+    }
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_int_equal(t.tried_count, 3);
+    assert_string_not_equal(t.tried[0], t.tried[1]);
+    assert_string_not_equal(t.tried[1], t.tried[2]);
+    assert_string_not_equal(t.tried[0], t.tried[2]);
+    assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 502);
+    char want[256];
+    snprintf(want, sizeof want, "service %s: %s, %s, %s: connection refused", SVC, t.tried[0],
+             t.tried[1], t.tried[2]);
+    assert_string_equal(detail.data, want);
+    mc_buf_close(&detail);
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+}
+
+/* Fewer retries than nodes: the last failure is final even though nodes are left. A failure
+ * the client calls not retryable (bytes of the reply arrived) is final at once. */
+static void test_retry_limits(void **state)
+{
+    (void)state;
+    struct mc_upstream *up = new_upstream(10000, 0);
+    struct mc_upstream_try t;
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    mc_upstream_try_init(&t, up, SVC, "Foo.Bar", NULL, 408);
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 502);
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+
+    up = new_upstream(10000, 2);
+    mc_buf_reset(&detail);
+    mc_upstream_try_init(&t, up, SVC, "Foo.Bar", NULL, 408);
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_int_equal(mc_upstream_failed(&t, UV_ECONNRESET, 0, &detail), 502);
+    assert_non_null(strstr(detail.data, t.tried[0]));
+    /* a head refused before sending is the caller's: 400, and no retry */
+    mc_upstream_try_close(&t);
+    mc_buf_reset(&detail);
+    mc_upstream_try_init(&t, up, SVC, "Foo.Bar", NULL, 408);
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_int_equal(mc_upstream_failed(&t, MC_EHEADER, 0, &detail), 400);
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+    mc_buf_close(&detail);
+}
+
+/* A node named by the caller is tried alone, never retried, and named in the error. */
+static void test_direct_address(void **state)
+{
+    (void)state;
+    struct mc_upstream *up = new_upstream(10000, 2);
+    struct mc_upstream_try t;
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    mc_upstream_try_init(&t, up, SVC, "Foo.Bar", "127.0.0.1:1", 408);
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_string_equal(t.node, "127.0.0.1:1");
+    assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 502);
+    assert_string_equal(detail.data, "service " SVC ": 127.0.0.1:1: connection refused");
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+    mc_buf_close(&detail);
+}
+
+/* No such service: 404; a deadline already passed: the try's own timeout status, naming the
+ * flag that set it. */
+static void test_not_found_and_timeout(void **state)
+{
+    (void)state;
+    struct mc_upstream *up = new_upstream(10000, 2);
+    struct mc_upstream_try t;
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    mc_upstream_try_init(&t, up, "go.micro.srv.nobody", NULL, NULL, 504);
+    assert_int_equal(mc_upstream_next(&t, &detail), 404);
+    assert_string_equal(detail.data, "service go.micro.srv.nobody: not found");
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+
+    up = new_upstream(0, 2);
+    mc_buf_reset(&detail);
+    mc_upstream_try_init(&t, up, SVC, NULL, NULL, 504);
+    assert_int_equal(mc_upstream_next(&t, &detail), 504);
+    assert_non_null(strstr(detail.data, "request timeout: " SVC " did not answer within "
+                                        "--request_timeout="));
+    mc_upstream_try_close(&t);
+    mc_upstream_free(up);
+    mc_buf_close(&detail);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_retries_every_node_then_names_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_timeout, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
