@@ -16,9 +16,11 @@ from harness import wait_until
 CLF_TIME = r"\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]"
 
 
-def clf(method, path, status, referer="-", agent=r'[^"]*'):
+def clf(method, path, status, referer="-", agent=r'[^"]*', upstream="-"):
+    """The combined log format, then the node that answered and the time taken."""
     return re.compile(r"^127\.0\.0\.1 \S+ \S+ " + CLF_TIME + r' "' + method + " " + re.escape(path)
-                      + r' HTTP/1\.[01]" ' + str(status) + r' (\d+|-) "' + referer + r'" "' + agent + r'"$')
+                      + r' HTTP/1\.[01]" ' + str(status) + r' (\d+|-) "' + referer + r'" "' + agent
+                      + r'" upstream=' + upstream + r" duration=\d+ms$")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
