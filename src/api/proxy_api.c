@@ -194,7 +194,10 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
-    mc_http_request_set_upstream(req, p->node);
+    /* The request takes the node's address over for the access log: no retry follows. */
+    mc_http_request_give_upstream(req, p->tried[p->tried_count - 1]);
+    p->tried[p->tried_count - 1] = NULL;
+    p->node = req->upstream;
     /* The node's headers minus hop-by-hop ones (kept for an upgrade) and its framing: the
      * codec frames the body for this client. Interim 1xx heads never reach on_head. */
     struct mc_http_header stack[32];

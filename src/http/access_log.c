@@ -21,6 +21,6 @@ void mc_http_access_log_write(FILE *f, const struct mc_http_request *req, const 
             "%s - - [%s] \"%s %s HTTP/%d.%d\" %d %llu \"%s\" \"%s\" upstream=%s duration=%llums\n",
             peer, stamp, req->method_name ? req->method_name : "-", req->url ? req->url : "-",
             req->http_major, req->http_minor, req->status, (unsigned long long)req->bytes_sent,
-            referer ? referer : "-", ua ? ua : "-", req->upstream[0] ? req->upstream : "-", ms);
+            referer ? referer : "-", ua ? ua : "-", req->upstream ? req->upstream : "-", ms);
     fflush(f);
 }

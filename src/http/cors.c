@@ -78,5 +78,5 @@ size_t mc_cors_headers(const struct mc_cors *c, const char *origin,
 
 int mc_http_origin_allowed(const struct mc_http_request *req)
 {
-    return mc_cors_allowed(req->cors, mc_http_request_header(req, "Origin"));
+    return mc_cors_allowed(req->ops->cors(req), mc_http_request_header(req, "Origin"));
 }

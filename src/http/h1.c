@@ -43,6 +43,7 @@ struct h1_conn {
     enum hc_token last_token;
     struct mc_buf raw;      /* url and header strings, each NUL-terminated */
     struct mc_buf traw;     /* trailer strings, the same way (raw no longer grows then) */
+    struct mc_buf *strings; /* raw in a head, traw in trailers */
     size_t *header_offsets; /* (name, value) offset pairs into raw (traw for trailers) */
     size_t header_offsets_cap;
     size_t header_count;
@@ -139,7 +140,6 @@ static struct mc_http_request *request_new(struct h1_conn *hc)
     struct mc_http_request *req = mc_calloc(1, sizeof *req);
     req->ops = &h1_ops;
     req->stream = hc;
-    req->cors = &hc->server->cors;
     mc_buf_init(&req->body);
     return req;
 }
@@ -151,13 +151,18 @@ static void request_free(struct mc_http_request *req)
     mc_buf_close(&req->body);
     mc_free(req->headers);
     mc_free(req->trailers);
+    mc_free(req->upstream);
     mc_free(req);
 }
 
 static void reset_head_state(struct h1_conn *hc)
 {
     mc_buf_reset(&hc->raw);
-    mc_buf_reset(&hc->traw);
+    if (hc->traw.len)
+        mc_buf_reset(&hc->traw);
+    /* Header strings go to raw; trailer strings to traw, since the request's url and headers
+     * point into raw, which must not move once the head is complete. */
+    hc->strings = &hc->raw;
     hc->header_count = 0;
     hc->head_bytes = 0;
     hc->line_bytes = 0;
@@ -232,17 +237,10 @@ static void push_offset(struct h1_conn *hc, size_t off)
     hc->header_offsets[hc->header_count * 2] = off;
 }
 
-/* Header strings go to raw; trailer strings to traw, since the request's url and headers
- * point into raw, which must not move once the head is complete. */
-static struct mc_buf *strings(struct h1_conn *hc)
-{
-    return hc->in_trailers ? &hc->traw : &hc->raw;
-}
-
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct h1_conn *hc = hc_of(p);
-    struct mc_buf *b = strings(hc);
+    struct mc_buf *b = hc->strings;
     if (hc->last_token != TOK_FIELD) {
         if (hc->last_token != TOK_NONE)
             mc_buf_append(b, "", 1); /* terminate the url or the previous value */
@@ -261,7 +259,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct h1_conn *hc = hc_of(p);
-    struct mc_buf *b = strings(hc);
+    struct mc_buf *b = hc->strings;
     if (hc->last_token != TOK_VALUE) {
         /* The name is complete here: count Host fields now rather than search them later. */
         size_t name = hc->header_offsets[hc->header_count * 2];
@@ -315,6 +313,7 @@ static int on_headers_complete(llhttp_t *p)
     struct mc_http_request *req = hc->req;
     req->headers = fix_fields(hc, &hc->raw, &req->header_count);
     hc->in_trailers = 1; /* from here on, fields are trailers */
+    hc->strings = &hc->traw;
     hc->header_count = 0;
     hc->last_token = TOK_NONE;
     if (p->http_major != 1) {
@@ -495,7 +494,7 @@ static void h1_respond(struct mc_http_request *req, int status, const char *cont
     for (size_t i = 0; i < extra_count; i++)
         mc_buf_append_header(head, extra[i].name, extra[i].value);
     struct mc_http_header cors[MC_CORS_MAX_HEADERS];
-    size_t ncors = mc_cors_headers(req->cors, mc_http_request_header(req, "Origin"), cors);
+    size_t ncors = mc_cors_headers(&hc->server->cors, mc_http_request_header(req, "Origin"), cors);
     for (size_t i = 0; i < ncors; i++)
         mc_buf_append_header(head, cors[i].name, cors[i].value);
     end_head(hc, head);
@@ -1056,6 +1055,12 @@ static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
     return conn;
 }
 
+static const struct mc_cors *h1_cors(const struct mc_http_request *req)
+{
+    const struct h1_conn *hc = req->stream;
+    return &hc->server->cors;
+}
+
 static const struct mc_http_stream_ops h1_ops = {
     .respond = h1_respond,
     .begin = h1_begin,
@@ -1068,4 +1073,5 @@ static const struct mc_http_stream_ops h1_ops = {
     .resume = h1_resume,
     .peer = h1_peer,
     .upgrade = h1_upgrade,
+    .cors = h1_cors,
 };

@@ -42,10 +42,13 @@ void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t l
 
 void mc_http_request_set_upstream(struct mc_http_request *req, const char *address)
 {
-    /* a bounded copy into the request, which the access log reads after the handler is gone */
-    size_t n = address ? strnlen(address, sizeof req->upstream - 1) : 0;
-    memcpy(req->upstream, address ? address : "", n);
-    req->upstream[n] = '\0';
+    mc_http_request_give_upstream(req, address ? mc_strdup(address) : NULL);
+}
+
+void mc_http_request_give_upstream(struct mc_http_request *req, char *address)
+{
+    mc_free(req->upstream);
+    req->upstream = address;
 }
 
 void mc_http_respond(struct mc_http_request *req, int status, const char *content_type,

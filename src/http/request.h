@@ -31,8 +31,6 @@ enum {
 /* A response body of unknown length (the codec frames it: chunked on HTTP/1.1, read to the
  * close on HTTP/1.0). */
 #define MC_HTTP_LENGTH_UNKNOWN UINT64_MAX
-/* Room for the upstream node's address in the request (host:port; longer ones are cut). */
-#define MC_HTTP_UPSTREAM_MAX 64
 
 struct mc_http_header {
     const char *name;
@@ -64,13 +62,15 @@ struct mc_http_stream_ops {
     struct mc_conn *(*upgrade)(struct mc_http_request *req, int status,
                                const struct mc_http_header *headers, size_t count,
                                struct mc_buf *leftover);
+    /* The --cors list of the server the request came in on (NULL: none). */
+    const struct mc_cors *(*cors)(const struct mc_http_request *req);
 };
 
 struct mc_http_request {
     const struct mc_http_stream_ops *ops; /* the codec's; private */
     void *stream;                         /* the codec's state for this request; private */
-    const struct mc_cors *cors;           /* the server's --cors list */
     unsigned method_bit;
+    int upgrade; /* the client asks to switch protocols */
     const char *method_name;
     char *url; /* NUL-terminated request target */
     size_t url_len;
@@ -83,7 +83,6 @@ struct mc_http_request {
     struct mc_http_header *trailers; /* after the body ends (chunked trailers); else NULL */
     size_t trailer_count;
     int http_major, http_minor;
-    int upgrade; /* the client asks to switch protocols */
     /* The request body: content_length when has_content_length; chunked: a body of unknown
      * length follows. */
     uint64_t content_length;
@@ -95,13 +94,14 @@ struct mc_http_request {
     mc_http_abort_cb on_abort;
     mc_http_body_cb on_body;
     void *handler_data;
-    /* The node that answered (proxy, /rpc), for the access log: mc_http_request_set_upstream. */
-    char upstream[MC_HTTP_UPSTREAM_MAX];
+    /* The node that answered (proxy, /rpc), for the access log; owned by the request (set with
+     * mc_http_request_set_upstream or _give_upstream), NULL when none. */
+    char *upstream;
 
     /* Response bookkeeping (read by observers). */
     int status;
-    uint64_t bytes_sent; /* body bytes, without framing */
     int responded;
+    uint64_t bytes_sent; /* body bytes, without framing */
 };
 
 /* Finds header name (case-insensitive) in headers[0..count); NULL when absent. */
@@ -117,6 +117,9 @@ int mc_http_query_param(const struct mc_http_request *req, const char *name, cha
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len);
 /* Records the node that served the request (copied; NULL clears it) for the access log. */
 void mc_http_request_set_upstream(struct mc_http_request *req, const char *address);
+/* The same, taking address (mc_malloc'd) over: the request frees it. For a handler that holds
+ * the string already and is about to drop it (no copy on the proxy's hot path). */
+void mc_http_request_give_upstream(struct mc_http_request *req, char *address);
 
 /* ---- the response: either one mc_http_respond, or begin, write*, [trailers], end ---- */
 

@@ -37,7 +37,11 @@ enum mc_http_route_verdict mc_http_router_match(const struct mc_http_route *rout
             fallback = &routes[i];
             continue;
         }
-        if (strlen(routes[i].path) == len && memcmp(routes[i].path, path, len) == 0) {
+        /* the second byte rules most routes out without a strlen (this runs per request) */
+        const char *rp = routes[i].path;
+        if (len > 1 && rp[0] && rp[1] != path[1])
+            continue;
+        if (strlen(rp) == len && memcmp(rp, path, len) == 0) {
             r = &routes[i];
             break;
         }

@@ -167,11 +167,15 @@ static void call_free(struct mc_call *call)
 
 static void answer(struct mc_call *call, int status, const char *body, size_t len)
 {
-    struct mc_call_answer a = {status, body, len};
+    /* the node outlives the call until done has read it (the access log's upstream=) */
+    char *node = call->node;
+    call->node = NULL;
+    struct mc_call_answer a = {status, body, len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
+    mc_free(node);
 }
 
 /* One warn line per failed or retried call, rate-limited so a storm cannot flood the log. */
@@ -189,11 +193,14 @@ static void answer_error_n(struct mc_call *call, int status, const char *detail,
     struct mc_buf b;
     mc_buf_init(&b);
     mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
-    struct mc_call_answer a = {status, b.data, b.len};
+    char *node = call->node;
+    call->node = NULL;
+    struct mc_call_answer a = {status, b.data, b.len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
+    mc_free(node);
     mc_buf_close(&b);
 }
 
