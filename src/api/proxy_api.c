@@ -208,7 +208,10 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
         const char *name = head->headers[i].name;
         if (!head->upgrade && mc_http_hop_by_hop(name))
             continue;
-        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
+        /* framing is the codec's; the first letter rules most names out without a call */
+        int first = tolower((unsigned char)name[0]);
+        if ((first == 'c' && strcasecmp(name, "Content-Length") == 0) ||
+            (first == 't' && strcasecmp(name, "Transfer-Encoding") == 0))
             continue;
         out[n++] = head->headers[i];
     }

@@ -126,6 +126,13 @@ static void h1_peer(const struct mc_http_request *req, char *buf, size_t len)
     buf[n] = '\0';
 }
 
+/* The observer and the access log see a finished request (the peer is looked up only then). */
+static void report(struct h1_conn *hc, const struct mc_http_request *req)
+{
+    if (mc_http_server_reports(hc->server))
+        mc_http_server_report(hc->server, req, conn_peer(hc));
+}
+
 static struct mc_buf *scratch(struct h1_conn *hc)
 {
     struct mc_buf *b = &hc->server->scratch; /* reused: no allocation per response */
@@ -242,8 +249,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     struct h1_conn *hc = hc_of(p);
     struct mc_buf *b = hc->strings;
     if (hc->last_token != TOK_FIELD) {
-        if (hc->last_token != TOK_NONE)
-            mc_buf_append(b, "", 1); /* terminate the url or the previous value */
+        /* terminate the url or the previous value (trailers start with a spare NUL) */
+        mc_buf_append(b, "", 1);
         if (hc->header_count >= MC_HTTP_MAX_HEADERS) {
             hc->error_status = 431;
             return HPE_USER;
@@ -263,7 +270,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (hc->last_token != TOK_VALUE) {
         /* The name is complete here: count Host fields now rather than search them later. */
         size_t name = hc->header_offsets[hc->header_count * 2];
-        if (!hc->in_trailers && b->len - name == 4 && strncasecmp(b->data + name, "host", 4) == 0)
+        if (b->len - name == 4 && strncasecmp(b->data + name, "host", 4) == 0)
             hc->host_count++;
         mc_buf_append(b, "", 1);
         hc->header_offsets[hc->header_count * 2 + 1] = b->len;
@@ -663,7 +670,7 @@ static void h1_resume(struct mc_http_request *req)
 static void finish_request(struct h1_conn *hc)
 {
     struct mc_http_request *req = hc->req;
-    mc_http_server_request_done(hc->server, req, conn_peer(hc));
+    report(hc, req);
     int close_after = hc->close_after || hc->error_status;
     hc->req = NULL;
     hc->drain_cb = NULL;
@@ -954,7 +961,7 @@ static void conn_close(struct h1_conn *hc, int now)
     if (aborted && req->on_abort)
         req->on_abort(req);
     else if (req && req->responded)
-        mc_http_server_request_done(hc->server, req, conn_peer(hc));
+        report(hc, req);
     request_free(req);
     uv_timer_stop(&hc->timer);
     uv_close((uv_handle_t *)&hc->timer, on_timer_closed);
@@ -976,10 +983,11 @@ int mc_h1_idle(const struct mc_http_server_link *link)
 
 void mc_h1_accept(struct mc_http_server *s, uv_stream_t *listener)
 {
+    struct mc_conn *conn = mc_calloc(1, sizeof *conn);
     struct h1_conn *hc = mc_calloc(1, sizeof *hc);
     hc->server = s;
     hc->link.conn = hc;
-    hc->conn = mc_calloc(1, sizeof *hc->conn);
+    hc->conn = conn;
     if (mc_conn_init_tcp(hc->conn, s->net) < 0) {
         mc_free(hc->conn);
         mc_free(hc);
@@ -1038,7 +1046,7 @@ static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
     mc_buf_init(&hc->inbuf);
     req->status = status;
     req->responded = 1;
-    mc_http_server_request_done(s, req, conn_peer(hc));
+    report(hc, req);
     hc->req = NULL;
     request_free(req);
     hc->state = HC_UPGRADED;

@@ -70,7 +70,10 @@ struct mc_http_request {
     const struct mc_http_stream_ops *ops; /* the codec's; private */
     void *stream;                         /* the codec's state for this request; private */
     unsigned method_bit;
-    int upgrade; /* the client asks to switch protocols */
+    unsigned upgrade : 1;            /* the client asks to switch protocols */
+    unsigned has_content_length : 1; /* the body's length is content_length */
+    unsigned chunked : 1;            /* a body of unknown length follows */
+    unsigned responded : 1;          /* the response is complete (set by the codec) */
     const char *method_name;
     char *url; /* NUL-terminated request target */
     size_t url_len;
@@ -83,11 +86,8 @@ struct mc_http_request {
     struct mc_http_header *trailers; /* after the body ends (chunked trailers); else NULL */
     size_t trailer_count;
     int http_major, http_minor;
-    /* The request body: content_length when has_content_length; chunked: a body of unknown
-     * length follows. */
-    uint64_t content_length;
-    int has_content_length, chunked;
-    struct mc_buf body; /* buffered routes: the whole body */
+    uint64_t content_length; /* when has_content_length */
+    struct mc_buf body;      /* buffered routes: the whole body */
     uint64_t start_ms;
 
     /* Set by the handler. */
@@ -100,7 +100,6 @@ struct mc_http_request {
 
     /* Response bookkeeping (read by observers). */
     int status;
-    int responded;
     uint64_t bytes_sent; /* body bytes, without framing */
 };
 

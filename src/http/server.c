@@ -19,8 +19,8 @@ static void server_release(struct mc_http_server *s)
     mc_free(s);
 }
 
-void mc_http_server_request_done(struct mc_http_server *s, const struct mc_http_request *req,
-                                 const char *peer)
+void mc_http_server_report(struct mc_http_server *s, const struct mc_http_request *req,
+                           const char *peer)
 {
     if (s->observer)
         s->observer(s->observer_ctx, req);

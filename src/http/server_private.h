@@ -38,9 +38,14 @@ struct mc_http_server {
     int port;
 };
 
-/* A request is finished (answered, or upgraded): the observer and the access log see it. */
-void mc_http_server_request_done(struct mc_http_server *s, const struct mc_http_request *req,
-                                 const char *peer);
+/* A request is finished (answered, or upgraded): the observer and the access log see it.
+ * peer is read only when there is an access log. */
+void mc_http_server_report(struct mc_http_server *s, const struct mc_http_request *req,
+                           const char *peer);
+static inline int mc_http_server_reports(const struct mc_http_server *s)
+{
+    return s->observer || s->access_log; /* checked inline: most requests have neither */
+}
 /* The connection stops being served (closed or upgraded): out of the list and the count; may
  * finish a drain. */
 void mc_http_server_unlink(struct mc_http_server *s, struct mc_http_server_link *link);
