@@ -44,6 +44,7 @@ static void test_line(void **state)
     assert_non_null(rest);
     assert_string_equal(rest, "] \"GET /foo/bar?x=1 HTTP/1.1\" 200 42 \"http://r/\" \"curl/8\" "
                               "upstream=127.0.0.1:9090 duration=250ms\n");
+    mc_http_request_set_upstream(&req, NULL); /* frees the copy */
 
     /* no node, a refused head (no method or url yet) */
     struct mc_http_request bad = {.http_major = 1, .http_minor = 1, .status = 400};
