@@ -34,7 +34,7 @@ struct proxy {
     int has_body, body_done;
     struct mc_buf replay;
     int replay_overflow;
-    int got_head, chunked_out, keep_alive;
+    int got_head;
 };
 
 static void proxy_free(struct proxy *p)
@@ -98,10 +98,7 @@ static void tunnel_closed(struct mc_conn *c)
 {
     struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
-    if (c == t->client)
-        mc_http_upgraded_conn_free(c);
-    else
-        mc_http_client_conn_free(c);
+    mc_http_conn_free(c);
     if (--t->open > 0) {
         mc_conn_close(other, 0);
         return;
@@ -123,11 +120,10 @@ void mc_api_proxy_close_tunnels(struct mc_api *api)
     }
 }
 
-static void start_tunnel(struct proxy *p, struct mc_buf *head)
+static void start_tunnel(struct proxy *p, int status, const struct mc_http_header *headers,
+                         size_t count)
 {
     struct mc_http_request *req = p->req;
-    mc_http_respond_raw_begin(req, 101);
-    mc_http_respond_raw_write(req, head->data, head->len);
     struct mc_buf from_client, from_node;
     struct mc_proxy_tunnel *t = mc_calloc(1, sizeof *t);
     t->api = p->api;
@@ -137,7 +133,7 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
     t->api->tunnels = t;
     t->node = mc_http_call_take_conn(p->call, &from_node);
     p->call = NULL;
-    t->client = mc_http_upgrade(req, &from_client);
+    t->client = mc_http_upgrade(req, status, headers, count, &from_client);
     p->req = NULL;
     t->open = 2;
     struct mc_conn *ends[2] = {t->client, t->node};
@@ -159,12 +155,14 @@ static void start_tunnel(struct proxy *p, struct mc_buf *head)
 
 /* ---- the response: node -> client ---- */
 
-/* 204 and 304 end at their head whatever the node framed (RFC 9112 6.3): the HTTP client
- * drops bytes sent after it (and does not reuse that connection), and the client is sent
- * neither a length nor a body. Interim 1xx heads never reach on_head. */
-static int no_body_status(int status)
+/* Past the client's high-water mark the node is paused until the client takes its output;
+ * a client that takes none of it for --proxy_idle_timeout is dropped (its request aborts,
+ * which cancels the node call), so a reader that stopped cannot hold both ends for ever. */
+static void download_drained(struct mc_http_request *req)
 {
-    return status == 204 || status == 304;
+    struct proxy *p = req->handler_data;
+    if (p && p->call)
+        mc_http_call_resume(p->call);
 }
 
 static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
@@ -186,75 +184,48 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
-    struct mc_buf *out = mc_http_scratch(req);
-    mc_http_status_line(out, head->status);
+    /* The request takes the node's address over for the access log: no retry follows. */
+    mc_http_request_give_upstream(req, p->try.tried[p->try.tried_count - 1]);
+    p->try.tried[p->try.tried_count - 1] = NULL;
+    p->node = p->try.node = req->upstream;
+    /* The node's headers minus hop-by-hop ones (kept for an upgrade) and its framing: the
+     * codec frames the body for this client. Interim 1xx heads never reach on_head. */
+    struct mc_http_header stack[32];
+    struct mc_http_header *out =
+        head->header_count <= 32 ? stack : mc_calloc(head->header_count, sizeof *out);
+    size_t n = 0;
     for (size_t i = 0; i < head->header_count; i++) {
         const char *name = head->headers[i].name;
         if (!head->upgrade && mc_http_hop_by_hop(name))
             continue;
-        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
+        /* framing is the codec's; the first letter rules most names out without a call */
+        int first = tolower((unsigned char)name[0]);
+        if ((first == 'c' && strcasecmp(name, "Content-Length") == 0) ||
+            (first == 't' && strcasecmp(name, "Transfer-Encoding") == 0))
             continue;
-        mc_buf_append_header(out, name, head->headers[i].value);
+        out[n++] = head->headers[i];
     }
     if (head->upgrade) {
-        mc_buf_append_str(out, "\r\n");
-        start_tunnel(p, out);
+        start_tunnel(p, head->status, out, n);
         proxy_free(p);
-        return;
-    }
-    p->keep_alive = req->keep_alive;
-    if (no_body_status(head->status)) {
-        /* no body, no length */
-    } else if (head->has_content_length) {
-        mc_buf_append_str(out, "Content-Length: ");
-        mc_buf_append_uint(out, head->content_length);
-        mc_buf_append_str(out, "\r\n");
-    } else if (req->method_bit == MC_HTTP_HEAD) {
-        /* no body follows: nothing to frame */
-    } else if (req->http_minor >= 1) {
-        mc_buf_append_str(out, "Transfer-Encoding: chunked\r\n");
-        p->chunked_out = 1;
     } else {
-        p->keep_alive = 0; /* an HTTP/1.0 client reads to the close */
+        mc_http_response_begin(req, head->status, out, n,
+                               head->has_content_length ? head->content_length
+                                                        : MC_HTTP_LENGTH_UNKNOWN);
     }
-    if (!p->keep_alive)
-        mc_buf_append_str(out, "Connection: close\r\n");
-    mc_buf_append_str(out, "\r\n");
-    mc_http_respond_raw_begin(req, head->status);
-    mc_http_respond_raw_write(req, out->data, out->len);
-}
-
-static void download_drained(struct mc_http_request *req)
-{
-    struct proxy *p = req->handler_data;
-    if (p && p->call)
-        mc_http_call_resume(p->call);
+    if (out != stack)
+        mc_free(out);
 }
 
 static void on_node_body(struct mc_http_call *call, const char *data, size_t len, void *ctx)
 {
     struct proxy *p = ctx;
     struct mc_http_request *req = p->req;
-    if (p->chunked_out) {
-        /* the chunk-size line, "<hex>\r\n", written backwards */
-        char size[24];
-        size_t n = sizeof size;
-        size[--n] = '\n';
-        size[--n] = '\r';
-        size_t v = len;
-        do {
-            size[--n] = "0123456789abcdef"[v & 15];
-            v >>= 4;
-        } while (v);
-        mc_http_respond_raw_write(req, size + n, sizeof size - n);
-        mc_http_respond_raw_write(req, data, len);
-        mc_http_respond_raw_write(req, "\r\n", 2);
-    } else {
-        mc_http_respond_raw_write(req, data, len);
-    }
+    mc_http_response_write(req, data, len);
     if (mc_http_request_pending_output(req) > PROXY_HIGH_WATER) {
         mc_http_call_pause(call);
-        mc_http_request_on_drain(req, download_drained);
+        mc_http_request_on_drain_within(req, download_drained,
+                                        p->api->config->proxy_idle_timeout_ms);
     }
 }
 
@@ -267,6 +238,7 @@ static void respond_failure(struct proxy *p, int status, struct mc_buf *detail)
     struct mc_http_request *req = p->req;
     if (status >= 500)
         mc_upstream_log(&p->try, "failed", detail->data, detail->len);
+    mc_http_request_set_upstream(req, p->node); /* the last node tried, for the access log */
     proxy_free(p);
     mc_http_respond_error(req, status, PROXY_ID, detail->data);
     mc_buf_close(detail);
@@ -279,13 +251,9 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
     struct mc_http_request *req = p->req;
     p->call = NULL;
     if (p->got_head) {
-        if (err == 0 && p->chunked_out)
-            mc_http_respond_raw_write(req, "0\r\n\r\n", 5);
-        /* A node failing mid-body: closing is the only honest end left. So is a body that
-         * on_head framed by the close (an HTTP/1.0 client, even one asking for keep-alive). */
-        int keep_alive = err == 0 && p->keep_alive;
+        /* A node failing mid-body: the codec shows the client a cut body (HTTP/1: it closes). */
         proxy_free(p);
-        mc_http_respond_raw_end(req, keep_alive);
+        mc_http_response_end(req, err == 0);
         return;
     }
     /* Nothing reached the client yet: the upstream's retry rule, plus ours (the body sent so

@@ -27,6 +27,7 @@ static void rpc_done(void *ctx, const struct mc_call_answer *a)
     mc_free(w);
     req->on_abort = NULL;
     req->handler_data = NULL;
+    mc_http_request_set_upstream(req, a->node);
     mc_http_respond(req, a->status, "application/json", NULL, 0, a->body, a->len);
 }
 

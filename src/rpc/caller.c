@@ -70,13 +70,28 @@ static void call_free(struct mc_call *call)
     mc_free(call);
 }
 
+/* The node of the last attempt, taken out of the tried list so that it outlives the call until
+ * done has read it (the access log's upstream=); NULL when no node was tried. */
+static char *take_node(struct mc_call *call)
+{
+    struct mc_upstream_try *t = &call->try;
+    if (!t->tried_count)
+        return NULL;
+    char *node = t->tried[t->tried_count - 1];
+    t->tried[t->tried_count - 1] = NULL;
+    t->node = NULL;
+    return node;
+}
+
 static void answer(struct mc_call *call, int status, const char *body, size_t len)
 {
-    struct mc_call_answer a = {status, body, len};
+    char *node = take_node(call);
+    struct mc_call_answer a = {status, body, len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
+    mc_free(node);
 }
 
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
@@ -87,11 +102,13 @@ static void answer_error_n(struct mc_call *call, int status, const char *detail,
     struct mc_buf b;
     mc_buf_init(&b);
     mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
-    struct mc_call_answer a = {status, b.data, b.len};
+    char *node = take_node(call);
+    struct mc_call_answer a = {status, b.data, b.len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
+    mc_free(node);
     mc_buf_close(&b);
 }
 

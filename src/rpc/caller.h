@@ -31,6 +31,7 @@ struct mc_call_answer {
     int status;
     const char *body;
     size_t len;
+    const char *node; /* the node of the last attempt ("host:port"); NULL when none was tried */
 };
 typedef void (*mc_call_done_cb)(void *ctx, const struct mc_call_answer *answer);
 

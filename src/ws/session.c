@@ -99,7 +99,7 @@ static void on_conn_closed(struct mc_conn *c)
     struct mc_ws_session *s = c->data;
     end_session(s, MC_WS_CLOSE_ABNORMAL);
     s->conn = NULL;
-    mc_http_upgraded_conn_free(c);
+    mc_http_conn_free(c);
     close_timer(s);
     release(s);
 }
@@ -318,18 +318,13 @@ struct mc_ws_session *mc_ws_session_accept(struct mc_http_request *req, struct m
     if (!s->cfg.close_timeout_ms)
         s->cfg.close_timeout_ms = MC_WS_SESSION_CLOSE_MS;
 
-    s->conn = mc_http_upgrade(req, &s->leftover);
+    const struct mc_http_header head[] = {
+        {"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Accept", accept}};
+    s->conn = mc_http_upgrade(req, 101, head, sizeof head / sizeof head[0], &s->leftover);
     s->conn->data = s;
     s->conn->on_read = on_read;
     s->conn->on_close = on_conn_closed;
-    s->conn->on_drain = on_drain;
-    mc_conn_read_stop(s->conn); /* until mc_ws_session_start() */
-
-    struct mc_buf head;
-    mc_buf_init(&head);
-    mc_ws_write_handshake_response(&head, accept, NULL);
-    mc_conn_write_copy(s->conn, head.data, head.len);
-    mc_buf_close(&head);
+    s->conn->on_drain = on_drain; /* reading stays stopped until mc_ws_session_start() */
 
     const struct mc_ws_callbacks cbs = {.on_message = codec_message,
                                         .on_close = codec_close,

@@ -232,6 +232,8 @@ def test_body_over_max_body_size_413_and_close(micro):
         c.send(http_req("POST", "/registry", [("Content-Type", "application/json")], body=big))
         r = c.read_response()
         assert r.status == 413, r
+        # the detail names the flag and its value, as the user set it
+        assert r.json()["detail"] == "request body over --max_body_size=1KiB", r
         assert c.closed_by_peer(3)
     assert sc.lookup("big.svc").status == 404
     assert_still_serving(sc)
@@ -246,6 +248,7 @@ def test_chunked_body_over_max_body_size_413(micro):
         c.send(http_req("POST", "/registry", [("Transfer-Encoding", "chunked")]) + body)
         r = c.read_response()
         assert r.status == 413, r
+        assert r.json()["detail"] == "request body over --max_body_size=1KiB", r
         assert c.closed_by_peer(3)
     assert_still_serving(sc)
 
@@ -272,6 +275,7 @@ def test_slow_head_408_after_10s(sidecar):
         r = c.read_response()
         elapsed = time.monotonic() - start
         assert r.status == 408, r
+        assert r.json()["detail"] == "request head not complete within 10s", r
         assert 9 <= elapsed <= 14, f"408 after {elapsed:.1f}s, expected ~10s"
         assert c.closed_by_peer(3)
     assert_still_serving(sidecar)

@@ -195,3 +195,31 @@ def test_websocket_tunnel_open_at_shutdown_is_closed(micro, app):
         read_to_close(sock, 5)
     finally:
         sock.close()
+
+
+@pytest.mark.timeout_s(60)
+def test_download_to_a_client_that_stopped_reading_is_dropped(micro, app):
+    """A client reads the head of a big proxied download and then never reads again: the proxy
+    pauses the node once the client's output is over the high-water mark, and when none of it
+    drains for --proxy_idle_timeout the client's connection is closed and the node call
+    cancelled (before, the paused download held both connections for ever)."""
+    sc = micro("--handler=proxy", "--proxy_idle_timeout=1s")
+    assert sc.register(service(SVC, [app.node()])).status == 200
+    pid = sc.proc.pid
+    base = fd_count(pid)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.settimeout(10)
+    c.connect((HOST, sc.port))
+    try:
+        # 2000 chunks of 64 KiB: far more than the socket buffers and the high-water mark
+        c.sendall(http_req("GET", "/foo/x/chunked?n=2000&size=65536"))
+        head = c.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        # The head came: the client's connection and the node call are open now; before the
+        # bound they stayed open for ever.
+        wait_until(lambda: fd_count(pid) <= base, 20,
+                   message="the stuck client's connection and its node call closed")
+        assert served(sc)
+    finally:
+        c.close()

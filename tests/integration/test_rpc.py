@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from harness import HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service
+from harness import HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service, wait_until
 
 SVC = "go.micro.srv.example"
 
@@ -635,3 +635,20 @@ def test_json_body_without_json_content_type_says_so(sidecar, ctype):
     assert obj["detail"].startswith("invalid service: the body looks like JSON"), obj
     assert "send Content-Type: application/json" in obj["detail"], obj
     assert (f'"{ctype}"' if ctype else "missing") in obj["detail"], obj
+
+
+def test_access_log_names_the_node_called(micro, apps):
+    """/rpc reports the node it used through the request: the access-log line ends with
+    upstream=<that node> (and upstream=- when no node was tried)."""
+    sc = micro("--access_log=-")
+    (a,) = apps(1)
+    register(sc, SVC, [a])
+    assert rpc(sc, {"service": SVC, "method": "Test.Echo", "request": {}}).status == 200
+    assert rpc(sc, {"service": "go.micro.srv.none", "method": "X.Y"}).status == 404
+    node = f"upstream={a.node()['address']}:{a.node()['port']} duration="
+
+    def lines():
+        return [ln for ln in sc.stderr().splitlines() if '"POST /rpc HTTP/1.1"' in ln]
+    got = wait_until(lambda: len(lines()) >= 2 and lines(), 5, message="two /rpc log lines")
+    assert node in got[0], got
+    assert " 404 " in got[1] and "upstream=- duration=" in got[1], got

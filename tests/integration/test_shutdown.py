@@ -16,9 +16,11 @@ from harness import wait_until
 CLF_TIME = r"\[\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]"
 
 
-def clf(method, path, status, referer="-", agent=r'[^"]*'):
+def clf(method, path, status, referer="-", agent=r'[^"]*', upstream="-"):
+    """The combined log format, then the node that answered and the time taken."""
     return re.compile(r"^127\.0\.0\.1 \S+ \S+ " + CLF_TIME + r' "' + method + " " + re.escape(path)
-                      + r' HTTP/1\.[01]" ' + str(status) + r' (\d+|-) "' + referer + r'" "' + agent + r'"$')
+                      + r' HTTP/1\.[01]" ' + str(status) + r' (\d+|-) "' + referer + r'" "' + agent
+                      + r'" upstream=' + upstream + r" duration=\d+ms$")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -147,3 +149,23 @@ def test_access_log_file(micro, tmp_path):
     assert clf("DELETE", "/registry", 400).match(got[1]), got
     assert not any(clf("GET", "/registry?service=go.micro.sidecar", 200).match(ln)
                    for ln in sc.stderr().splitlines()), "access log also went to stderr"
+
+
+def test_access_log_names_the_upstream_node(micro, tmp_path):
+    """A proxied request's line ends with the node that answered it and the time taken; the
+    sidecar's own answers say upstream=-."""
+    app = harness.AppProcess(tmp_path, "http_app.py", "a")
+    try:
+        sc = micro("--handler=proxy", "--access_log=-")
+        n = app.node()
+        assert sc.register(harness.service("go.micro.srv.foo", [n])).status == 200
+        assert sc.get("/foo/x?y=1").status == 200
+        assert sc.get("/nosuchservice/x").status in (404, 502, 503)
+        node = re.escape(f"{n['address']}:{n['port']}")
+        proxied = clf("GET", "/foo/x?y=1", 200, upstream=node)
+        wait_until(lambda: any(proxied.match(ln) for ln in sc.stderr().splitlines()), 5,
+                   message="the proxied request's access-log line with upstream=" + node)
+        own = clf("POST", "/registry", 200)
+        assert any(own.match(ln) for ln in sc.stderr().splitlines()), sc.stderr()
+    finally:
+        app.stop()
