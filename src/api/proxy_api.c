@@ -98,7 +98,7 @@ static void tunnel_closed(struct mc_conn *c)
 {
     struct mc_proxy_tunnel *t = c->data;
     struct mc_conn *other = peer_of(t, c);
-    mc_http_conn_free(c);
+    mc_conn_free(c);
     if (--t->open > 0) {
         mc_conn_close(other, 0);
         return;

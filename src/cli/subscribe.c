@@ -182,7 +182,7 @@ static void on_conn_close(struct mc_conn *c)
 {
     struct sub *s = c->data;
     s->conn = NULL;
-    mc_http_client_conn_free(c);
+    mc_conn_free(c);
     finish(s, s->code);
 }
 

@@ -26,7 +26,7 @@ enum call_state {
 
 struct pool_host;
 
-/* A client connection. conn comes first: mc_http_client_conn_free gets the mc_conn back. */
+/* A client connection. conn comes first: mc_conn_free frees the whole block from the mc_conn. */
 struct cconn {
     struct mc_conn conn;
     struct mc_http_client *client; /* NULL once taken by an upgrade */
@@ -984,11 +984,6 @@ struct mc_conn *mc_http_call_take_conn(struct mc_http_call *call, struct mc_buf 
     call_release(call);
     client_unref(client);
     return &cc->conn;
-}
-
-void mc_http_client_conn_free(struct mc_conn *conn)
-{
-    mc_free((struct cconn *)conn);
 }
 
 /* ---------- the client ---------- */

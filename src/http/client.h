@@ -115,11 +115,9 @@ const struct mc_buf *mc_http_call_body(const struct mc_http_call *call);
 void mc_http_call_cancel(struct mc_http_call *call);
 /* Inside on_head that reported a 101 upgrade: takes the raw connection (still reading: the
  * caller sets data and on_read before returning, sets on_close, and closes it; free it from
- * on_close with mc_http_client_conn_free) and moves the bytes already received after the head
+ * on_close with mc_conn_free) and moves the bytes already received after the head
  * into *leftover (initialized here; the caller closes it). The call ends without on_done.
  * NULL (and an empty leftover) when there is no upgrade to take. */
 struct mc_conn *mc_http_call_take_conn(struct mc_http_call *call, struct mc_buf *leftover);
-/* Frees a connection taken with mc_http_call_take_conn, from its on_close callback. */
-void mc_http_client_conn_free(struct mc_conn *conn);
 
 #endif

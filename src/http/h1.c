@@ -945,7 +945,7 @@ static void on_conn_closed(struct mc_conn *c)
     if (hc->state != HC_CLOSED)
         conn_close(hc, 1);
     hc->conn = NULL;
-    mc_http_conn_free(c);
+    mc_conn_free(c);
     hc_release(hc);
 }
 

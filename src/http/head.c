@@ -48,23 +48,6 @@ static size_t token_len(const char *s)
     return s[n] == '\0' ? n : 0;
 }
 
-/* Copies the line in one reservation: the hot path of every proxied request. */
-static void put_line(struct mc_buf *b, const char *name, size_t nl, const char *value, size_t vl)
-{
-    mc_buf_reserve(b, nl + vl + 4);
-    char *p = b->data + b->len;
-    memcpy(p, name, nl);
-    p += nl;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value, vl);
-    p += vl;
-    *p++ = '\r';
-    *p++ = '\n';
-    b->len = (size_t)(p - b->data);
-    b->data[b->len] = '\0';
-}
-
 int mc_http_head_request_line(struct mc_buf *b, const char *method, const char *target)
 {
     size_t ml = token_len(method);
@@ -93,7 +76,7 @@ int mc_http_head_append(struct mc_buf *b, const char *name, const char *value)
     size_t vl = (size_t)(cr - value);
     if (nl == 0 || nl > INT_MAX || *cr || memchr(value, '\n', vl))
         return MC_EHEADER;
-    put_line(b, name, nl, value, vl);
+    mc_buf_append_header_n(b, name, nl, value, vl);
     return (int)nl;
 }
 
@@ -103,7 +86,7 @@ int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, c
     if (!mc_http_is_token(name, name_len) || memchr(value, '\r', value_len) ||
         memchr(value, '\n', value_len) || memchr(value, '\0', value_len))
         return MC_EHEADER;
-    put_line(b, name, name_len, value, value_len);
+    mc_buf_append_header_n(b, name, name_len, value, value_len);
     return 0;
 }
 

@@ -113,8 +113,3 @@ struct mc_conn *mc_http_upgrade(struct mc_http_request *req, int status,
 {
     return req->ops->upgrade(req, status, headers, count, leftover);
 }
-
-void mc_http_conn_free(struct mc_conn *conn)
-{
-    mc_free(conn);
-}

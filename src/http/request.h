@@ -159,15 +159,11 @@ void mc_http_request_resume(struct mc_http_request *req);
 /* Answers status (101) with headers (sent as given, Connection and Upgrade included) and
  * detaches the client's transport from the HTTP layer, whose state for the connection is freed.
  * The caller owns the returned connection from now on: it sets conn->data/on_read/on_drain/
- * on_close, must close it, and frees it with mc_http_conn_free from on_close. Reading is
+ * on_close, must close it, and frees it with mc_conn_free from on_close. Reading is
  * stopped. leftover receives the bytes that arrived after the head (initialized here; the
  * caller closes it). The request is finished (observers see the status). */
 struct mc_conn *mc_http_upgrade(struct mc_http_request *req, int status,
                                 const struct mc_http_header *headers, size_t count,
                                 struct mc_buf *leftover);
-/* Frees a connection handed over by the HTTP layer, whichever side made it (mc_http_upgrade
- * on the server, mc_http_call_take_conn on the client): both hand over a connection that is
- * its own allocation (the client's starts its block). Call from the connection's on_close. */
-void mc_http_conn_free(struct mc_conn *conn);
 
 #endif

@@ -415,3 +415,8 @@ int mc_net_parse_address(const char *text, struct sockaddr_storage *out)
         return 0;
     return MC_EINVAL;
 }
+
+void mc_conn_free(struct mc_conn *c)
+{
+    mc_free(c);
+}

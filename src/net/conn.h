@@ -149,6 +149,10 @@ static inline size_t mc_conn_pending(const struct mc_conn *c)
 {
     return c->queued_bytes;
 }
+/* Frees a connection that is its own heap block, as every connection the HTTP layer hands over
+ * is (mc_http_upgrade on the server, mc_http_call_take_conn on the client: one way whichever
+ * side made it). Call from the connection's on_close. */
+void mc_conn_free(struct mc_conn *c);
 /* Closes after the queue is flushed (graceful, at most MC_CONN_LINGER_MS: then the queue is
  * dropped), or at once when 'now' is set (dropping the queue). on_close runs exactly once, after
  * which the owner may free c. Idempotent. */

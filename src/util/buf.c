@@ -197,19 +197,7 @@ void mc_buf_append_json_escaped_n(struct mc_buf *out, const char *str, size_t le
 
 void mc_buf_append_header(struct mc_buf *b, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    mc_buf_reserve(b, nl + vl + 4);
-    char *p = b->data + b->len;
-    memcpy(p, name, nl);
-    p += nl;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value, vl);
-    p += vl;
-    *p++ = '\r';
-    *p++ = '\n';
-    b->len = (size_t)(p - b->data);
-    b->data[b->len] = '\0';
+    mc_buf_append_header_n(b, name, strlen(name), value, strlen(value));
 }
 
 void mc_buf_append_uint(struct mc_buf *b, unsigned long long v)

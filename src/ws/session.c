@@ -99,7 +99,7 @@ static void on_conn_closed(struct mc_conn *c)
     struct mc_ws_session *s = c->data;
     end_session(s, MC_WS_CLOSE_ABNORMAL);
     s->conn = NULL;
-    mc_http_conn_free(c);
+    mc_conn_free(c);
     close_timer(s);
     release(s);
 }

@@ -331,7 +331,7 @@ static void taken_closed(struct mc_conn *c)
 {
     struct res *r = c->data;
     r->taken_closed = 1;
-    mc_http_client_conn_free(c);
+    mc_conn_free(c);
 }
 
 static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
