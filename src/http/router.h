@@ -23,6 +23,7 @@ struct mc_http_route {
     unsigned flags;
     mc_http_handler_cb handler;
     void *ctx;
+    unsigned family; /* copied into each request it runs (req->family), for the stats */
 };
 
 /* What the router decided for a request head. */
