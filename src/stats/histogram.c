@@ -58,11 +58,16 @@ uint64_t mc_histogram_quantile(const struct mc_histogram *h, double q)
         rank = h->count;
     uint64_t seen = 0;
     for (size_t i = 0; i < MC_HISTOGRAM_BUCKETS; i++) {
-        seen += h->buckets[i];
-        if (seen >= rank) {
-            uint64_t upper = mc_histogram_upper_us(i);
-            return upper < h->max_us ? upper : h->max_us;
+        if (seen + h->buckets[i] >= rank) {
+            /* linear within the bucket (its values are assumed spread evenly), then clamped
+             * to the largest value seen: one bucket's width is the whole error */
+            uint64_t lower = i ? mc_histogram_upper_us(i - 1) : 0;
+            uint64_t upper = i + 1 < MC_HISTOGRAM_BUCKETS ? mc_histogram_upper_us(i) : h->max_us;
+            double frac = (double)(rank - seen) / (double)h->buckets[i];
+            uint64_t v = lower + (uint64_t)((double)(upper - lower) * frac + 0.5);
+            return v < h->max_us ? v : h->max_us;
         }
+        seen += h->buckets[i];
     }
     return h->max_us;
 }

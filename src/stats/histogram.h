@@ -29,8 +29,8 @@ uint64_t mc_histogram_upper_us(size_t i);
 void mc_histogram_record(struct mc_histogram *h, uint64_t us);
 /* How many values are <= le_us; exact when le_us is a bucket edge (d × 10^k µs, d = 1..10). */
 uint64_t mc_histogram_count_le(const struct mc_histogram *h, uint64_t le_us);
-/* The q-quantile (0 < q <= 1) in microseconds: the upper bound of the bucket holding the
- * value of rank ceil(q × count), never above the largest value recorded; 0 when empty. */
+/* The q-quantile (0 < q <= 1) in microseconds: the value of rank ceil(q × count), placed
+ * linearly inside its bucket and never above the largest value recorded; 0 when empty. */
 uint64_t mc_histogram_quantile(const struct mc_histogram *h, double q);
 
 #endif
