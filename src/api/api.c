@@ -15,19 +15,21 @@ size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t ma
 {
     const char *handler = api->config->handler ? api->config->handler : "rpc";
     int proxy = strcmp(handler, "proxy") == 0, autodetect = strcmp(handler, "auto") == 0;
+#define FAMILY(f) MC_HTTP_ROUTE_FAMILY(MC_STATS_ROUTE_##f)
     const struct mc_http_route table[] = {
-        {"/registry", MC_HTTP_GET | MC_HTTP_POST | MC_HTTP_PUT | MC_HTTP_DELETE, 0, mc_api_registry,
-         api, MC_STATS_ROUTE_REGISTRY},
-        {"/health", MC_HTTP_GET, 0, mc_api_health, api, MC_STATS_ROUTE_HEALTH},
-        {"/broker", MC_HTTP_GET | MC_HTTP_POST, 0, mc_api_broker, api, MC_STATS_ROUTE_BROKER},
-        {"/rpc", MC_HTTP_POST, 0, mc_api_rpc, api, MC_STATS_ROUTE_RPC},
-        {"/", MC_HTTP_POST, 0, mc_api_root, api, MC_STATS_ROUTE_OTHER},
-        {"/metrics", MC_HTTP_GET, 0, mc_api_metrics, api, MC_STATS_ROUTE_OTHER},
+        {"/registry", MC_HTTP_GET | MC_HTTP_POST | MC_HTTP_PUT | MC_HTTP_DELETE, FAMILY(REGISTRY),
+         mc_api_registry, api},
+        {"/health", MC_HTTP_GET, FAMILY(HEALTH), mc_api_health, api},
+        {"/broker", MC_HTTP_GET | MC_HTTP_POST, FAMILY(BROKER), mc_api_broker, api},
+        {"/rpc", MC_HTTP_POST, FAMILY(RPC), mc_api_rpc, api},
+        {"/", MC_HTTP_POST, FAMILY(OTHER), mc_api_root, api},
+        {"/metrics", MC_HTTP_GET, FAMILY(OTHER), mc_api_metrics, api},
         /* without --enable_stats /stats is an ordinary path (a 404 unless a service owns it) */
-        {api->config->enable_stats ? "/stats" : NULL, MC_HTTP_GET, 0, mc_api_stats, api,
-         MC_STATS_ROUTE_OTHER},
-        {NULL, MC_HTTP_ANY, 0, mc_api_fallback, api, MC_STATS_ROUTE_PATH},
+        {api->config->enable_stats ? "/stats" : NULL, MC_HTTP_GET, FAMILY(OTHER), mc_api_stats,
+         api},
+        {NULL, MC_HTTP_ANY, FAMILY(PATH), mc_api_fallback, api},
     };
+#undef FAMILY
     size_t n = 0;
     for (size_t i = 0; i < sizeof table / sizeof table[0] && n < max; i++) {
         if (!table[i].path && table[i].handler != mc_api_fallback)
@@ -36,9 +38,10 @@ size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t ma
         if (!routes[n].path && (proxy || autodetect)) {
             /* the reverse proxy streams bodies both ways instead of buffering them; auto
              * decides at the end of the head, before any body byte is read */
-            routes[n].flags = MC_HTTP_ROUTE_STREAM;
+            routes[n].flags =
+                MC_HTTP_ROUTE_STREAM |
+                MC_HTTP_ROUTE_FAMILY(proxy ? MC_STATS_ROUTE_PROXY : MC_STATS_ROUTE_PATH);
             routes[n].handler = proxy ? mc_api_proxy : mc_api_auto;
-            routes[n].family = proxy ? MC_STATS_ROUTE_PROXY : MC_STATS_ROUTE_PATH;
         }
         n++;
     }

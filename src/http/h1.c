@@ -753,7 +753,7 @@ static void dispatch(struct h1_conn *hc)
     struct mc_http_request *req = hc->req;
     hc->dispatch_due = 0;
     if (hc->route)
-        req->family = (unsigned char)hc->route->family;
+        req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(hc->route->flags);
     if (hc->verdict != MC_HTTP_ROUTE_RUN || !hc->route) {
         mc_http_router_answer(req, hc->route,
                               hc->verdict != MC_HTTP_ROUTE_RUN ? hc->verdict

@@ -102,7 +102,8 @@ struct mc_http_request {
     int status;
     uint64_t bytes_sent; /* body bytes, without framing */
     /* The route family for the stats (enum mc_stats_route; 0 "other"): the matched route's
-     * `family`, which a handler that picks its path later (--handler=auto) may change. */
+     * MC_HTTP_ROUTE_FAMILY, which a handler that picks its path later (--handler=auto) may change.
+     */
     unsigned char family;
 };
 
