@@ -7,33 +7,43 @@
 #include <string.h>
 
 #include "rpc/route.h"
+#include "stats/stats.h"
 #include "util/alloc.h"
 #include "util/units.h"
 
 size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t max)
 {
-    const struct mc_http_route table[] = {
-        {"/registry", MC_HTTP_GET | MC_HTTP_POST | MC_HTTP_PUT | MC_HTTP_DELETE, 0, mc_api_registry,
-         api},
-        {"/health", MC_HTTP_GET, 0, mc_api_health, api},
-        {"/broker", MC_HTTP_GET | MC_HTTP_POST, 0, mc_api_broker, api},
-        {"/rpc", MC_HTTP_POST, 0, mc_api_rpc, api},
-        {"/", MC_HTTP_POST, 0, mc_api_root, api},
-        {NULL, MC_HTTP_ANY, 0, mc_api_fallback, api},
-    };
     const char *handler = api->config->handler ? api->config->handler : "rpc";
     int proxy = strcmp(handler, "proxy") == 0, autodetect = strcmp(handler, "auto") == 0;
-    size_t n = sizeof table / sizeof table[0];
-    if (n > max)
-        n = max;
-    for (size_t i = 0; i < n; i++) {
-        routes[i] = table[i];
-        if (!routes[i].path && (proxy || autodetect)) {
+#define FAMILY(f) MC_HTTP_ROUTE_FAMILY(MC_STATS_ROUTE_##f)
+    const struct mc_http_route table[] = {
+        {"/registry", MC_HTTP_GET | MC_HTTP_POST | MC_HTTP_PUT | MC_HTTP_DELETE, FAMILY(REGISTRY),
+         mc_api_registry, api},
+        {"/health", MC_HTTP_GET, FAMILY(HEALTH), mc_api_health, api},
+        {"/broker", MC_HTTP_GET | MC_HTTP_POST, FAMILY(BROKER), mc_api_broker, api},
+        {"/rpc", MC_HTTP_POST, FAMILY(RPC), mc_api_rpc, api},
+        {"/", MC_HTTP_POST, FAMILY(OTHER), mc_api_root, api},
+        {"/metrics", MC_HTTP_GET, FAMILY(OTHER), mc_api_metrics, api},
+        /* without --enable_stats /stats is an ordinary path (a 404 unless a service owns it) */
+        {api->config->enable_stats ? "/stats" : NULL, MC_HTTP_GET, FAMILY(OTHER), mc_api_stats,
+         api},
+        {NULL, MC_HTTP_ANY, FAMILY(PATH), mc_api_fallback, api},
+    };
+#undef FAMILY
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof table / sizeof table[0] && n < max; i++) {
+        if (!table[i].path && table[i].handler != mc_api_fallback)
+            continue; /* a row switched off */
+        routes[n] = table[i];
+        if (!routes[n].path && (proxy || autodetect)) {
             /* the reverse proxy streams bodies both ways instead of buffering them; auto
              * decides at the end of the head, before any body byte is read */
-            routes[i].flags = MC_HTTP_ROUTE_STREAM;
-            routes[i].handler = proxy ? mc_api_proxy : mc_api_auto;
+            routes[n].flags =
+                MC_HTTP_ROUTE_STREAM |
+                MC_HTTP_ROUTE_FAMILY(proxy ? MC_STATS_ROUTE_PROXY : MC_STATS_ROUTE_PATH);
+            routes[n].handler = proxy ? mc_api_proxy : mc_api_auto;
         }
+        n++;
     }
     return n;
 }
@@ -107,6 +117,7 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
         mc_free(service);
     }
     if (http) {
+        req->family = MC_STATS_ROUTE_PROXY; /* auto chose: count it where it went */
         mc_api_proxy(req, ctx);
         return;
     }

@@ -15,6 +15,7 @@ struct mc_ws_hub;
 struct mc_caller;
 struct mc_lb;
 struct mc_backend_state;
+struct mc_stats;
 
 struct mc_api {
     struct mc_net *net;
@@ -26,6 +27,7 @@ struct mc_api {
     struct mc_lb *lb;                /* node choice, shared by calls and the proxy */
     struct mc_ws_hub *ws_hub;        /* every live WebSocket session (broker, registry watch) */
     struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
+    struct mc_stats *stats;          /* the counters behind /stats and /metrics */
 };
 
 /* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.
@@ -39,6 +41,11 @@ void mc_api_root(struct mc_http_request *req, void *ctx);
 void mc_api_fallback(struct mc_http_request *req, void *ctx);
 void mc_api_broker(struct mc_http_request *req, void *ctx);
 void mc_api_rpc(struct mc_http_request *req, void *ctx);
+/* GET /stats (--enable_stats): the JSON snapshot for a client that sends or accepts
+ * application/json, else the dashboard page (src/api/stats_api.c). */
+void mc_api_stats(struct mc_http_request *req, void *ctx);
+/* GET /metrics: the Prometheus text exposition format 0.0.4. */
+void mc_api_metrics(struct mc_http_request *req, void *ctx);
 /* --handler=rpc: the path names the call (src/api/rpc_api.c). */
 void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api);
 /* --handler=proxy: a streaming route that reverse-proxies to <namespace>.<segment>. */

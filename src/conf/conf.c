@@ -119,6 +119,8 @@ static const struct mc_flag flags[] = {
            "access log: - for stderr or a file path (off when unset)"),
     ROW("log_level", NULL, "MICRO_LOG_LEVEL", MC_CONF_LOG_LEVEL, enum mc_log_level, log_level,
         "info", 0, mc_log_level_names, "most verbose log level printed"),
+    BOOL("enable_stats", NULL, "MICRO_ENABLE_STATS", enable_stats, "false",
+         "serve /stats: the JSON counters and the dashboard page (/metrics is always on)"),
     /* No env var for these two: MICRO_HELP or MICRO_VERSION in an environment would turn every
      * start into a printout. */
     /* The CLI's flags (SPEC 10): only the commands that talk to a sidecar list them. */

@@ -51,6 +51,7 @@ struct mc_config {
     uint64_t drain_timeout_ms;
     char *access_log; /* NULL = off, "-" = stderr, else a path */
     enum mc_log_level log_level;
+    int enable_stats;    /* serve /stats (the JSON counters and the dashboard) */
     char *proxy_address; /* CLI: the sidecar to talk to, [http://]host:port */
     char *output;        /* CLI: "text" or "json" */
     char *queue;         /* subscribe: the queue group, NULL for none */

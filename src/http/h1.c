@@ -129,8 +129,9 @@ static void h1_peer(const struct mc_http_request *req, char *buf, size_t len)
 /* The observer and the access log see a finished request (the peer is looked up only then). */
 static void report(struct h1_conn *hc, const struct mc_http_request *req)
 {
+    /* the peer is formatted only for the access log: the stats observer never needs it */
     if (mc_http_server_reports(hc->server))
-        mc_http_server_report(hc->server, req, conn_peer(hc));
+        mc_http_server_report(hc->server, req, hc->server->access_log ? conn_peer(hc) : NULL);
 }
 
 static struct mc_buf *scratch(struct h1_conn *hc)
@@ -751,6 +752,8 @@ static void dispatch(struct h1_conn *hc)
 {
     struct mc_http_request *req = hc->req;
     hc->dispatch_due = 0;
+    if (hc->route)
+        req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(hc->route->flags);
     if (hc->verdict != MC_HTTP_ROUTE_RUN || !hc->route) {
         mc_http_router_answer(req, hc->route,
                               hc->verdict != MC_HTTP_ROUTE_RUN ? hc->verdict

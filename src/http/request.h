@@ -101,6 +101,10 @@ struct mc_http_request {
     /* Response bookkeeping (read by observers). */
     int status;
     uint64_t bytes_sent; /* body bytes, without framing */
+    /* The route family for the stats (enum mc_stats_route; 0 "other"): the matched route's
+     * MC_HTTP_ROUTE_FAMILY, which a handler that picks its path later (--handler=auto) may change.
+     */
+    unsigned char family;
 };
 
 /* Finds header name (case-insensitive) in headers[0..count); NULL when absent. */

@@ -16,6 +16,10 @@ typedef void (*mc_http_handler_cb)(struct mc_http_request *req, void *ctx);
 enum {
     MC_HTTP_ROUTE_STREAM = 1 << 0, /* handler runs at end of head; body via on_body */
 };
+/* A route's family for the stats (enum mc_stats_route), carried in the upper bits of its
+ * flags and copied into each request it runs (req->family). 0: "other". */
+#define MC_HTTP_ROUTE_FAMILY(f) ((unsigned)(f) << 8)
+#define MC_HTTP_ROUTE_FAMILY_OF(flags) ((unsigned)(flags) >> 8)
 
 struct mc_http_route {
     const char *path; /* exact path; NULL marks the fallback (any other path) */

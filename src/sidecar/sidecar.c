@@ -20,6 +20,7 @@
 #include "lb/lb.h"
 #include "registry/registry.h"
 #include "rpc/caller.h"
+#include "stats/stats.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -50,6 +51,7 @@ struct sidecar {
     struct mc_upstream *upstream; /* node choice and retries, for calls and the proxy */
     struct mc_caller *caller;
     struct mc_api api;
+    struct mc_stats stats; /* /stats and /metrics: fixed size, recorded on the loop */
     struct mc_http_route routes[MAX_ROUTES];
     FILE *access_log;
     struct owned_node self, app;
@@ -169,6 +171,7 @@ static void on_expire_tick(uv_timer_t *t)
 static void on_app_health(void *ctx, int healthy)
 {
     struct sidecar *sc = ctx;
+    sc->stats.health = healthy ? MC_STATS_HEALTH_UP : MC_STATS_HEALTH_DOWN;
     if (sc->stopping)
         return;
     if (healthy)
@@ -210,6 +213,7 @@ static void finish_shutdown(struct sidecar *sc)
     mc_api_proxy_close_tunnels(&sc->api);
     mc_health_checker_free(sc->checker);
     sc->checker = NULL;
+    mc_stats_attach(&sc->stats, NULL, NULL, NULL, NULL); /* its sources go now */
     mc_ws_hub_free(sc->ws_hub);
     sc->ws_hub = NULL;
     /* After the hub (its sessions unsubscribe) and while the loop lives: a backend with its
@@ -395,6 +399,8 @@ static int start(struct sidecar *sc)
     struct mc_upstream_config upcfg = {
         .request_timeout_ms = cfg->request_timeout_ms,
         .retries = cfg->retries,
+        .on_call = mc_stats_call_done,
+        .on_call_ctx = &sc->stats,
     };
     sc->upstream = mc_upstream_new(&sc->loop, sc->registry, sc->lb, &upcfg);
     struct mc_caller_config callcfg = {
@@ -409,7 +415,8 @@ static int start(struct sidecar *sc)
                               .broker = sc->broker,
                               .caller = sc->caller,
                               .lb = sc->lb,
-                              .ws_hub = sc->ws_hub};
+                              .ws_hub = sc->ws_hub,
+                              .stats = &sc->stats};
     size_t nroutes = mc_api_routes(&sc->api, sc->routes, MAX_ROUTES);
     struct mc_http_server_config scfg = {
         .address = cfg->sidecar_address,
@@ -419,12 +426,15 @@ static int start(struct sidecar *sc)
         .max_connections = (unsigned)cfg->max_connections,
         .cors = cfg->cors,
         .access_log = sc->access_log,
+        .observer = mc_stats_observe,
+        .observer_ctx = &sc->stats,
     };
     sc->server = mc_http_server_new(&sc->net, &scfg);
     if (!sc->server) {
         fprintf(stderr, "micro: invalid value \"%s\" for flag --cors\n", cfg->cors);
         return 2;
     }
+    mc_stats_attach(&sc->stats, sc->server, sc->ws_hub, sc->broker, sc->registry);
     if (mc_http_server_listen(sc->server, err, sizeof err) < 0) {
         fprintf(stderr, "micro: %s\n", err);
         return 1;
@@ -457,6 +467,7 @@ static int start(struct sidecar *sc)
                 .ctx = sc,
             };
             mc_log_info("starting health checker for %s", cfg->healthcheck_url);
+            sc->stats.health = MC_STATS_HEALTH_STARTING;
             sc->checker = mc_health_checker_new(&sc->loop, sc->client, &hcfg);
         } else {
             owned_node_register(sc, &sc->app);
@@ -477,6 +488,10 @@ int mc_sidecar_run(const struct mc_config *cfg)
     sc->config = cfg;
     uv_loop_init(&sc->loop);
     sc->net.loop = &sc->loop;
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    mc_stats_init(&sc->stats, &sc->loop, uv_now(&sc->loop),
+                  (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     uv_timer_init(&sc->loop, &sc->expire_timer);
     uv_timer_init(&sc->loop, &sc->drain_timer);
     uv_signal_init(&sc->loop, &sc->sigterm);

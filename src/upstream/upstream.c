@@ -94,6 +94,8 @@ void mc_upstream_try_init(struct mc_upstream_try *t, struct mc_upstream *up, con
         .address = address && *address ? address : NULL,
         .timeout_status = timeout_status,
         .deadline_ms = uv_now(up->loop) + up->config.request_timeout_ms,
+        /* the loop's millisecond clock is too coarse for calls on one host */
+        .start_ns = up->config.on_call ? uv_hrtime() : 0,
     };
 }
 
@@ -104,12 +106,18 @@ void mc_upstream_done(struct mc_upstream_try *t, int ok)
     uint64_t now = uv_now(t->up->loop);
     mc_lb_call_done(t->ep, ok, (now - t->attempt_start_ms) * 1000);
     t->ep = NULL;
+    t->ok = ok;
 }
 
 void mc_upstream_try_close(struct mc_upstream_try *t)
 {
     if (t->ep)
         mc_upstream_done(t, 1);
+    /* only calls that reached a node: a name nobody registered cannot take a stats slot */
+    if (t->start_ns && t->attempts > 0)
+        t->up->config.on_call(t->up->config.on_call_ctx, t->service,
+                              (uv_hrtime() - t->start_ns) / 1000, t->ok);
+    t->start_ns = 0;
     for (size_t i = 0; i < t->tried_count; i++)
         mc_free(t->tried[i]);
     mc_free(t->tried);
@@ -197,6 +205,7 @@ uint64_t mc_upstream_remaining(const struct mc_upstream_try *t)
 int mc_upstream_failed(struct mc_upstream_try *t, int err, int retryable, struct mc_buf *detail)
 {
     mc_upstream_done(t, err == MC_EHEADER); /* a refused head is no fault of the node */
+    t->ok = 0;                              /* but the call got no answer */
     t->last_err = err;
     uint64_t now = uv_now(t->up->loop);
     if (retryable && !t->address && t->attempts <= t->up->config.retries && now < t->deadline_ms) {

@@ -16,9 +16,16 @@
 #include "util/buf.h"
 #include "util/log.h"
 
+/* Told of every call that made at least one attempt, when its try is closed: the service, the
+ * call's whole duration (retries included) and whether its last attempt was answered well.
+ * For the stats: it must be cheap (it runs on the proxy's hot path). */
+typedef void (*mc_upstream_call_cb)(void *ctx, const char *service, uint64_t duration_us, int ok);
+
 struct mc_upstream_config {
     uint64_t request_timeout_ms; /* a whole call, retries included (--request_timeout) */
     int retries;                 /* extra attempts after a retryable failure (--retries) */
+    mc_upstream_call_cb on_call; /* NULL: none */
+    void *on_call_ctx;
 };
 
 struct mc_upstream;
@@ -50,6 +57,8 @@ struct mc_upstream_try {
     int last_err; /* the last attempt's transport error */
     uint64_t deadline_ms, attempt_start_ms;
     struct mc_lb_endpoint *ep; /* the balancer's endpoint of the attempt in flight */
+    uint64_t start_ns;         /* for on_call (0: not timed, or reported already) */
+    int ok;                    /* the last attempt was answered well */
 };
 
 /* Starts a try (the deadline is now + --request_timeout). address NULL or "": the balancer

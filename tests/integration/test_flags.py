@@ -17,10 +17,10 @@ SIDECAR_FLAGS = [
     "healthcheck_rise", "healthcheck_fall", "register_ttl", "register_interval", "registry",
     "registry_address", "broker", "broker_address", "selector", "handler", "namespace",
     "request_timeout", "dial_timeout", "proxy_idle_timeout", "retries", "cors", "max_connections", "max_body_size",
-    "broker_max_message", "drain_timeout", "access_log", "log_level",
+    "broker_max_message", "drain_timeout", "access_log", "log_level", "enable_stats",
 ]
 UNBUILT_FLAGS = ["enable_tls", "tls_cert_file",
-                 "tls_key_file", "tls_client_ca_file", "enable_stats"]
+                 "tls_key_file", "tls_client_ca_file"]
 
 
 def flag_block(text, flag):

@@ -762,7 +762,6 @@ static void test_unknown_and_syntax_errors(void **state)
     expect_error(ARGS("--bogus", "value"), "micro: flag provided but not defined: --bogus");
     /* the later task's flags do not exist yet */
     expect_error(ARGS("--enable_tls"), "micro: flag provided but not defined: --enable_tls");
-    expect_error(ARGS("--enable_stats"), "micro: flag provided but not defined: --enable_stats");
     /* names match whole and case-sensitively */
     expect_error(ARGS("--Help"), "micro: flag provided but not defined: --Help");
     expect_error(ARGS("--sidecar"), "micro: flag provided but not defined: --sidecar");
