@@ -9,7 +9,7 @@ import harness
 from harness import HOST, free_port, run_micro
 
 # Every sidecar flag of the SPEC 1 table whose feature exists: `micro sidecar --help` must
-# list each one. (TLS, /stats and the etcd/NATS addresses join this list with their features;
+# list each one. (/stats and the etcd/NATS addresses join this list with their features;
 # until then their flags are refused as unknown, see test_unbuilt_features_are_unknown_flags.)
 SIDECAR_FLAGS = [
     "sidecar_address", "server_name", "server_address", "server_advertise", "server_version",
@@ -18,9 +18,9 @@ SIDECAR_FLAGS = [
     "registry_address", "broker", "broker_address", "selector", "handler", "namespace",
     "request_timeout", "dial_timeout", "proxy_idle_timeout", "retries", "cors", "max_connections", "max_body_size",
     "broker_max_message", "drain_timeout", "access_log", "log_level",
+    "enable_tls", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
 ]
-UNBUILT_FLAGS = ["enable_tls", "tls_cert_file",
-                 "tls_key_file", "tls_client_ca_file", "enable_stats"]
+UNBUILT_FLAGS = ["enable_stats"]
 
 
 def flag_block(text, flag):
