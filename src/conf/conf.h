@@ -57,6 +57,7 @@ struct mc_config {
     enum mc_log_level log_level;
     char *proxy_address; /* CLI: the sidecar to talk to, [http://]host:port */
     char *output;        /* CLI: "text" or "json" */
+    char *tls_ca_file;   /* CLI, https://: CAs that verify the sidecar; NULL: the system's */
     char *queue;         /* subscribe: the queue group, NULL for none */
     int count;           /* subscribe: stop after this many messages, 0 for never */
     int help;
