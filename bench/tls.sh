@@ -7,12 +7,14 @@
 # request (`Connection: close`: a full handshake each, so req/s = handshakes/s). Also the
 # sidecar's RSS idle with TLS on and the highest seen under the keep-alive load.
 # Prints a markdown table on stdout.
-#   BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_CONNS [50],
+#   BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3] (medians),
+#   BENCH_CONNS [50],
 #   BENCH_PORT_BASE [19400]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-50}
 BASE=${BENCH_PORT_BASE:-19400}
 P_BACKEND=$BASE P_NGINX=$((BASE + 1)) P_SIDECAR=$((BASE + 2))
@@ -158,18 +160,42 @@ echo "$IDLE_KB" >"$PEAK_FILE"
     done
 ) &
 SAMPLER=$!
-KA_NGINX=$(wrk_rps "$P_NGINX")
-KA_SIDECAR=$(wrk_rps "$P_SIDECAR")
+# Rounds alternate which server goes first (the machine is shared: a fixed order would favour
+# one); each figure is the median of the rounds.
+median() { sort -g | awk '{v[NR]=$1} END{if(NR%2){print v[(NR+1)/2]} else {printf "%.0f", (v[NR/2]+v[NR/2+1])/2}}'; }
+: >"$TMP/ka_nginx"; : >"$TMP/ka_sidecar"; : >"$TMP/hs_nginx"; : >"$TMP/hs_sidecar"
+for round in $(seq 1 "$ROUNDS"); do
+    order="nginx sidecar"
+    [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
+    for who in $order; do
+        port=$P_NGINX
+        [ "$who" = sidecar ] && port=$P_SIDECAR
+        wrk_rps "$port" >>"$TMP/ka_$who"
+        echo >>"$TMP/ka_$who"
+    done
+done
 kill "$SAMPLER" 2>/dev/null || true
 wait "$SAMPLER" 2>/dev/null || true
 LOADED_KB=$(cat "$PEAK_FILE")
-HS_NGINX=$(wrk_rps "$P_NGINX" "Connection: close")
-HS_SIDECAR=$(wrk_rps "$P_SIDECAR" "Connection: close")
+for round in $(seq 1 "$ROUNDS"); do
+    order="nginx sidecar"
+    [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
+    for who in $order; do
+        port=$P_NGINX
+        [ "$who" = sidecar ] && port=$P_SIDECAR
+        wrk_rps "$port" "Connection: close" >>"$TMP/hs_$who"
+        echo >>"$TMP/hs_$who"
+    done
+done
+KA_NGINX=$(median <"$TMP/ka_nginx")
+KA_SIDECAR=$(median <"$TMP/ka_sidecar")
+HS_NGINX=$(median <"$TMP/hs_nginx")
+HS_SIDECAR=$(median <"$TMP/hs_sidecar")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(b>0) printf "%.2f", a/b; else print "n/a"}'; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 cat <<EOF
-### TLS termination (wrk -t1 -c$CONNS -d${DUR}s over https, ECDSA P-256)
+### TLS termination (wrk -t1 -c$CONNS -d${DUR}s over https, ECDSA P-256, median of $ROUNDS)
 
 | run | nginx (TLS, proxy) req/s | sidecar (TLS, proxy) req/s | sidecar / nginx | target |
 |---|---|---|---|---|
