@@ -148,6 +148,23 @@ def test_rpc_through_https_to_a_jsonrpc_app(micro, certs, tmp_path):
         app.stop()
 
 
+def test_proxy_over_https_says_so_to_the_app(micro, certs, tmp_path):
+    """--handler=proxy behind TLS: the app hears X-Forwarded-Proto: https (it was told http)."""
+    app = AppProcess(tmp_path, "http_app.py", "a")
+    try:
+        sc = micro("--handler=proxy", *tls_flags(certs))
+        ctx = client_ctx(certs)
+        svc = service("go.micro.srv.web", [app.node()])
+        assert https(sc.port, ctx, "POST", "/registry", json.dumps(svc),
+                     {"Content-Type": "application/json"})[0] == 200
+        status, body, _ = https(sc.port, ctx, path="/web/hello")
+        assert status == 200, body
+        headers = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        assert headers["x-forwarded-proto"] == "https", headers
+    finally:
+        app.stop()
+
+
 def test_python_ssl_versions_alpn_and_resumption(micro, certs):
     sc = micro(*tls_flags(certs))
     status, _, facts = https(sc.port, client_ctx(certs))
