@@ -358,7 +358,7 @@ static void handshake_failed(struct mc_conn *c, int err)
 {
     struct tls_conn *t = c->tstate;
     unsigned long e = ERR_peek_last_error();
-    if (!t->client && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
+    if (!t->client && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
         answer_plain_http(c);
     else
         flush_out(c, 0); /* the alert, when OpenSSL wrote one */
