@@ -10,6 +10,8 @@
 #      fan-out with libnats clients straight on nats-server (the nats-SIZE runs of 2).
 #   4. The etcd registry (bench/registry_etcd.sh): reads through the sidecar vs straight from
 #      etcd, and etcd requests per sidecar at steady state (BENCH_ETCD_*, BENCH_QUICK=1).
+#   5. TLS termination (bench/tls.sh, issue 11): the sidecar proxying over https vs nginx
+#      terminating TLS, keep-alive and a handshake per request, and the sidecar's RSS.
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -498,6 +500,8 @@ main() {
     report | tee "$BUILD/bench/results.md"
     echo | tee -a "$BUILD/bench/results.md"
     BUILD="$BUILD" bash bench/registry_etcd.sh | tee -a "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/tls.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }

@@ -347,7 +347,8 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
     if (xff)
         p->forwarded_for = mc_sprintf("%s, %s", xff, p->peer);
     mc_http_header_list_add(&p->headers, "X-Forwarded-For", xff ? p->forwarded_for : p->peer);
-    mc_http_header_list_add(&p->headers, "X-Forwarded-Proto", "http");
+    mc_http_header_list_add(&p->headers, "X-Forwarded-Proto",
+                            p->api->config->enable_tls ? "https" : "http");
     if (host)
         mc_http_header_list_add(&p->headers, "X-Forwarded-Host", host);
 }

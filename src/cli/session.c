@@ -9,9 +9,31 @@
 #include <jansson.h>
 
 #include "http/url.h"
+#include "net/tls.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/units.h"
+
+/* https://: the client side of the TLS transport, verifying the sidecar against --tls_ca_file
+ * (or the system's CAs) and presenting --tls_cert_file/--tls_key_file when both are set. */
+static int open_tls(struct mc_cli *cli, const struct mc_config *cfg)
+{
+    if ((cfg->tls_cert_file != NULL) != (cfg->tls_key_file != NULL)) {
+        fprintf(stderr, "micro: a client certificate needs both --tls_cert_file and "
+                        "--tls_key_file\n");
+        return 1;
+    }
+    struct mc_tls_config tcfg = {.ca_file = cfg->tls_ca_file,
+                                 .cert_file = cfg->tls_cert_file,
+                                 .key_file = cfg->tls_key_file};
+    char err[512];
+    cli->tls = mc_tls_client_new(&tcfg, err, sizeof err);
+    if (!cli->tls) {
+        fprintf(stderr, "micro: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
 
 int mc_cli_open(struct mc_cli *cli, const struct mc_config *cfg)
 {
@@ -33,10 +55,7 @@ int mc_cli_open(struct mc_cli *cli, const struct mc_config *cfg)
                 text);
         return 1;
     }
-    if (url.tls) {
-        /* TLS comes through the transport seam (struct mc_conn_type) with its own issue. */
-        fprintf(stderr, "micro: --proxy_address %s: https needs TLS support, not built yet\n",
-                text);
+    if (url.tls && open_tls(cli, cfg) != 0) {
         mc_url_close(&url);
         return 1;
     }
@@ -55,7 +74,9 @@ int mc_cli_open(struct mc_cli *cli, const struct mc_config *cfg)
         n--;
     cli->prefix = mc_strndup(url.target, n);
     mc_url_close(&url);
-    struct mc_http_client_config ccfg = {.max_idle_per_host = 1, .idle_timeout_ms = 0};
+    struct mc_http_client_config ccfg = {.max_idle_per_host = 1,
+                                         .idle_timeout_ms = 0,
+                                         .transport = cli->tls ? mc_tls_type(cli->tls) : NULL};
     cli->client = mc_http_client_new(&cli->net, &ccfg);
     return 0;
 }
@@ -76,6 +97,8 @@ void mc_cli_close(struct mc_cli *cli)
     uv_walk(&cli->loop, close_walk_cb, NULL);
     uv_run(&cli->loop, UV_RUN_DEFAULT);
     uv_loop_close(&cli->loop);
+    mc_tls_free(cli->tls); /* its connections closed with the loop */
+    cli->tls = NULL;
     mc_free(cli->address);
     mc_free(cli->prefix);
     cli->address = cli->prefix = NULL;
@@ -143,6 +166,13 @@ void mc_cli_transport_error(const struct mc_cli *cli, int err, struct mc_buf *ou
         mc_buf_appendf(out,
                        "cannot reach the sidecar at %s (connection refused): is micro sidecar "
                        "running? (--proxy_address)",
+                       cli->address);
+    } else if (err == UV_EPROTO && cli->tls) {
+        /* The handshake failed: one of the two ends refused the other's certificate. */
+        mc_buf_appendf(out,
+                       "TLS with the sidecar at %s failed: is its certificate signed by a CA of "
+                       "--tls_ca_file and issued for this address? does it require a client "
+                       "certificate (--tls_cert_file, --tls_key_file)?",
                        cli->address);
     } else if (err == MC_ETIMEDOUT) {
         char bound[32];

@@ -20,8 +20,9 @@ struct mc_cli {
     uv_loop_t loop;
     struct mc_net net;
     struct mc_http_client *client;
-    char *address; /* "host:port" of the sidecar, for the client and for messages */
-    char *prefix;  /* the path of --proxy_address without its trailing '/', often "" */
+    struct mc_tls *tls; /* https://: the client's TLS configuration; NULL for http:// */
+    char *address;      /* "host:port" of the sidecar, for the client and for messages */
+    char *prefix;       /* the path of --proxy_address without its trailing '/', often "" */
     uint64_t timeout_ms;
     int json; /* --output json */
     const struct mc_config *cfg;
@@ -36,9 +37,9 @@ struct mc_cli_reply {
     int done;
 };
 
-/* Sets cli up for cfg's --proxy_address. Returns 0, or 1 after printing why (an https://
- * address: TLS is not built yet; an address the client cannot dial). mc_cli_close() frees
- * what was set up either way. */
+/* Sets cli up for cfg's --proxy_address. Returns 0, or 1 after printing why (an address the
+ * client cannot dial; with https://, a CA or client certificate file that cannot be used).
+ * mc_cli_close() frees what was set up either way. */
 int mc_cli_open(struct mc_cli *cli, const struct mc_config *cfg);
 void mc_cli_close(struct mc_cli *cli);
 

@@ -113,6 +113,25 @@ static const struct mc_flag flags[] = {
          "largest request body the sidecar reads itself"),
     SIZE("broker_max_message", NULL, "MICRO_BROKER_MAX_MESSAGE", broker_max_message, "1MiB", 1,
          "largest broker message"),
+    /* TLS (SPEC 8): HTTPS and WSS on the one API port; SIGHUP reloads the pair. */
+    BOOL("enable_tls", NULL, "MICRO_ENABLE_TLS", enable_tls, "false",
+         "serve the API over TLS 1.2/1.3 (needs --tls_cert_file and --tls_key_file)"),
+    /* The pair is also the CLI's client certificate, for a sidecar that requires one. */
+    {.name = "tls_cert_file",
+     .env = "MICRO_TLS_CERT_FILE",
+     .type = MC_CONF_STRING,
+     .help = "the certificate (chain), PEM: the sidecar's with --enable_tls; the CLI's client "
+             "certificate over https://",
+     .offset = FIELD(tls_cert_file, char *),
+     .scope = MC_SCOPE_SIDECAR | MC_SCOPE_CLIENT},
+    {.name = "tls_key_file",
+     .env = "MICRO_TLS_KEY_FILE",
+     .type = MC_CONF_STRING,
+     .help = "the private key of --tls_cert_file, PEM",
+     .offset = FIELD(tls_key_file, char *),
+     .scope = MC_SCOPE_SIDECAR | MC_SCOPE_CLIENT},
+    STRING("tls_client_ca_file", NULL, "MICRO_TLS_CLIENT_CA_FILE", tls_client_ca_file, NULL,
+           "--enable_tls: require client certificates signed by these CAs (mTLS), PEM"),
     DURATION("drain_timeout", NULL, "MICRO_DRAIN_TIMEOUT", drain_timeout_ms, "5s", 0,
              "graceful shutdown bound"),
     STRING("access_log", NULL, "MICRO_ACCESS_LOG", access_log, NULL,
@@ -128,8 +147,15 @@ static const struct mc_flag flags[] = {
      .env = "MICRO_PROXY_ADDRESS",
      .type = MC_CONF_STRING,
      .default_text = "127.0.0.1:8081",
-     .help = "the sidecar the CLI commands talk to, [http://]host:port",
+     .help = "the sidecar the CLI commands talk to, [http://|https://]host:port",
      .offset = FIELD(proxy_address, char *),
+     .scope = MC_SCOPE_CLIENT},
+    {.name = "tls_ca_file",
+     .env = "MICRO_TLS_CA_FILE",
+     .type = MC_CONF_STRING,
+     .help = "https:// --proxy_address: the CAs that sign the sidecar's certificate, PEM "
+             "(default: the system's)",
+     .offset = FIELD(tls_ca_file, char *),
      .scope = MC_SCOPE_CLIENT},
     {.name = "output",
      .alias = "o",
@@ -883,6 +909,10 @@ int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *c
         }
         if (present(cfg->server_address) && !present(cfg->server_name)) {
             set_error(err, errlen, "--server_address requires --server_name");
+            return MC_EINVAL;
+        }
+        if (cfg->enable_tls && (!present(cfg->tls_cert_file) || !present(cfg->tls_key_file))) {
+            set_error(err, errlen, "--enable_tls requires --tls_cert_file and --tls_key_file");
             return MC_EINVAL;
         }
         if (strcmp(cfg->broker, "nats") == 0 && !present(cfg->broker_address)) {

@@ -48,12 +48,17 @@ struct mc_config {
     int max_connections;
     uint64_t max_body_size;
     uint64_t broker_max_message;
+    int enable_tls;           /* serve the API over TLS */
+    char *tls_cert_file;      /* --enable_tls: PEM certificate (chain) */
+    char *tls_key_file;       /* --enable_tls: PEM key of tls_cert_file */
+    char *tls_client_ca_file; /* --enable_tls: CAs client certificates must chain to (mTLS) */
     uint64_t drain_timeout_ms;
     char *access_log; /* NULL = off, "-" = stderr, else a path */
     enum mc_log_level log_level;
     int enable_stats;    /* serve /stats (the JSON counters and the dashboard) */
     char *proxy_address; /* CLI: the sidecar to talk to, [http://]host:port */
     char *output;        /* CLI: "text" or "json" */
+    char *tls_ca_file;   /* CLI, https://: CAs that verify the sidecar; NULL: the system's */
     char *queue;         /* subscribe: the queue group, NULL for none */
     int count;           /* subscribe: stop after this many messages, 0 for never */
     int help;

@@ -18,6 +18,7 @@
 #include "http/server.h"
 #include "http/url.h"
 #include "lb/lb.h"
+#include "net/tls.h"
 #include "registry/registry.h"
 #include "rpc/caller.h"
 #include "stats/stats.h"
@@ -44,6 +45,7 @@ struct sidecar {
     struct mc_registry *registry;
     struct mc_http_client *client;
     struct mc_http_server *server;
+    struct mc_tls *tls; /* --enable_tls: the API's certificate and policy; NULL: plain TCP */
     struct mc_health_checker *checker;
     struct mc_broker *broker;
     struct mc_ws_hub *ws_hub;
@@ -262,12 +264,21 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- reload ---- */
 
-/* What SIGHUP reloads. Nothing yet: TLS is off, so there are no certificates to read again.
- * The TLS work loads its certificate and key here (and keeps the old ones on failure). */
+/* What SIGHUP reloads: the TLS certificate and key (rotated in production). Connections
+ * accepted from now on get the new pair, open ones keep theirs; a bad new pair is logged and
+ * the old one kept. */
 static void reload(struct sidecar *sc)
 {
-    (void)sc;
-    mc_log_info("SIGHUP received: nothing to reload (TLS is off)");
+    if (!sc->tls) {
+        mc_log_info("SIGHUP received: nothing to reload (TLS is off)");
+        return;
+    }
+    char err[512];
+    if (mc_tls_reload(sc->tls, err, sizeof err) < 0)
+        mc_log_error("SIGHUP: TLS reload failed, keeping the previous certificate: %s", err);
+    else
+        mc_log_info("SIGHUP: TLS certificate and key reloaded from %s and %s",
+                    sc->config->tls_cert_file, sc->config->tls_key_file);
 }
 
 /* SIGHUP's default action would kill the sidecar without a drain, a 1001 or a
@@ -369,6 +380,17 @@ static int start(struct sidecar *sc)
             }
         }
     }
+    if (cfg->enable_tls) {
+        /* Every file is read and checked now, before anything is registered (exit 2). */
+        struct mc_tls_config tcfg = {.cert_file = cfg->tls_cert_file,
+                                     .key_file = cfg->tls_key_file,
+                                     .client_ca_file = cfg->tls_client_ca_file};
+        sc->tls = mc_tls_server_new(&tcfg, err, sizeof err);
+        if (!sc->tls) {
+            fprintf(stderr, "micro: %s\n", err);
+            return 2;
+        }
+    }
     struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
     struct mc_registry_config rcfg = {
@@ -420,6 +442,7 @@ static int start(struct sidecar *sc)
     size_t nroutes = mc_api_routes(&sc->api, sc->routes, MAX_ROUTES);
     struct mc_http_server_config scfg = {
         .address = cfg->sidecar_address,
+        .transport = sc->tls ? mc_tls_type(sc->tls) : NULL,
         .routes = sc->routes,
         .route_count = nroutes,
         .max_body_size = cfg->max_body_size,
@@ -439,8 +462,11 @@ static int start(struct sidecar *sc)
         fprintf(stderr, "micro: %s\n", err);
         return 1;
     }
-    mc_log_info("sidecar listening on %s (port %d)", cfg->sidecar_address,
-                mc_http_server_port(sc->server));
+    mc_log_info("sidecar listening on %s (port %d)%s", cfg->sidecar_address,
+                mc_http_server_port(sc->server),
+                sc->tls ? (cfg->tls_client_ca_file ? " with TLS, client certificates required"
+                                                   : " with TLS")
+                        : "");
     /* The commonest first-hour surprise: two sidecars with the embedded backends are two
      * separate worlds. Say so where the user looks first. */
     log_backends(cfg);
@@ -454,6 +480,11 @@ static int start(struct sidecar *sc)
         host[0] = '\0';
     advertised_host(host, adv, sizeof adv);
     owned_node_init(&sc->self, "go.micro.sidecar", "", adv, mc_http_server_port(sc->server));
+    if (sc->tls) { /* callers must dial it with https:// */
+        json_t *md = json_object();
+        json_object_set_new(md, "secure", json_string("true"));
+        sc->self.service.nodes[0].metadata = md;
+    }
     owned_node_register(sc, &sc->self);
     if (sc->has_app) {
         if (cfg->healthcheck_url) {
@@ -528,6 +559,7 @@ int mc_sidecar_run(const struct mc_config *cfg)
     mc_service_close(&sc->app.service);
     if (sc->access_log && sc->access_log != stderr)
         fclose(sc->access_log);
+    mc_tls_free(sc->tls); /* every connection of its type is closed with the loop */
     mc_free(sc);
     if (code == 0)
         mc_log_info("sidecar stopped");

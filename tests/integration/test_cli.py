@@ -231,10 +231,7 @@ def test_sidecar_not_running():
     assert res.rc == 1 and "connection refused" in res.stderr
 
 
-def test_https_is_not_built_yet():
-    res = run_micro(["--proxy_address=https://127.0.0.1:8443", "list", "services"])
-    assert res.rc == 1
-    assert "https needs TLS support, not built yet" in res.stderr
+# https:// (TLS and client certificates) is tested in test_tls.py, with its certificates.
 
 
 @pytest.mark.parametrize("args,usage", [

@@ -8,9 +8,7 @@ import pytest
 import harness
 from harness import HOST, free_port, run_micro
 
-# Every sidecar flag of the SPEC 1 table whose feature exists: `micro sidecar --help` must
-# list each one. (TLS, /stats and the etcd/NATS addresses join this list with their features;
-# until then their flags are refused as unknown, see test_unbuilt_features_are_unknown_flags.)
+# Every sidecar flag of the SPEC 1 table: `micro sidecar --help` must list each one.
 SIDECAR_FLAGS = [
     "sidecar_address", "server_name", "server_address", "server_advertise", "server_version",
     "server_metadata", "healthcheck_url", "healthcheck_interval", "healthcheck_timeout",
@@ -18,9 +16,8 @@ SIDECAR_FLAGS = [
     "registry_address", "broker", "broker_address", "selector", "handler", "namespace",
     "request_timeout", "dial_timeout", "proxy_idle_timeout", "retries", "cors", "max_connections", "max_body_size",
     "broker_max_message", "drain_timeout", "access_log", "log_level", "enable_stats",
+    "enable_tls", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
 ]
-UNBUILT_FLAGS = ["enable_tls", "tls_cert_file",
-                 "tls_key_file", "tls_client_ca_file"]
 
 
 def flag_block(text, flag):
@@ -234,12 +231,6 @@ def test_boolean_flag_forms():
     r = run_micro(["--help=false"])
     assert r.rc == 2 and "Usage" in (r.stdout + r.stderr)
 
-
-@pytest.mark.parametrize("flag", UNBUILT_FLAGS)
-def test_unbuilt_features_are_unknown_flags(flag):
-    r = run_micro(["sidecar", f"--{flag}=x"])
-    assert r.rc == 2
-    assert flag in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 def test_readme_flag_table_is_the_help_output():
     """The README's flag table is `micro sidecar --help`'s flag lines, verbatim."""

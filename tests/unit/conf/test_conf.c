@@ -393,6 +393,36 @@ static void test_env_errors(void **state)
     mc_config_close(&cfg);
 }
 
+/* TLS (SPEC 8): --enable_tls needs both files, from flags or the environment; the files alone
+ * are fine (the CLI's client certificate), and the CLI commands skip the daemon's rule. */
+static void test_tls_rule(void **state)
+{
+    (void)state;
+    const char *msg = "micro: --enable_tls requires --tls_cert_file and --tls_key_file";
+    expect_error(ARGS("--enable_tls"), msg);
+    expect_error(ARGS("sidecar", "--enable_tls", "--tls_cert_file=c.pem"), msg);
+    expect_error(ARGS("sidecar", "--enable_tls", "--tls_key_file=k.pem"), msg);
+    expect_error(ARGS("sidecar", "--enable_tls", "--tls_cert_file=", "--tls_key_file=k"), msg);
+    expect_error_env(ARGS("sidecar"), ENV("MICRO_ENABLE_TLS=true", "MICRO_TLS_CERT_FILE=c"), msg);
+    struct mc_config cfg;
+    char err[256];
+    assert_int_equal(parse_env(&cfg, err, sizeof err,
+                               ARGS("--enable_tls", "--tls_cert_file=c", "sidecar"),
+                               ENV("MICRO_TLS_KEY_FILE=k", "MICRO_TLS_CLIENT_CA_FILE=ca")),
+                     0);
+    assert_int_equal(cfg.enable_tls, 1);
+    assert_string_equal(cfg.tls_cert_file, "c");
+    assert_string_equal(cfg.tls_key_file, "k");
+    assert_string_equal(cfg.tls_client_ca_file, "ca");
+    mc_config_close(&cfg);
+    assert_int_equal(parse(&cfg, err, ARGS("--tls_cert_file=c", "--tls_key_file=k", "sidecar")), 0);
+    assert_int_equal(cfg.enable_tls, 0);
+    mc_config_close(&cfg);
+    assert_int_equal(parse(&cfg, err, ARGS("--tls_ca_file=ca", "list", "services")), 0);
+    assert_string_equal(cfg.tls_ca_file, "ca");
+    mc_config_close(&cfg);
+}
+
 static void test_aliases(void **state)
 {
     (void)state;
@@ -761,7 +791,6 @@ static void test_unknown_and_syntax_errors(void **state)
     expect_error(ARGS("sidecar", "-bogus=1"), "micro: flag provided but not defined: --bogus");
     expect_error(ARGS("--bogus", "value"), "micro: flag provided but not defined: --bogus");
     /* the later task's flags do not exist yet */
-    expect_error(ARGS("--enable_tls"), "micro: flag provided but not defined: --enable_tls");
     /* names match whole and case-sensitively */
     expect_error(ARGS("--Help"), "micro: flag provided but not defined: --Help");
     expect_error(ARGS("--sidecar"), "micro: flag provided but not defined: --sidecar");
@@ -1164,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_unknown_and_syntax_errors),
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_companion_rule),
+        cmocka_unit_test(test_tls_rule),
         cmocka_unit_test(test_positional_args),
         cmocka_unit_test(test_double_dash_ends_flags),
         cmocka_unit_test(test_error_buffer_edges),
