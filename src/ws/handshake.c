@@ -127,17 +127,3 @@ int mc_ws_check_upgrade(const struct mc_ws_upgrade_request *req, char accept[MC_
     *status = 101;
     return 0;
 }
-
-void mc_ws_write_handshake_response(struct mc_buf *out, const char accept[MC_WS_ACCEPT_LEN],
-                                    const char *extra_headers)
-{
-    mc_buf_append_str(out, "HTTP/1.1 101 Switching Protocols\r\n"
-                           "Upgrade: websocket\r\n"
-                           "Connection: Upgrade\r\n"
-                           "Sec-WebSocket-Accept: ");
-    mc_buf_append(out, accept, strnlen(accept, MC_WS_ACCEPT_LEN - 1));
-    mc_buf_append_str(out, "\r\n");
-    if (extra_headers != NULL)
-        mc_buf_append_str(out, extra_headers);
-    mc_buf_append_str(out, "\r\n");
-}

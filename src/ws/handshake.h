@@ -45,10 +45,4 @@ int mc_ws_is_upgrade(const char *upgrade, const char *connection);
 int mc_ws_check_upgrade(const struct mc_ws_upgrade_request *req, char accept[MC_WS_ACCEPT_LEN],
                         int *status);
 
-/* Appends the "101 Switching Protocols" response to out: Upgrade, Connection,
- * Sec-WebSocket-Accept: accept, then extra_headers verbatim (each line CRLF-terminated;
- * NULL for none), then the blank line. */
-void mc_ws_write_handshake_response(struct mc_buf *out, const char accept[MC_WS_ACCEPT_LEN],
-                                    const char *extra_headers);
-
 #endif
