@@ -17,18 +17,18 @@ static void registry_get(struct mc_http_request *req, struct mc_api *api)
         mc_http_respond_error(req, 400, REGISTRY_ID, "invalid service: contains a NUL (%00)");
         return;
     }
-    json_t *out;
     if (name && *name) {
-        out = mc_registry_get_json(api->registry, name);
-        if (!out) {
+        size_t len;
+        const char *text = mc_registry_get_text(api->registry, name, &len);
+        mc_free(name);
+        if (!text)
             mc_http_respond_error(req, 404, REGISTRY_ID, "service not found");
-            mc_free(name);
-            return;
-        }
-    } else {
-        out = mc_registry_list_json(api->registry);
+        else
+            mc_http_respond(req, 200, "application/json", NULL, 0, text, len);
+        return;
     }
     mc_free(name);
+    json_t *out = mc_registry_list_json(api->registry);
     mc_api_respond_json(req, 200, out);
     json_decref(out);
 }

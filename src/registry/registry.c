@@ -49,6 +49,19 @@ struct mc_registry {
     struct vent **services;
     size_t count;
     size_t cap;
+    /* Bumped by every change of the view (each mutation ends in dispatch): what the read
+     * cache checks its answers against. */
+    uint64_t generation;
+    /* GET /registry?service=NAME answers, serialised: valid while the view is unchanged and
+     * no node has reached its expiry (reads hide expired nodes before the expiry tick). */
+    struct read_cache_entry {
+        char *name;
+        char *text;
+        size_t len;
+        uint64_t generation;
+        uint64_t valid_until_ms; /* 0: no node has an expiry */
+    } read_cache[MC_REGISTRY_READ_CACHE];
+    unsigned read_cache_next;
     /* Every node of the view by (name, id) -> (its vent, its position there): node ids are
      * unique within a name, and this is what keeps a write of N nodes O(N), not O(N * view).
      * Borrows the vent's name and the node's id strings. */
@@ -259,6 +272,7 @@ static void watches_compact(struct mc_registry *r)
  * watches added during an event start with the next event. */
 static void dispatch(struct mc_registry *r, struct events *ev)
 {
+    r->generation++;
     r->dispatching++;
     for (size_t e = 0; e < ev->n; e++) {
         const struct event *event = &ev->v[e];
@@ -585,6 +599,10 @@ void mc_registry_backend_closed(struct mc_registry *r)
     mc_node_index_close(&r->owned_ids);
     mc_free(r->scratch_services);
     mc_free(r->scratch_nodes);
+    for (size_t i = 0; i < MC_REGISTRY_READ_CACHE; i++) {
+        mc_free(r->read_cache[i].name);
+        free(r->read_cache[i].text); /* json_dumps's */
+    }
     mc_free(r);
     if (closed)
         closed(ctx);
@@ -844,6 +862,38 @@ json_t *mc_registry_list_json(struct mc_registry *r)
         json_append(arr, mc_service_to_json(&name_only, 0));
     }
     return arr;
+}
+
+const char *mc_registry_get_text(struct mc_registry *r, const char *name, size_t *len)
+{
+    uint64_t now = now_ms(r);
+    for (size_t i = 0; i < MC_REGISTRY_READ_CACHE; i++) {
+        struct read_cache_entry *c = &r->read_cache[i];
+        if (c->name && c->generation == r->generation &&
+            (c->valid_until_ms == 0 || now < c->valid_until_ms) && strcmp(c->name, name) == 0) {
+            *len = c->len;
+            return c->text;
+        }
+    }
+    json_t *v = mc_registry_get_json(r, name);
+    if (!v)
+        return NULL;
+    struct read_cache_entry *c = &r->read_cache[r->read_cache_next];
+    r->read_cache_next = (r->read_cache_next + 1) % MC_REGISTRY_READ_CACHE;
+    mc_free(c->name);
+    free(c->text);
+    c->name = mc_strdup(name);
+    c->text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (!c->text) {
+        fprintf(stderr, "micro: out of memory serialising the registry\n");
+        abort();
+    }
+    c->len = strlen(c->text);
+    c->generation = r->generation;
+    c->valid_until_ms = mc_registry_next_expiry_ms(r);
+    *len = c->len;
+    return c->text;
 }
 
 json_t *mc_registry_get_json(struct mc_registry *r, const char *name)

@@ -161,6 +161,13 @@ void mc_registry_deregister(struct mc_registry *r, const struct mc_service *svc,
 json_t *mc_registry_list_json(struct mc_registry *r);
 /* GET /registry?service=NAME: a new JSON array with one element per version of name that has a
  * live node (sorted by version, byte order), nodes included; NULL when there is none (-> 404). */
+/* The same as mc_registry_get_json, serialised compactly (what GET /registry?service=NAME
+ * answers): NULL when NAME has no live node, else text[0..*len) owned by the registry and
+ * valid until the next call or change of the registry. Served from a small cache of the last
+ * MC_REGISTRY_READ_CACHE names, checked against every change of the view and the next node
+ * expiry, so a repeated read costs a lookup, not a serialisation. */
+#define MC_REGISTRY_READ_CACHE 8
+const char *mc_registry_get_text(struct mc_registry *r, const char *name, size_t *len);
 json_t *mc_registry_get_json(struct mc_registry *r, const char *name);
 /* For load balancing, without allocating in the steady state: stores in versions[] up to max
  * pointers to the versions of name that have live nodes (sorted by version) and returns how

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "registry/registry.h"
+#include "util/alloc.h"
 #include "util/error.h"
 
 static uint64_t fake_now;
@@ -902,10 +903,67 @@ static void test_backend_table(void **state)
     assert_null(mc_registry_backend_find(NULL));
 }
 
+/* The serialised read of mc_registry_get_json, through the cache. */
+static char *text_of(struct mc_registry *r, const char *name)
+{
+    size_t len;
+    const char *t = mc_registry_get_text(r, name, &len);
+    if (!t)
+        return NULL;
+    json_t *v = mc_registry_get_json(r, name);
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    assert_int_equal(strlen(want), len);
+    assert_memory_equal(want, t, len); /* the cache never answers differently */
+    free(want);
+    return mc_strndup(t, len);
+}
+
+static void test_read_cache_follows_every_change(void **state)
+{
+    struct mc_registry *r = *state;
+    assert_null(text_of(r, "foo"));
+    reg(r, "foo", "", "a", "h", 1, 0);
+    size_t l1, l2;
+    const char *t1 = mc_registry_get_text(r, "foo", &l1);
+    const char *t2 = mc_registry_get_text(r, "foo", &l2);
+    assert_ptr_equal(t1, t2); /* served from the cache */
+    char *before = text_of(r, "foo");
+    reg(r, "foo", "", "b", "h", 2, 5000); /* a change, and a node that expires at 6000 */
+    char *after = text_of(r, "foo");
+    assert_string_not_equal(before, after);
+    assert_non_null(strstr(after, "\"b\""));
+    /* Reads hide the expired node as soon as its time comes, before any expiry tick. */
+    fake_now = 6000;
+    char *expired = text_of(r, "foo");
+    assert_null(strstr(expired, "\"b\""));
+    assert_string_equal(expired, before);
+    assert_int_equal(dereg(r, "foo", "a"), 0);
+    char *gone = text_of(r, "foo");
+    assert_null(gone);
+    /* More names than the cache holds: each still answers its own. */
+    char name[16];
+    for (int i = 0; i < 3 * MC_REGISTRY_READ_CACHE; i++) {
+        snprintf(name, sizeof name, "svc%d", i);
+        reg(r, name, "", "n", "h", i, 0);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 3 * MC_REGISTRY_READ_CACHE; i++) {
+            snprintf(name, sizeof name, "svc%d", i);
+            char *t = text_of(r, name);
+            assert_non_null(strstr(t, name));
+            mc_free(t);
+        }
+    mc_free(before);
+    mc_free(after);
+    mc_free(expired);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_register_then_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_cache_follows_every_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_and_endpoints_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_sorted_with_nulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upsert_by_id, setup, teardown),
