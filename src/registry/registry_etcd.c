@@ -391,17 +391,11 @@ static void put_key(struct etcd *e, char *key, char *text, int64_t lease,
     post(e, "/v3/kv/put", b, put_done, p);
 }
 
-/* A node with its own TTL: a lease of its own (granted here), then the put. */
-struct own_put {
-    char *key;
-    char *text;
-    void (*cb)(struct etcd *e, int err, void *arg);
-    void *arg;
-};
-
+/* A node with its own TTL: a lease of its own (granted here), then the put; the pending put
+ * (struct put) rides along with the grant. */
 static void own_grant_done(struct etcd *e, int err, json_t *body, void *arg)
 {
-    struct own_put *o = arg;
+    struct put *o = arg;
     int64_t id = err == 0 ? int64_of(json_object_get(body, "ID")) : 0;
     if (err == 0 && id == 0)
         err = MC_EPROTO;
@@ -435,7 +429,7 @@ static void put_node(struct etcd *e, const struct mc_service *svc, const struct 
         put_key(e, key, text, e->lease, cb, arg);
         return;
     }
-    struct own_put *o = mc_calloc(1, sizeof *o);
+    struct put *o = mc_calloc(1, sizeof *o);
     o->key = key;
     o->text = text;
     o->cb = cb;
