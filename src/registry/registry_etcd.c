@@ -767,6 +767,17 @@ struct write {
     void *ctx;
 };
 
+/* A write of several keys answered once, when the last one is done: the count starts at 1 for
+ * the caller, who drops it with a final write_node_done(e, 0, w) after starting every key. */
+static struct write *write_new(mc_registry_done_cb done, void *ctx)
+{
+    struct write *w = mc_calloc(1, sizeof *w);
+    w->done = done;
+    w->ctx = ctx;
+    w->pending = 1;
+    return w;
+}
+
 static void write_node_done(struct etcd *e, int err, void *arg)
 {
     (void)e;
@@ -792,10 +803,7 @@ static void etcd_register(struct mc_registry *r, const struct mc_service *svc, u
         done(ctx, MC_EUNAVAIL);
         return;
     }
-    struct write *w = mc_calloc(1, sizeof *w);
-    w->done = done;
-    w->ctx = ctx;
-    w->pending = 1;
+    struct write *w = write_new(done, ctx);
     for (size_t i = 0; i < svc->node_count; i++) {
         w->pending++;
         put_node(e, svc, &svc->nodes[i], ttl_ms, write_node_done, w);
@@ -833,10 +841,7 @@ static void etcd_deregister(struct mc_registry *r, const struct mc_service *svc,
         done(ctx, MC_EUNAVAIL);
         return;
     }
-    struct write *w = mc_calloc(1, sizeof *w);
-    w->done = done;
-    w->ctx = ctx;
-    w->pending = 1;
+    struct write *w = write_new(done, ctx);
     for (size_t i = 0; i < svc->node_count; i++) {
         struct del *d = mc_calloc(1, sizeof *d);
         d->w = w;
