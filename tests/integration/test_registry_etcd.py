@@ -120,6 +120,9 @@ def test_three_sidecars_share_one_registry(micro, etcd, rpc_app):
 
 def test_ttl_registration_gets_its_own_lease(micro, etcd):
     sc = etcd_sidecar(micro, etcd)
+    # The sidecar listens before its etcd session is up (writes are 503 until then, by design):
+    # its own key in etcd says the session and its lease exist.
+    wait_until(lambda: sidecar_keys(etcd), 10, message="the sidecar's session with etcd")
     assert sc.register(service("short", [node("s-1")]), ttl="4s").status == 200
     kv = etcd.keys()[PREFIX + "short/s-1"]
     _, granted = etcd.ttl(kv["lease"])
