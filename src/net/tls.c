@@ -38,6 +38,7 @@ struct mc_tls {
     int server;
     char *cert_file, *key_file, *client_ca_file, *ca_file;
     const char *cert_flag, *key_flag, *client_ca_flag, *ca_flag;
+    int client_h2; /* a client that offers h2 alone by ALPN (the gRPC client) */
 };
 
 /* A connection's TLS state (c->tstate). */
@@ -183,8 +184,11 @@ static SSL_CTX *build_ctx(struct mc_tls *t, char *err, size_t errlen)
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"micro", 5);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     } else {
-        static const unsigned char protos[] = "\x08http/1.1";
-        SSL_CTX_set_alpn_protos(ctx, protos, sizeof protos - 1);
+        static const unsigned char protos[] = "\x08http/1.1", h2[] = "\x02h2";
+        if (t->client_h2)
+            SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2 - 1);
+        else
+            SSL_CTX_set_alpn_protos(ctx, protos, sizeof protos - 1);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
     int rc = 0;
@@ -648,6 +652,7 @@ static struct mc_tls *tls_new(const struct mc_tls_config *cfg, int server, char 
         .peer_cert = tls_peer_cert,
     };
     t->server = server;
+    t->client_h2 = !server && cfg->alpn_h2;
     t->cert_file = dup_or_null(cfg->cert_file);
     t->key_file = dup_or_null(cfg->key_file);
     t->client_ca_file = dup_or_null(cfg->client_ca_file);
