@@ -141,14 +141,13 @@ static int load_pair(struct mc_tls *t, SSL_CTX *ctx, char *err, size_t errlen)
     return 0;
 }
 
-/* ALPN: http/1.1 when the client offers it; otherwise no protocol is named (the HTTP/2 work
- * adds h2 in front). */
+/* ALPN: h2 when the client offers it, else http/1.1; otherwise no protocol is named. */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
     (void)arg;
-    static const unsigned char protos[] = "\x08http/1.1";
+    static const unsigned char protos[] = "\x02h2\x08http/1.1";
     unsigned char *sel;
     if (SSL_select_next_proto(&sel, outlen, protos, sizeof protos - 1, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
