@@ -29,7 +29,7 @@ struct grpc_call {
     struct mc_api *api;
     char *service; /* NULL: no known service (stats pool it) */
     char *method;  /* the request path */
-    struct mc_h2_stream *stream;
+    struct mc_h2_call *stream;
     struct mc_upstream_try try;
     uv_timer_t timer; /* the call's deadline; the call is freed by its close callback */
     uint64_t timeout_ms;
@@ -212,7 +212,7 @@ static void call_finish(struct grpc_call *c)
         c->req = NULL;
     }
     if (c->stream) {
-        mc_h2_stream_cancel(c->stream);
+        mc_h2_call_cancel(c->stream);
         c->stream = NULL;
     }
     mc_upstream_try_close(&c->try);
@@ -247,10 +247,10 @@ static void download_drained(struct mc_http_request *req)
 {
     struct grpc_call *c = req->handler_data;
     if (c && c->stream)
-        mc_h2_stream_resume(c->stream);
+        mc_h2_call_resume(c->stream);
 }
 
-static void on_node_head(struct mc_h2_stream *s, const struct mc_h2_response_head *head, void *ctx)
+static void on_node_head(struct mc_h2_call *s, const struct mc_h2_response_head *head, void *ctx)
 {
     (void)s;
     struct grpc_call *c = ctx;
@@ -273,8 +273,8 @@ static void on_node_head(struct mc_h2_stream *s, const struct mc_h2_response_hea
     if (head->end_stream) {
         /* trailers-only (a gRPC error): passed on as one HEADERS frame that ends the stream */
         c->grpc_status = status_of(out, n);
-        c->stream = NULL;       /* the stream is done: its on_done follows, then it is freed */
-        mc_h2_stream_cancel(s); /* no callback: the answer is complete */
+        c->stream = NULL;     /* the stream is done: its on_done follows, then it is freed */
+        mc_h2_call_cancel(s); /* no callback: the answer is complete */
         call_finish(c);
         mc_http_respond(req, head->status, NULL, out, n, NULL, 0);
     } else {
@@ -284,14 +284,14 @@ static void on_node_head(struct mc_h2_stream *s, const struct mc_h2_response_hea
         mc_free(out);
 }
 
-static void on_node_data(struct mc_h2_stream *s, const char *data, size_t len, void *ctx)
+static void on_node_data(struct mc_h2_call *s, const char *data, size_t len, void *ctx)
 {
     struct grpc_call *c = ctx;
     struct mc_http_request *req = c->req;
     mc_http_response_write(req, data, len);
     if (mc_http_request_pending_output(req) > GRPC_HIGH_WATER) {
         /* the node may send one more window, then waits for the client to read */
-        mc_h2_stream_pause(s);
+        mc_h2_call_pause(s);
         mc_http_request_on_drain_within(req, download_drained,
                                         c->api->config->proxy_idle_timeout_ms);
     }
@@ -311,7 +311,7 @@ static int reset_status(uint32_t code)
     }
 }
 
-static void on_node_done(struct mc_h2_stream *s, const struct mc_h2_done *d, void *ctx)
+static void on_node_done(struct mc_h2_call *s, const struct mc_h2_done *d, void *ctx)
 {
     (void)s;
     struct grpc_call *c = ctx;
@@ -387,7 +387,7 @@ static void deadline_fire(uv_timer_t *t)
 
 /* ---- the request: client -> node ---- */
 
-static void upload_drained(struct mc_h2_stream *s, void *ctx)
+static void upload_drained(struct mc_h2_call *s, void *ctx)
 {
     (void)s;
     struct grpc_call *c = ctx;
@@ -398,7 +398,7 @@ static void upload_drained(struct mc_h2_stream *s, void *ctx)
 static void end_upload(struct grpc_call *c)
 {
     struct mc_http_request *req = c->req;
-    if (mc_h2_stream_end(c->stream, req->trailers, req->trailer_count) < 0) {
+    if (mc_h2_call_end(c->stream, req->trailers, req->trailer_count) < 0) {
         /* a trailer the node must not get (no token, or CR/LF/NUL): nothing more is sent */
         mc_upstream_done(&c->try, 1);
         fail_call(c, MC_GRPC_INTERNAL, "request trailer not allowed");
@@ -426,10 +426,10 @@ static void on_client_body(struct mc_http_request *req, const char *data, size_t
     }
     if (!c->stream)
         return;
-    mc_h2_stream_write(c->stream, data, len);
-    if (mc_h2_stream_pending(c->stream) > GRPC_HIGH_WATER) {
+    mc_h2_call_write(c->stream, data, len);
+    if (mc_h2_call_pending(c->stream) > GRPC_HIGH_WATER) {
         mc_http_request_pause(req);
-        mc_h2_stream_on_drain(c->stream, upload_drained);
+        mc_h2_call_on_drain(c->stream, upload_drained);
     }
 }
 
@@ -460,7 +460,7 @@ static int attempt(struct grpc_call *c)
     int secure = node_secure(c->api, c->service, c->try.node);
     snprintf(c->timeout_text, sizeof c->timeout_text, "%llum",
              (unsigned long long)mc_upstream_remaining(&c->try));
-    struct mc_h2_stream_options o = {
+    struct mc_h2_call_options o = {
         .address = c->try.node,
         .secure = secure,
         .method = "POST",
@@ -474,9 +474,9 @@ static int attempt(struct grpc_call *c)
         .on_done = on_node_done,
         .ctx = c,
     };
-    c->stream = mc_h2_stream_start(c->api->h2, &o);
+    c->stream = mc_h2_call_start(c->api->h2, &o);
     if (c->replay.len)
-        mc_h2_stream_write(c->stream, c->replay.data, c->replay.len);
+        mc_h2_call_write(c->stream, c->replay.data, c->replay.len);
     if (c->body_done)
         end_upload(c);
     return 0;

@@ -37,11 +37,11 @@ struct h2conn {
     uv_timer_t timer; /* the dial deadline, then the idle deadline */
     int handles;      /* conn + timer, until both close callbacks ran */
     enum hc_state state;
-    unsigned streams;               /* attached streams (waiting or submitted) */
-    struct mc_h2_stream *all;       /* every attached stream */
-    struct mc_h2_stream *drain_due; /* streams whose body queue emptied, told after I/O */
-    int in_io;                      /* depth of nghttp2 calls that may call back */
-    int fail_err;                   /* a failure deferred to the end of the I/O call */
+    unsigned streams;             /* attached streams (waiting or submitted) */
+    struct mc_h2_call *all;       /* every attached stream */
+    struct mc_h2_call *drain_due; /* streams whose body queue emptied, told after I/O */
+    int in_io;                    /* depth of nghttp2 calls that may call back */
+    int fail_err;                 /* a failure deferred to the end of the I/O call */
     unsigned fail_due : 1, connected : 1;
 };
 
@@ -57,17 +57,17 @@ struct mc_h2_client {
     struct mc_net *net;
     struct mc_h2_client_config config;
     struct pool_host *hosts;
-    struct mc_h2_stream *failed; /* streams failed at start, told on the next turn */
+    struct mc_h2_call *failed; /* streams failed at start, told on the next turn */
     uv_timer_t failed_timer;
     size_t refs; /* the timer + connections not yet freed */
     int closing;
 };
 
-struct mc_h2_stream {
+struct mc_h2_call {
     struct mc_h2_client *client;
     struct h2conn *hc;
-    struct mc_h2_stream *next, *prev; /* in hc->all, or client->failed */
-    struct mc_h2_stream *drain_next;
+    struct mc_h2_call *next, *prev; /* in hc->all, or client->failed */
+    struct mc_h2_call *drain_next;
     int32_t id; /* 0 until submitted */
     nghttp2_nv *nv;
     size_t nv_count;
@@ -98,7 +98,7 @@ static void hc_idle_check(struct h2conn *hc);
 
 /* ---- streams ---- */
 
-static void stream_free(struct mc_h2_stream *s)
+static void stream_free(struct mc_h2_call *s)
 {
     mc_free(s->nv);
     mc_free(s->nv_text);
@@ -109,7 +109,7 @@ static void stream_free(struct mc_h2_stream *s)
     mc_free(s);
 }
 
-static void stream_unlink(struct mc_h2_stream *s, struct mc_h2_stream **head)
+static void stream_unlink(struct mc_h2_call *s, struct mc_h2_call **head)
 {
     if (s->prev)
         s->prev->next = s->next;
@@ -120,7 +120,7 @@ static void stream_unlink(struct mc_h2_stream *s, struct mc_h2_stream **head)
     s->next = s->prev = NULL;
 }
 
-static void stream_link(struct mc_h2_stream *s, struct mc_h2_stream **head)
+static void stream_link(struct mc_h2_call *s, struct mc_h2_call **head)
 {
     s->prev = NULL;
     s->next = *head;
@@ -201,7 +201,7 @@ static void nvb_finish(struct nv_builder *b, nghttp2_nv **nv, size_t *count, cha
 }
 
 /* Fills the stream's header block from options; MC_EHEADER when a value cannot be sent. */
-static int stream_build_head(struct mc_h2_stream *s, const struct mc_h2_stream_options *o)
+static int stream_build_head(struct mc_h2_call *s, const struct mc_h2_call_options *o)
 {
     struct nv_builder b = {0};
     mc_buf_init(&b.text);
@@ -232,7 +232,7 @@ static int stream_build_head(struct mc_h2_stream *s, const struct mc_h2_stream_o
 
 /* Tells the owner how the stream ended (unless cancelled) and frees it. The stream must be
  * unlinked from every list already. */
-static void stream_finish(struct mc_h2_stream *s, const struct mc_h2_done *d)
+static void stream_finish(struct mc_h2_call *s, const struct mc_h2_done *d)
 {
     if (!s->cancelled && s->on_done)
         s->on_done(s, d, s->ctx);
@@ -240,7 +240,7 @@ static void stream_finish(struct mc_h2_stream *s, const struct mc_h2_done *d)
 }
 
 /* The pairs gathered in hbuf as an array (into storage of at least hcount entries). */
-static void stream_fields(struct mc_h2_stream *s, struct mc_http_header *out)
+static void stream_fields(struct mc_h2_call *s, struct mc_http_header *out)
 {
     const char *p = s->hbuf.data;
     for (size_t i = 0; i < s->hcount; i++) {
@@ -257,7 +257,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
                          uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
 {
     (void)user_data;
-    struct mc_h2_stream *s = source->ptr;
+    struct mc_h2_call *s = source->ptr;
     size_t avail = s->out.len - s->out_off;
     if (avail == 0) {
         if (!s->body_ended) {
@@ -291,7 +291,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 }
 
 /* Hands a stream to its connection's session. */
-static void stream_submit(struct h2conn *hc, struct mc_h2_stream *s)
+static void stream_submit(struct h2conn *hc, struct mc_h2_call *s)
 {
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
     int32_t id = nghttp2_submit_request(hc->session, NULL, s->nv, s->nv_count,
@@ -315,7 +315,7 @@ static void stream_submit(struct h2conn *hc, struct mc_h2_stream *s)
 
 /* ---- nghttp2 callbacks ---- */
 
-static struct mc_h2_stream *stream_of(nghttp2_session *session, int32_t id)
+static struct mc_h2_call *stream_of(nghttp2_session *session, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(session, id);
 }
@@ -323,7 +323,7 @@ static struct mc_h2_stream *stream_of(nghttp2_session *session, int32_t id)
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     (void)user_data;
-    struct mc_h2_stream *s = stream_of(session, frame->hd.stream_id);
+    struct mc_h2_call *s = stream_of(session, frame->hd.stream_id);
     if (s && frame->hd.type == NGHTTP2_HEADERS) {
         mc_buf_reset(&s->hbuf);
         s->hcount = 0;
@@ -337,7 +337,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 {
     (void)flags;
     (void)user_data;
-    struct mc_h2_stream *s = stream_of(session, frame->hd.stream_id);
+    struct mc_h2_call *s = stream_of(session, frame->hd.stream_id);
     if (!s || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
@@ -374,7 +374,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     }
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    struct mc_h2_stream *s = stream_of(session, frame->hd.stream_id);
+    struct mc_h2_call *s = stream_of(session, frame->hd.stream_id);
     if (!s || s->cancelled)
         return 0;
     if (!s->got_head) {
@@ -403,7 +403,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
 {
     (void)flags;
     (void)user_data;
-    struct mc_h2_stream *s = stream_of(session, stream_id);
+    struct mc_h2_call *s = stream_of(session, stream_id);
     if (!s || s->cancelled) {
         nghttp2_session_consume(session, stream_id, len);
         return 0;
@@ -421,7 +421,7 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
 {
     (void)user_data;
     if (frame->hd.type == NGHTTP2_HEADERS) {
-        struct mc_h2_stream *s = stream_of(session, frame->hd.stream_id);
+        struct mc_h2_call *s = stream_of(session, frame->hd.stream_id);
         if (s)
             s->headers_sent = 1;
     }
@@ -432,14 +432,14 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
                            void *user_data)
 {
     struct h2conn *hc = user_data;
-    struct mc_h2_stream *s = stream_of(session, stream_id);
+    struct mc_h2_call *s = stream_of(session, stream_id);
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     if (s->unconsumed)
         nghttp2_session_consume_connection(session, s->unconsumed);
     if (s->on_drain_listed) {
-        for (struct mc_h2_stream **pp = &hc->drain_due; *pp; pp = &(*pp)->drain_next)
+        for (struct mc_h2_call **pp = &hc->drain_due; *pp; pp = &(*pp)->drain_next)
             if (*pp == s) {
                 *pp = s->drain_next;
                 break;
@@ -586,7 +586,7 @@ static void hc_fail(struct h2conn *hc, int err)
     }
     uv_timer_stop(&hc->timer);
     while (hc->all) {
-        struct mc_h2_stream *s = hc->all;
+        struct mc_h2_call *s = hc->all;
         stream_unlink(s, &hc->all);
         hc->streams--;
         s->hc = NULL;
@@ -611,7 +611,7 @@ static void hc_after_io(struct h2conn *hc)
     if (hc->state == HC_DEAD)
         return;
     while (hc->drain_due) {
-        struct mc_h2_stream *s = hc->drain_due;
+        struct mc_h2_call *s = hc->drain_due;
         hc->drain_due = s->drain_next;
         s->on_drain_listed = 0;
         mc_h2_drain_cb cb = s->on_drain;
@@ -744,10 +744,10 @@ static void hc_connected(struct mc_conn *c, int status)
     hc->state = HC_READY;
     mc_conn_read_start(c);
     /* the streams that waited for the dial, oldest first (the list is newest first) */
-    struct mc_h2_stream *last = hc->all;
+    struct mc_h2_call *last = hc->all;
     while (last && last->next)
         last = last->next;
-    for (struct mc_h2_stream *s = last, *prev; s; s = prev) {
+    for (struct mc_h2_call *s = last, *prev; s; s = prev) {
         prev = s->prev;
         if (!s->submitted)
             stream_submit(hc, s);
@@ -853,7 +853,7 @@ static void failed_fire(uv_timer_t *t)
 {
     struct mc_h2_client *client = t->data;
     while (client->failed) {
-        struct mc_h2_stream *s = client->failed;
+        struct mc_h2_call *s = client->failed;
         stream_unlink(s, &client->failed);
         s->in_failed = 0;
         struct mc_h2_done d = {.err = s->fail_err};
@@ -861,7 +861,7 @@ static void failed_fire(uv_timer_t *t)
     }
 }
 
-static void fail_later(struct mc_h2_client *client, struct mc_h2_stream *s, int err)
+static void fail_later(struct mc_h2_client *client, struct mc_h2_call *s, int err)
 {
     s->fail_err = err;
     s->in_failed = 1;
@@ -869,10 +869,9 @@ static void fail_later(struct mc_h2_client *client, struct mc_h2_stream *s, int 
     uv_timer_start(&client->failed_timer, failed_fire, 0, 0);
 }
 
-struct mc_h2_stream *mc_h2_stream_start(struct mc_h2_client *client,
-                                        const struct mc_h2_stream_options *o)
+struct mc_h2_call *mc_h2_call_start(struct mc_h2_client *client, const struct mc_h2_call_options *o)
 {
-    struct mc_h2_stream *s = mc_calloc(1, sizeof *s);
+    struct mc_h2_call *s = mc_calloc(1, sizeof *s);
     s->client = client;
     s->on_head = o->on_head;
     s->on_data = o->on_data;
@@ -909,7 +908,7 @@ struct mc_h2_stream *mc_h2_stream_start(struct mc_h2_client *client,
 
 /* Schedules the framing of what a public call queued (done at the end of the I/O call when
  * inside one). */
-static void stream_kick(struct mc_h2_stream *s)
+static void stream_kick(struct mc_h2_call *s)
 {
     if (s->hc && s->hc->state == HC_READY && s->id > 0) {
         if (s->deferred) {
@@ -920,7 +919,7 @@ static void stream_kick(struct mc_h2_stream *s)
     }
 }
 
-int mc_h2_stream_write(struct mc_h2_stream *s, const void *data, size_t len)
+int mc_h2_call_write(struct mc_h2_call *s, const void *data, size_t len)
 {
     if (s->body_ended || s->cancelled || s->in_failed || (!s->hc && s->submitted))
         return MC_ECLOSED;
@@ -929,7 +928,7 @@ int mc_h2_stream_write(struct mc_h2_stream *s, const void *data, size_t len)
     return 0;
 }
 
-int mc_h2_stream_end(struct mc_h2_stream *s, const struct mc_http_header *trailers, size_t count)
+int mc_h2_call_end(struct mc_h2_call *s, const struct mc_http_header *trailers, size_t count)
 {
     if (s->body_ended)
         return 0;
@@ -951,27 +950,27 @@ int mc_h2_stream_end(struct mc_h2_stream *s, const struct mc_http_header *traile
     return 0;
 }
 
-size_t mc_h2_stream_pending(const struct mc_h2_stream *s)
+size_t mc_h2_call_pending(const struct mc_h2_call *s)
 {
     return s->out.len - s->out_off;
 }
 
-void mc_h2_stream_on_drain(struct mc_h2_stream *s, mc_h2_drain_cb cb)
+void mc_h2_call_on_drain(struct mc_h2_call *s, mc_h2_drain_cb cb)
 {
     s->on_drain = cb;
-    if (cb && mc_h2_stream_pending(s) == 0 && s->hc && !s->on_drain_listed) {
+    if (cb && mc_h2_call_pending(s) == 0 && s->hc && !s->on_drain_listed) {
         s->on_drain_listed = 1;
         s->drain_next = s->hc->drain_due;
         s->hc->drain_due = s;
     }
 }
 
-void mc_h2_stream_pause(struct mc_h2_stream *s)
+void mc_h2_call_pause(struct mc_h2_call *s)
 {
     s->paused = 1;
 }
 
-void mc_h2_stream_resume(struct mc_h2_stream *s)
+void mc_h2_call_resume(struct mc_h2_call *s)
 {
     if (!s->paused)
         return;
@@ -983,7 +982,7 @@ void mc_h2_stream_resume(struct mc_h2_stream *s)
     }
 }
 
-void mc_h2_stream_cancel(struct mc_h2_stream *s)
+void mc_h2_call_cancel(struct mc_h2_call *s)
 {
     if (s->cancelled)
         return;
@@ -1042,13 +1041,13 @@ void mc_h2_client_free(struct mc_h2_client *client)
         return;
     client->closing = 1;
     while (client->failed) {
-        struct mc_h2_stream *s = client->failed;
+        struct mc_h2_call *s = client->failed;
         stream_unlink(s, &client->failed);
         stream_free(s);
     }
     while (client->hosts) {
         struct h2conn *hc = client->hosts->conns;
-        for (struct mc_h2_stream *s = hc->all; s; s = s->next)
+        for (struct mc_h2_call *s = hc->all; s; s = s->next)
             s->cancelled = 1; /* no callbacks */
         hc->in_io = 0;
         hc->fail_due = 0;

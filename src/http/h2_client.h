@@ -32,7 +32,7 @@ struct mc_h2_client_config {
 };
 
 struct mc_h2_client;
-struct mc_h2_stream;
+struct mc_h2_call;
 
 /* The response head: the final (non-1xx) HEADERS of the stream. end_stream says the stream
  * ended with it (a trailers-only response, as gRPC errors are): no data and no trailers follow.
@@ -60,14 +60,14 @@ struct mc_h2_done {
     size_t trailer_count;
 };
 
-typedef void (*mc_h2_head_cb)(struct mc_h2_stream *s, const struct mc_h2_response_head *head,
+typedef void (*mc_h2_head_cb)(struct mc_h2_call *s, const struct mc_h2_response_head *head,
                               void *ctx);
-typedef void (*mc_h2_data_cb)(struct mc_h2_stream *s, const char *data, size_t len, void *ctx);
+typedef void (*mc_h2_data_cb)(struct mc_h2_call *s, const char *data, size_t len, void *ctx);
 /* Runs exactly once unless the stream was cancelled; the stream is freed when it returns. */
-typedef void (*mc_h2_done_cb)(struct mc_h2_stream *s, const struct mc_h2_done *done, void *ctx);
-typedef void (*mc_h2_drain_cb)(struct mc_h2_stream *s, void *ctx);
+typedef void (*mc_h2_done_cb)(struct mc_h2_call *s, const struct mc_h2_done *done, void *ctx);
+typedef void (*mc_h2_drain_cb)(struct mc_h2_call *s, void *ctx);
 
-struct mc_h2_stream_options {
+struct mc_h2_call_options {
     const char *address; /* "host:port" of the node */
     int secure;          /* dial with the secure transport (h2 by ALPN) */
     const char *method;  /* a token */
@@ -98,24 +98,24 @@ void mc_h2_client_free(struct mc_h2_client *client);
  * nghttp2 queues it). Never NULL; on_done never runs inside this call (a refused header or a
  * bad address report on the next loop turn). The stream is freed after on_done returns or
  * once cancelled: drop the pointer then. */
-struct mc_h2_stream *mc_h2_stream_start(struct mc_h2_client *client,
-                                        const struct mc_h2_stream_options *options);
+struct mc_h2_call *mc_h2_call_start(struct mc_h2_client *client,
+                                    const struct mc_h2_call_options *options);
 /* Queues a copy of request body bytes (sent as the node's windows allow). Returns 0, or
  * MC_ECLOSED once the body was ended or the stream failed. */
-int mc_h2_stream_write(struct mc_h2_stream *s, const void *data, size_t len);
+int mc_h2_call_write(struct mc_h2_call *s, const void *data, size_t len);
 /* Ends the request body, with trailers (checked as headers are; NULL/0: none). Returns 0, or
  * MC_EHEADER (nothing ended: cancel the stream) or MC_ECLOSED. Idempotent once ended. */
-int mc_h2_stream_end(struct mc_h2_stream *s, const struct mc_http_header *trailers, size_t count);
+int mc_h2_call_end(struct mc_h2_call *s, const struct mc_http_header *trailers, size_t count);
 /* Request body bytes queued and not yet framed (upload back-pressure). */
-size_t mc_h2_stream_pending(const struct mc_h2_stream *s);
+size_t mc_h2_call_pending(const struct mc_h2_call *s);
 /* Runs cb(s, ctx) once, when the queued body has all been framed; NULL unregisters. */
-void mc_h2_stream_on_drain(struct mc_h2_stream *s, mc_h2_drain_cb cb);
+void mc_h2_call_on_drain(struct mc_h2_call *s, mc_h2_drain_cb cb);
 /* Pauses/resumes the response (download back-pressure): while paused, the bytes delivered are
  * not given back to the node's window, so it sends at most one window more. */
-void mc_h2_stream_pause(struct mc_h2_stream *s);
-void mc_h2_stream_resume(struct mc_h2_stream *s);
+void mc_h2_call_pause(struct mc_h2_call *s);
+void mc_h2_call_resume(struct mc_h2_call *s);
 /* Stops the stream: RST_STREAM CANCEL to the node (when it was sent), no callback afterwards.
  * Safe from the stream's callbacks (a no-op inside on_done) and from outside. */
-void mc_h2_stream_cancel(struct mc_h2_stream *s);
+void mc_h2_call_cancel(struct mc_h2_call *s);
 
 #endif
