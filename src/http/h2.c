@@ -699,6 +699,16 @@ static void refuse(struct mc_h2_stream *st, int status, const char *detail)
     mc_http_respond_error(st->req, status, "go.micro.sidecar", detail);
 }
 
+/* A gRPC call: a POST with content-type application/grpc, alone, +codec or with parameters. */
+static int is_grpc(const struct mc_http_request *req)
+{
+    if (req->method_bit != MC_HTTP_POST)
+        return 0;
+    const char *ct = mc_http_request_header(req, "content-type");
+    return ct && strncasecmp(ct, "application/grpc", 16) == 0 &&
+           (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
+}
+
 /* The head is complete: the request object is built and routed; a streaming route (or an
  * answer of the router's own) is dispatched now, a buffered one once its body is in. */
 static void head_complete(struct mc_h2_stream *st, int end_stream)
@@ -757,7 +767,9 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
         due_add(hc, st);
         return;
     }
-    if (st->route->flags & MC_HTTP_ROUTE_STREAM) {
+    /* gRPC streams whatever the route (a client- or bidi-streaming call cannot wait for its
+     * whole body): src/api/grpc_api.c takes these requests on every handler's fallback. */
+    if ((st->route->flags & MC_HTTP_ROUTE_STREAM) || is_grpc(req)) {
         due_add(hc, st);
         return;
     }
