@@ -17,7 +17,7 @@
 static void proxy_route(struct mc_http_request *req, void *ctx)
 {
     if (mc_api_is_grpc(req)) {
-        mc_api_grpc(req, ctx, 0);
+        mc_api_grpc(req, ctx);
         return;
     }
     mc_api_proxy(req, ctx);
@@ -123,7 +123,7 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
     if (mc_api_is_grpc(req)) {
-        mc_api_grpc(req, api, 0);
+        mc_api_grpc(req, api);
         return;
     }
     char *service;
@@ -144,7 +144,9 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
 void mc_api_fallback(struct mc_http_request *req, void *ctx)
 {
     if (mc_api_is_grpc(req)) {
-        mc_api_grpc(req, ctx, 1); /* --handler=rpc's fallback is a buffered route */
+        /* --handler=rpc's fallback is a buffered route, but the HTTP/2 codec streams gRPC
+         * whatever the route (HTTP/1.x gRPC is refused before any body is read) */
+        mc_api_grpc(req, ctx);
         return;
     }
     mc_api_path_rpc(req, ctx);

@@ -505,7 +505,7 @@ static void build_headers(struct grpc_call *c, struct mc_http_request *req)
     mc_http_header_list_add(&c->headers, "grpc-timeout", c->timeout_text);
 }
 
-void mc_api_grpc(struct mc_http_request *req, struct mc_api *api, int buffered)
+void mc_api_grpc(struct mc_http_request *req, struct mc_api *api)
 {
     if (req->http_major < 2) {
         mc_http_respond_error(req, 505, "go.micro.sidecar",
@@ -545,16 +545,6 @@ void mc_api_grpc(struct mc_http_request *req, struct mc_api *api, int buffered)
     req->on_body = on_client_body;
     req->on_abort = on_client_abort;
     uv_timer_start(&c->timer, deadline_fire, c->timeout_ms, 0);
-    if (buffered) {
-        /* the route gathered the whole body already (--handler=rpc): send it as it is */
-        on_client_body(req, req->body.data ? req->body.data : "", req->body.len);
-        c->body_done = 1;
-        if (c->replay_overflow) {
-            /* too large to keep a copy: the request's own buffer is the replay */
-            c->replay_overflow = 0;
-            mc_buf_append(&c->replay, req->body.data, req->body.len);
-        }
-    }
     (void)named; /* a named service that is unknown has no node: 14, from the upstream */
     attempt(c);
 }

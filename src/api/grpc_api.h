@@ -23,10 +23,11 @@ enum {
  * "+codec" or parameters. Cheap (one header scan, only for POSTs): every proxied request asks. */
 int mc_api_is_grpc(const struct mc_http_request *req);
 
-/* Takes a gRPC request over: answers it, now or as the call goes. buffered says the route
- * gathered the whole body into req->body already (else it streams through on_body). Over
- * HTTP/1.x, which cannot carry trailers, it answers 505 with an error naming HTTP/2. */
-void mc_api_grpc(struct mc_http_request *req, struct mc_api *api, int buffered);
+/* Takes a gRPC request over: answers it, now or as the call goes. The request must have been
+ * dispatched as a stream (body through on_body): the HTTP/2 codec streams every gRPC request
+ * whatever the route. Over HTTP/1.x, which cannot carry trailers, it answers 505 at once with
+ * an error naming HTTP/2. */
+void mc_api_grpc(struct mc_http_request *req, struct mc_api *api);
 
 /* grpc-timeout's value ("100m", "5S": 1 to 8 digits and a unit H M S m u n) in milliseconds,
  * rounded up to at least 1; 0 when it does not parse (then --request_timeout applies). */
