@@ -66,7 +66,7 @@ struct mc_h2_stream {
     struct mc_h2_tunnel *tunnel;
     unsigned in_trailers : 1, head_done : 1, body_done : 1, body_end_delivered : 1, due : 1,
         dispatched : 1, streaming : 1, user_paused : 1, submitted : 1, out_eof : 1, deferred : 1,
-        body_none : 1, trailers_due : 1, local_closed : 1;
+        body_none : 1, trailers_due : 1, local_closed : 1, grpc : 1;
 };
 
 struct h2_conn {
@@ -157,7 +157,7 @@ static int connection_specific(const char *name)
 /* A route that takes its body as it comes (on_body) rather than buffered. */
 static int stream_route(const struct mc_h2_stream *st)
 {
-    return st->route && (st->route->flags & MC_HTTP_ROUTE_STREAM);
+    return st->grpc || (st->route && (st->route->flags & MC_HTTP_ROUTE_STREAM));
 }
 
 static struct mc_h2_stream *stream_new(struct h2_conn *hc, int32_t id)
@@ -769,7 +769,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     }
     /* gRPC streams whatever the route (a client- or bidi-streaming call cannot wait for its
      * whole body): src/api/grpc_api.c takes these requests on every handler's fallback. */
-    if ((st->route->flags & MC_HTTP_ROUTE_STREAM) || is_grpc(req)) {
+    st->grpc = is_grpc(req);
+    if (stream_route(st)) {
         due_add(hc, st);
         return;
     }

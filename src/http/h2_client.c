@@ -389,10 +389,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             .header_count = s->hcount,
             .end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0,
         };
-        mc_buf_reset(&s->hbuf);
-        s->hcount = 0;
         if (s->on_head)
             s->on_head(s, &head, s->ctx);
+        mc_buf_reset(&s->hbuf); /* the fields pointed into it until now */
+        s->hcount = 0;
     }
     /* else: trailers, kept in hbuf for on_done */
     return 0;
