@@ -66,7 +66,7 @@ struct mc_h2_stream {
     struct mc_h2_tunnel *tunnel;
     unsigned in_trailers : 1, head_done : 1, body_done : 1, body_end_delivered : 1, due : 1,
         dispatched : 1, streaming : 1, user_paused : 1, submitted : 1, out_eof : 1, deferred : 1,
-        body_none : 1, trailers_due : 1, local_closed : 1;
+        body_none : 1, trailers_due : 1;
 };
 
 struct h2_conn {
@@ -757,8 +757,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
         due_add(hc, st);
         return;
     }
-    if (st->route->flags & MC_HTTP_ROUTE_STREAM) {
-        due_add(hc, st);
+    if ((st->route->flags & MC_HTTP_ROUTE_STREAM) || req->upgrade) {
+        due_add(hc, st); /* an extended CONNECT's DATA is the tunnel's, held till it exists */
         return;
     }
     if (req->has_content_length && req->content_length > s->max_body_size) {
@@ -990,6 +990,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0;
     }
     struct mc_http_request *req = st->req;
+    if (req->upgrade && st->verdict == MC_HTTP_ROUTE_RUN) {
+        mc_buf_append(&st->held, data, len); /* the tunnel's, once the route takes it */
+        return 0;
+    }
     if (stream_route(st) && st->verdict == MC_HTTP_ROUTE_RUN) {
         if (st->dispatched && !st->user_paused && st->held.len == 0 && !st->due)
             deliver(st, data, len);
@@ -1008,23 +1012,6 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     }
     mc_buf_append(&req->body, data, len);
     st->body_deadline = now_ms(st->hc) + MC_HTTP_BODY_TIMEOUT_MS;
-    return 0;
-}
-
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    (void)user_data;
-    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        return 0;
-    struct mc_h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (!st)
-        return 0;
-    st->local_closed = 1;
-    /* A complete answer before the request body ended: ask the client to stop sending it
-     * (RFC 9113 8.1). */
-    if (!st->body_done && !st->tunnel)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -1308,7 +1295,6 @@ static nghttp2_session_callbacks *callbacks(void)
         nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     }
@@ -1411,31 +1397,12 @@ static int decode_settings(const char *text, uint8_t *out, size_t *out_len)
     return mc_base64_decode(out, out_len, b64, n) == 0 ? 0 : -1;
 }
 
-static int list_has(const char *list, const char *token)
-{
-    size_t tl = strlen(token);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *l = e;
-        while (l > p && (l[-1] == ' ' || l[-1] == '\t'))
-            l--;
-        if ((size_t)(l - p) == tl && strncasecmp(p, token, tl) == 0)
-            return 1;
-        p = e;
-    }
-    return 0;
-}
-
 int mc_h2_upgrade(struct mc_http_server *s, struct mc_http_request *req)
 {
     const char *up = mc_http_request_header(req, "Upgrade");
     const char *settings = mc_http_request_header(req, "HTTP2-Settings");
     /* h2c is for plain TCP only (RFC 7540 3.2); a request body would have to be read first. */
-    if (!up || !settings || !list_has(up, "h2c") ||
+    if (!up || !settings || !mc_http_request_upgrade_to(req, "h2c") ||
         (s->transport && s->transport != &mc_conn_tcp_type) || req->chunked ||
         (req->has_content_length && req->content_length > 0) || req->http_minor < 1)
         return 0;
