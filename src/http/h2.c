@@ -75,7 +75,10 @@ struct h2_conn {
     struct mc_conn *conn;
     nghttp2_session *session;
     uv_timer_t timer;
-    uv_check_t send_check; /* one send per loop turn for whatever the handlers produced */
+    /* One send per loop turn for whatever the handlers produced. An idle handle, not a check:
+     * output produced inside another check callback (the connection layer's flush) would
+     * otherwise wait for the next poll to wake, up to a timer's period. */
+    uv_idle_t send_idle;
     int handles_open;
     struct mc_h2_stream *streams;
     size_t stream_count;
@@ -1068,7 +1071,7 @@ static void do_send(struct h2_conn *hc)
         if (hc->closed)
             return;
     }
-    mc_conn_flush_soon(hc->conn);
+    mc_conn_flush(hc->conn); /* nghttp2 batched the frames already: one write now */
     if (!nghttp2_session_want_read(hc->session) && !nghttp2_session_want_write(hc->session)) {
         conn_close(hc, 0); /* GOAWAY exchanged and every stream done */
         return;
@@ -1076,10 +1079,10 @@ static void do_send(struct h2_conn *hc)
     after_send(hc);
 }
 
-static void on_send_check(uv_check_t *h)
+static void on_send_idle(uv_idle_t *h)
 {
     struct h2_conn *hc = h->data;
-    uv_check_stop(h);
+    uv_idle_stop(h);
     hc->send_queued = 0;
     do_send(hc);
 }
@@ -1089,7 +1092,7 @@ static void schedule_send(struct h2_conn *hc)
     if (hc->send_queued || hc->closed)
         return;
     hc->send_queued = 1;
-    uv_check_start(&hc->send_check, on_send_check);
+    uv_idle_start(&hc->send_idle, on_send_idle);
 }
 
 /* After input: the dispatches it made due, the close it asked for, and what it produced. */
@@ -1262,9 +1265,9 @@ static void conn_close(struct h2_conn *hc, int now)
     nghttp2_session_del(hc->session);
     hc->session = NULL;
     uv_timer_stop(&hc->timer);
-    uv_check_stop(&hc->send_check);
+    uv_idle_stop(&hc->send_idle);
     uv_close((uv_handle_t *)&hc->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&hc->send_check, on_handle_closed);
+    uv_close((uv_handle_t *)&hc->send_idle, on_handle_closed);
     mc_conn_close(hc->conn, now);
     mc_http_server_unlink(hc->server, &hc->link);
 }
@@ -1335,9 +1338,9 @@ static struct h2_conn *conn_new(struct mc_http_server *s, struct mc_conn *conn)
     conn->on_close = on_conn_closed;
     uv_timer_init(s->net->loop, &hc->timer);
     hc->timer.data = hc;
-    uv_check_init(s->net->loop, &hc->send_check);
-    hc->send_check.data = hc;
-    hc->handles_open = 3; /* timer, check, transport */
+    uv_idle_init(s->net->loop, &hc->send_idle);
+    hc->send_idle.data = hc;
+    hc->handles_open = 3; /* timer, idle, transport */
     s->open_count++;
     hc->link.next = s->conns;
     if (s->conns)
