@@ -756,8 +756,15 @@ static void dispatch(struct h1_conn *hc)
 {
     struct mc_http_request *req = hc->req;
     hc->dispatch_due = 0;
-    if (req->upgrade && mc_h2_upgrade(hc->server, req))
-        return; /* Upgrade: h2c taken: the connection is HTTP/2's now */
+    if (req->upgrade) {
+        if (mc_h2_upgrade(hc->server, req))
+            return; /* Upgrade: h2c taken: the connection is HTTP/2's now */
+        /* An upgrade nobody here takes is ignored (RFC 9110 7.8): the proxy tunnels any
+         * protocol, the sidecar's own routes take websocket alone. */
+        if (hc->route && !(hc->route->flags & MC_HTTP_ROUTE_STREAM) &&
+            !mc_http_request_upgrade_to(req, "websocket"))
+            req->upgrade = 0;
+    }
     if (hc->route)
         req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(hc->route->flags);
     if (hc->verdict != MC_HTTP_ROUTE_RUN || !hc->route) {

@@ -66,7 +66,7 @@ struct mc_h2_stream {
     struct mc_h2_tunnel *tunnel;
     unsigned in_trailers : 1, head_done : 1, body_done : 1, body_end_delivered : 1, due : 1,
         dispatched : 1, streaming : 1, user_paused : 1, submitted : 1, out_eof : 1, deferred : 1,
-        body_none : 1, trailers_due : 1, local_closed : 1, grpc : 1;
+        body_none : 1, trailers_due : 1, grpc : 1;
 };
 
 struct h2_conn {
@@ -75,7 +75,10 @@ struct h2_conn {
     struct mc_conn *conn;
     nghttp2_session *session;
     uv_timer_t timer;
-    uv_check_t send_check; /* one send per loop turn for whatever the handlers produced */
+    /* One send per loop turn for whatever the handlers produced. An idle handle, not a check:
+     * output produced inside another check callback (the connection layer's flush) would
+     * otherwise wait for the next poll to wake, up to a timer's period. */
+    uv_idle_t send_idle;
     int handles_open;
     struct mc_h2_stream *streams;
     size_t stream_count;
@@ -770,8 +773,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     /* gRPC streams whatever the route (a client- or bidi-streaming call cannot wait for its
      * whole body): src/api/grpc_api.c takes these requests on every handler's fallback. */
     st->grpc = is_grpc(req);
-    if (stream_route(st)) {
-        due_add(hc, st);
+    if (stream_route(st) || req->upgrade) {
+        due_add(hc, st); /* an extended CONNECT's DATA is the tunnel's, held till it exists */
         return;
     }
     if (req->has_content_length && req->content_length > s->max_body_size) {
@@ -1003,6 +1006,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0;
     }
     struct mc_http_request *req = st->req;
+    if (req->upgrade && st->verdict == MC_HTTP_ROUTE_RUN) {
+        mc_buf_append(&st->held, data, len); /* the tunnel's, once the route takes it */
+        return 0;
+    }
     if (stream_route(st) && st->verdict == MC_HTTP_ROUTE_RUN) {
         if (st->dispatched && !st->user_paused && st->held.len == 0 && !st->due)
             deliver(st, data, len);
@@ -1021,23 +1028,6 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     }
     mc_buf_append(&req->body, data, len);
     st->body_deadline = now_ms(st->hc) + MC_HTTP_BODY_TIMEOUT_MS;
-    return 0;
-}
-
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-    (void)user_data;
-    if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
-        !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        return 0;
-    struct mc_h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    if (!st)
-        return 0;
-    st->local_closed = 1;
-    /* A complete answer before the request body ended: ask the client to stop sending it
-     * (RFC 9113 8.1). */
-    if (!st->body_done && !st->tunnel)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -1094,7 +1084,7 @@ static void do_send(struct h2_conn *hc)
         if (hc->closed)
             return;
     }
-    mc_conn_flush_soon(hc->conn);
+    mc_conn_flush(hc->conn); /* nghttp2 batched the frames already: one write now */
     if (!nghttp2_session_want_read(hc->session) && !nghttp2_session_want_write(hc->session)) {
         conn_close(hc, 0); /* GOAWAY exchanged and every stream done */
         return;
@@ -1102,10 +1092,10 @@ static void do_send(struct h2_conn *hc)
     after_send(hc);
 }
 
-static void on_send_check(uv_check_t *h)
+static void on_send_idle(uv_idle_t *h)
 {
     struct h2_conn *hc = h->data;
-    uv_check_stop(h);
+    uv_idle_stop(h);
     hc->send_queued = 0;
     do_send(hc);
 }
@@ -1115,7 +1105,7 @@ static void schedule_send(struct h2_conn *hc)
     if (hc->send_queued || hc->closed)
         return;
     hc->send_queued = 1;
-    uv_check_start(&hc->send_check, on_send_check);
+    uv_idle_start(&hc->send_idle, on_send_idle);
 }
 
 /* After input: the dispatches it made due, the close it asked for, and what it produced. */
@@ -1288,9 +1278,9 @@ static void conn_close(struct h2_conn *hc, int now)
     nghttp2_session_del(hc->session);
     hc->session = NULL;
     uv_timer_stop(&hc->timer);
-    uv_check_stop(&hc->send_check);
+    uv_idle_stop(&hc->send_idle);
     uv_close((uv_handle_t *)&hc->timer, on_handle_closed);
-    uv_close((uv_handle_t *)&hc->send_check, on_handle_closed);
+    uv_close((uv_handle_t *)&hc->send_idle, on_handle_closed);
     mc_conn_close(hc->conn, now);
     mc_http_server_unlink(hc->server, &hc->link);
 }
@@ -1321,7 +1311,6 @@ static nghttp2_session_callbacks *callbacks(void)
         nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
         nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     }
@@ -1362,9 +1351,9 @@ static struct h2_conn *conn_new(struct mc_http_server *s, struct mc_conn *conn)
     conn->on_close = on_conn_closed;
     uv_timer_init(s->net->loop, &hc->timer);
     hc->timer.data = hc;
-    uv_check_init(s->net->loop, &hc->send_check);
-    hc->send_check.data = hc;
-    hc->handles_open = 3; /* timer, check, transport */
+    uv_idle_init(s->net->loop, &hc->send_idle);
+    hc->send_idle.data = hc;
+    hc->handles_open = 3; /* timer, idle, transport */
     s->open_count++;
     hc->link.next = s->conns;
     if (s->conns)
@@ -1424,31 +1413,12 @@ static int decode_settings(const char *text, uint8_t *out, size_t *out_len)
     return mc_base64_decode(out, out_len, b64, n) == 0 ? 0 : -1;
 }
 
-static int list_has(const char *list, const char *token)
-{
-    size_t tl = strlen(token);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *l = e;
-        while (l > p && (l[-1] == ' ' || l[-1] == '\t'))
-            l--;
-        if ((size_t)(l - p) == tl && strncasecmp(p, token, tl) == 0)
-            return 1;
-        p = e;
-    }
-    return 0;
-}
-
 int mc_h2_upgrade(struct mc_http_server *s, struct mc_http_request *req)
 {
     const char *up = mc_http_request_header(req, "Upgrade");
     const char *settings = mc_http_request_header(req, "HTTP2-Settings");
     /* h2c is for plain TCP only (RFC 7540 3.2); a request body would have to be read first. */
-    if (!up || !settings || !list_has(up, "h2c") ||
+    if (!up || !settings || !mc_http_request_upgrade_to(req, "h2c") ||
         (s->transport && s->transport != &mc_conn_tcp_type) || req->chunked ||
         (req->has_content_length && req->content_length > 0) || req->http_minor < 1)
         return 0;
