@@ -41,8 +41,9 @@ struct h2conn {
     struct mc_h2_call *all;       /* every attached stream */
     struct mc_h2_call *drain_due; /* streams whose body queue emptied, told after I/O */
     int in_io;                    /* depth of nghttp2 calls that may call back */
+    struct h2conn *send_next;     /* in client->send_list while a send is due */
     int fail_err;                 /* a failure deferred to the end of the I/O call */
-    unsigned fail_due : 1, connected : 1;
+    unsigned fail_due : 1, connected : 1, send_due : 1;
 };
 
 struct pool_host {
@@ -59,6 +60,11 @@ struct mc_h2_client {
     struct pool_host *hosts;
     struct mc_h2_call *failed; /* streams failed at start, told on the next turn */
     uv_timer_t failed_timer;
+    /* Sends asked for by owners run from an idle handle at the next turn: an owner may call
+     * from inside a check callback (the server codec's), where output queued for the
+     * connection layer's flush check would wait for the next poll. */
+    uv_idle_t send_idle;
+    struct h2conn *send_list;
     size_t refs; /* the timer + connections not yet freed */
     int closing;
 };
@@ -572,6 +578,14 @@ static void hc_fail(struct h2conn *hc, int err)
     }
     int dial_failed = !hc->connected;
     hc->state = HC_DEAD;
+    if (hc->send_due) {
+        for (struct h2conn **pp = &hc->client->send_list; *pp; pp = &(*pp)->send_next)
+            if (*pp == hc) {
+                *pp = hc->send_next;
+                break;
+            }
+        hc->send_due = 0;
+    }
     host_remove(hc);
     if (hc->session) {
         /* a last GOAWAY when the transport still works (idle close) */
@@ -673,7 +687,9 @@ static void hc_send(struct h2conn *hc)
             mc_conn_write_copy(&hc->conn, data, (size_t)n);
         }
         hc->in_io--;
-        mc_conn_flush_soon(&hc->conn);
+        /* nghttp2 batched the frames: one write now (a flush-soon queued from the idle phase
+         * would wait for the poll after it) */
+        mc_conn_flush(&hc->conn);
         int drained = hc->drain_due != NULL;
         hc_after_io(hc);
         if (hc->state == HC_DEAD)
@@ -708,6 +724,30 @@ static void hc_on_read(struct mc_conn *c, const char *data, ssize_t nread)
 static void hc_on_drain(struct mc_conn *c)
 {
     hc_send((struct h2conn *)c);
+}
+
+static void send_idle_fire(uv_idle_t *h)
+{
+    struct mc_h2_client *client = h->data;
+    uv_idle_stop(h);
+    while (client->send_list) {
+        struct h2conn *hc = client->send_list;
+        client->send_list = hc->send_next;
+        hc->send_next = NULL;
+        hc->send_due = 0;
+        hc_send(hc);
+    }
+}
+
+/* hc_send at the next turn (batched with whatever else the owners queue until then). */
+static void hc_send_soon(struct h2conn *hc)
+{
+    if (hc->send_due || hc->state == HC_DEAD)
+        return;
+    hc->send_due = 1;
+    hc->send_next = hc->client->send_list;
+    hc->client->send_list = hc;
+    uv_idle_start(&hc->client->send_idle, send_idle_fire);
 }
 
 static int hc_limit(struct h2conn *hc)
@@ -901,7 +941,7 @@ struct mc_h2_call *mc_h2_call_start(struct mc_h2_client *client, const struct mc
     if (hc->state == HC_READY) {
         uv_timer_stop(&hc->timer); /* not idle any more */
         stream_submit(hc, s);
-        hc_send(hc);
+        hc_send_soon(hc);
     }
     return s;
 }
@@ -915,7 +955,7 @@ static void stream_kick(struct mc_h2_call *s)
             s->deferred = 0;
             nghttp2_session_resume_data(s->hc->session, s->id);
         }
-        hc_send(s->hc);
+        hc_send_soon(s->hc);
     }
 }
 
@@ -978,7 +1018,7 @@ void mc_h2_call_resume(struct mc_h2_call *s)
     if (s->unconsumed && s->hc && s->hc->session && s->id > 0) {
         nghttp2_session_consume(s->hc->session, s->id, s->unconsumed);
         s->unconsumed = 0;
-        hc_send(s->hc);
+        hc_send_soon(s->hc);
     }
 }
 
@@ -1001,7 +1041,7 @@ void mc_h2_call_cancel(struct mc_h2_call *s)
     if (s->id > 0) {
         /* freed by on_stream_close once the reset is out */
         nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-        hc_send(hc);
+        hc_send_soon(hc);
         return;
     }
     /* still waiting for the dial: the node never heard of it */
@@ -1026,10 +1066,13 @@ struct mc_h2_client *mc_h2_client_new(struct mc_net *net, const struct mc_h2_cli
         client->config.connect_timeout_ms = 10000;
     uv_timer_init(net->loop, &client->failed_timer);
     client->failed_timer.data = client;
-    client->refs = 1;
+    uv_idle_init(net->loop, &client->send_idle);
+    client->send_idle.data = client;
+    client->refs = 2;
     return client;
 }
 
+/* The failed timer and the send idle handle: one reference each. */
 static void failed_timer_closed(uv_handle_t *h)
 {
     client_unref(h->data);
@@ -1053,5 +1096,7 @@ void mc_h2_client_free(struct mc_h2_client *client)
         hc->fail_due = 0;
         hc_fail(hc, MC_ECANCELED); /* removes it from its host, and the host when empty */
     }
+    client->send_list = NULL;
     uv_close((uv_handle_t *)&client->failed_timer, failed_timer_closed);
+    uv_close((uv_handle_t *)&client->send_idle, failed_timer_closed);
 }
