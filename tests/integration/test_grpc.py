@@ -359,3 +359,102 @@ def test_metrics_by_protocol_and_grpc_status(one):
     h2 = [ln for ln in text.splitlines()
           if ln.startswith('micro_http_requests_by_protocol_total{protocol="HTTP/2"}')]
     assert h2 and int(h2[0].split()[-1]) >= 75, h2
+
+
+class H2Node:
+    """A running apps/h2_node.py in `mode` (refuse, goaway, reset)."""
+
+    def __init__(self, tmp_path, mode):
+        self.events = Path(tmp_path) / f"h2node-{mode}.events"
+        self.events.write_text("")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(APPS / "h2_node.py"), "--mode", mode, "--events",
+             str(self.events)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        r, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if r else ""
+        assert line.strip().isdigit(), line
+        self.port = int(line)
+
+    def seen(self):
+        return len(self.events.read_text().splitlines())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=5)
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def h2nodes(tmp_path):
+    started = []
+
+    def start(mode):
+        n = H2Node(tmp_path, mode)
+        started.append(n)
+        return n
+
+    yield start
+    for n in started:
+        n.stop()
+
+
+@pytest.mark.parametrize("mode", ["refuse", "goaway"])
+def test_stream_the_node_never_saw_is_retried(micro, apps, h2nodes, mode):
+    """REFUSED_STREAM, or a GOAWAY whose last stream id is below the stream: the node provably
+    never processed it, so it goes to another node and every call succeeds."""
+    a = apps("a")
+    bad = h2nodes(mode)
+    sc = micro("--selector=roundrobin")
+    assert sc.register(service(SVC, [a.node(), node("bad-node", port=bad.port)])).status == 200
+    ch = channel(sc)
+    for i in range(6):
+        assert hello(ch, b"x") == b"a:x"
+    assert bad.seen() >= 2  # the bad node was tried, and its refusals retried
+    ch.close()
+
+
+def test_stream_the_node_saw_is_not_retried(micro, apps, h2nodes):
+    """A node that resets a stream it received (INTERNAL_ERROR) may have acted on it: the call
+    fails (INTERNAL, as gRPC clients map that reset) instead of running twice."""
+    a = apps("a")
+    bad = h2nodes("reset")
+    sc = micro("--selector=roundrobin")
+    assert sc.register(service(SVC, [a.node(), node("bad-node", port=bad.port)])).status == 200
+    ch = channel(sc)
+    codes = []
+    for i in range(4):
+        try:
+            hello(ch, b"x")
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as e:
+            codes.append(e.code())
+    failed = [c for c in codes if c != grpc.StatusCode.OK]
+    assert failed and all(c == grpc.StatusCode.INTERNAL for c in failed), codes
+    assert len(failed) == bad.seen()  # each stream the bad node saw failed once, no retry
+    ch.close()
+
+
+def test_http2_client_reaches_http1_app_through_proxy(micro, tmp_path):
+    """Not gRPC: an HTTP/2 request on a --handler=proxy path goes to the HTTP/1.1 app over the
+    HTTP/1.1 pool, with a Host taken from :authority and the body streamed."""
+    import json as _json
+    app = harness.AppProcess(tmp_path, "http_app.py", "h")
+    try:
+        sc = micro("--handler=proxy")
+        assert sc.register(service("go.micro.srv.foo", [app.node()])).status == 200
+        body = tmp_path / "body.bin"
+        body.write_bytes(b"x" * 300000)
+        r = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-X", "POST",
+                            "-H", "X-Test: Yes", "--data-binary", f"@{body}",
+                            f"http://{HOST}:{sc.port}/foo/echo?q=1"],
+                           capture_output=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        seen = _json.loads(r.stdout)
+        assert seen["version"] == "HTTP/1.1" and seen["target"] == "/foo/echo?q=1"
+        hdrs = {k.lower(): v for k, v in seen["headers"]}
+        assert hdrs["host"] == f"{HOST}:{sc.port}"
+        assert hdrs["x-test"] == "Yes"
+        assert seen["body_size"] == 300000
+    finally:
+        app.stop()
