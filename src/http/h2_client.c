@@ -1039,8 +1039,11 @@ void mc_h2_call_cancel(struct mc_h2_call *s)
     if (hc->state == HC_DEAD)
         return;
     if (s->id > 0) {
-        /* freed by on_stream_close once the reset is out */
-        nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        /* freed by on_stream_close: once the reset is out, or at once when both sides had
+         * ended the stream already (nothing to reset: a frame on a closed stream is an error) */
+        if (nghttp2_session_get_stream_remote_close(hc->session, s->id) != 1 ||
+            nghttp2_session_get_stream_local_close(hc->session, s->id) != 1)
+            nghttp2_submit_rst_stream(hc->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
         hc_send_soon(hc);
         return;
     }
