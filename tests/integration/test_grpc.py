@@ -7,6 +7,7 @@ the sidecar's own gRPC errors, and the metrics."""
 import hashlib
 import os
 import select
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -458,3 +459,22 @@ def test_http2_client_reaches_http1_app_through_proxy(micro, tmp_path):
         assert seen["body_size"] == 300000
     finally:
         app.stop()
+
+
+def test_shutdown_with_calls_in_flight(micro, apps):
+    """SIGTERM while a server stream is open and pooled connections idle: the sidecar ends the
+    call (the node sees the cancellation), frees its HTTP/2 client and exits cleanly (no
+    sanitizer report: the fixture checks)."""
+    a = apps("a")
+    sc = micro("--drain_timeout=1s")
+    assert sc.register(service(SVC, [a.node()])).status == 200
+    ch = channel(sc)
+    assert hello(ch) == b"a:hi"
+    call = ch.unary_stream(PATH + "Hang")(b"", timeout=30)
+    assert next(call) == b"first"
+    sc.proc.send_signal(signal.SIGTERM)
+    sc.proc.wait(timeout=15)
+    wait_until(lambda: "cancelled a" in a.events.read_text(), 10,
+               message="the node to see the cancellation")
+    call.cancel()
+    ch.close()
