@@ -398,7 +398,8 @@ static void upload_drained(struct mc_h2_call *s, void *ctx)
 static void end_upload(struct grpc_call *c)
 {
     struct mc_http_request *req = c->req;
-    if (mc_h2_call_end(c->stream, req->trailers, req->trailer_count) < 0) {
+    /* MC_ECLOSED: the stream failed already, and its on_done tells how */
+    if (mc_h2_call_end(c->stream, req->trailers, req->trailer_count) == MC_EHEADER) {
         /* a trailer the node must not get (no token, or CR/LF/NUL): nothing more is sent */
         mc_upstream_done(&c->try, 1);
         fail_call(c, MC_GRPC_INTERNAL, "request trailer not allowed");
