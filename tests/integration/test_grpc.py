@@ -478,3 +478,46 @@ def test_shutdown_with_calls_in_flight(micro, apps):
                message="the node to see the cancellation")
     call.cancel()
     ch.close()
+
+
+def test_request_trailers_reach_the_node(micro, h2nodes):
+    """Trailers both ways: a client's request trailers (raw HTTP/2 with python3-h2: gRPC
+    libraries send none) reach the node, whose trailers come back."""
+    import socket as _socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+    n = h2nodes("trailers")
+    sc = micro()
+    assert sc.register(service(SVC, [node("t-node", port=n.port)])).status == 200
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    s = _socket.create_connection((HOST, sc.port), timeout=10)
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                            (":authority", f"{HOST}:{sc.port}"), (":path", PATH + "Hello"),
+                            ("content-type", "application/grpc"), ("te", "trailers")])
+    conn.send_data(sid, b"\0\0\0\0\2hi")
+    conn.send_headers(sid, [("x-client-trailer", "from-client")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    trailers, status, ended = None, None, False
+    deadline = time.monotonic() + 10
+    while not ended and time.monotonic() < deadline:
+        data = s.recv(65536)
+        if not data:
+            break
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers)[b":status"]
+            elif isinstance(ev, h2.events.TrailersReceived):
+                trailers = dict(ev.headers)
+            elif isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                ended = True
+        s.sendall(conn.data_to_send())
+    s.close()
+    assert status == b"200"
+    assert trailers is not None and trailers[b"grpc-status"] == b"0", trailers
+    assert trailers[b"x-echo-x-client-trailer"] == b"from-client", trailers

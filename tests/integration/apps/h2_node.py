@@ -3,7 +3,9 @@ stdout line; appends one line "<mode> <stream id>" to --events per request it se
 
   --mode refuse   every stream is reset with REFUSED_STREAM (the node never processed it)
   --mode goaway   GOAWAY with last_stream_id 0 on the first request, then the connection closes
-  --mode reset    every stream is reset with INTERNAL_ERROR (the node saw it: not retryable)"""
+  --mode reset    every stream is reset with INTERNAL_ERROR (the node saw it: not retryable)
+  --mode trailers a gRPC answer once the request's trailers came: HEADERS, one empty message,
+                  and trailers grpc-status 0 plus x-echo-<name>: <value> for each of them"""
 
 import argparse
 import socket
@@ -39,7 +41,9 @@ def serve(sock):
             for ev in conn.receive_data(data):
                 if isinstance(ev, h2.events.RequestReceived):
                     note(f"{args.mode} {ev.stream_id}")
-                    if args.mode == "refuse":
+                    if args.mode == "trailers":
+                        pass  # answered when the request's trailers arrive
+                    elif args.mode == "refuse":
                         conn.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                     elif args.mode == "reset":
                         conn.reset_stream(ev.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
@@ -47,6 +51,13 @@ def serve(sock):
                         conn.close_connection(last_stream_id=0)
                         sock.sendall(conn.data_to_send())
                         return
+                elif isinstance(ev, h2.events.TrailersReceived):
+                    sid = ev.stream_id
+                    conn.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc")])
+                    conn.send_data(sid, b"\0\0\0\0\0")
+                    echo = [("x-echo-" + (k.decode() if isinstance(k, bytes) else k),
+                             v.decode() if isinstance(v, bytes) else v) for k, v in ev.headers]
+                    conn.send_headers(sid, [("grpc-status", "0")] + echo, end_stream=True)
                 elif isinstance(ev, h2.events.DataReceived):
                     conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             out = conn.data_to_send()
