@@ -89,9 +89,8 @@ static void flush(struct conn *c)
     }
 }
 
-static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                          size_t length, uint32_t *flags, nghttp2_data_source *source,
-                          void *user_data)
+static ssize_t read_reply(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
+                          uint32_t *flags, nghttp2_data_source *source, void *user_data)
 {
     (void)source;
     (void)user_data;
