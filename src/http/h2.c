@@ -22,7 +22,7 @@
 /* nghttp2's frames are produced only while less than this is queued to the client: a client
  * that does not read leaves the rest in the streams' own (window-bounded) buffers. */
 #define H2_OUTPUT_HIGH_WATER (256 * 1024)
-/* Control frames (SETTINGS, PING, PRIORITY, RST_STREAM, WINDOW_UPDATE, empty DATA) a client
+/* Control frames (SETTINGS, PING, PRIORITY, RST_STREAM) a client
  * may send per second, on top of a burst of as many: more is a flood (SPEC 12) and ends the
  * connection with GOAWAY ENHANCE_YOUR_CALM. nghttp2 bounds the queued acks and the reset rate
  * itself; this catches a client that reads its acks and still floods. */
@@ -720,6 +720,7 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     struct mc_http_request *req = st->req;
     struct mc_http_server *s = hc->server;
     st->head_done = 1;
+    st->body_deadline = 0;
     hc->had_request = 1;
     size_t extra = st->authority_off != SIZE_MAX ? 1 : 0;
     req->headers = fix_fields(st, &st->raw, extra);
@@ -848,6 +849,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         struct mc_h2_stream *st = stream_new(hc, frame->hd.stream_id);
         nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, st);
+        /* A header block must end in time: until it does, the connection carries nothing
+         * else (CONTINUATION frames only), so one that stalls ends the connection. */
+        st->body_deadline = now_ms(hc) + MC_HTTP_HEAD_TIMEOUT_MS;
+        arm_at(hc, st->body_deadline);
         return 0;
     }
     struct mc_h2_stream *st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -931,9 +936,10 @@ static int count_flood(struct h2_conn *hc, const nghttp2_frame_hd *hd)
 {
     int empty =
         hd->type == NGHTTP2_DATA && hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+    /* WINDOW_UPDATE is left out: a reader sends one per few frames it takes, and answering
+     * one costs nothing. */
     int control = hd->type == NGHTTP2_SETTINGS || hd->type == NGHTTP2_PING ||
-                  hd->type == NGHTTP2_PRIORITY || hd->type == NGHTTP2_RST_STREAM ||
-                  hd->type == NGHTTP2_WINDOW_UPDATE;
+                  hd->type == NGHTTP2_PRIORITY || hd->type == NGHTTP2_RST_STREAM;
     if (!empty && !control)
         return 0;
     uint64_t now = now_ms(hc);
@@ -1218,6 +1224,15 @@ static void on_timer(uv_timer_t *t)
             NEXT(st->drain_deadline);
         }
         if (st->body_deadline) {
+            if (now >= st->body_deadline && !st->head_done) {
+                mc_log_debug("http2 client %s: header block not complete in time: closing",
+                             conn_peer(hc));
+                nghttp2_session_terminate_session(hc->session, NGHTTP2_PROTOCOL_ERROR);
+                do_send(hc);
+                if (!hc->closed)
+                    conn_close(hc, 0);
+                return;
+            }
             if (now >= st->body_deadline) {
                 st->body_deadline = 0;
                 if (st->req && !st->req->responded && !st->dispatched) {

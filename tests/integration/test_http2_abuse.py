@@ -263,3 +263,16 @@ def test_max_concurrent_streams_is_128(micro):
     finally:
         c.close()
 
+
+
+@pytest.mark.timeout_s(40)
+def test_a_header_block_that_never_ends_is_closed(micro):
+    """HEADERS without END_HEADERS, then silence: the connection can carry nothing else until
+    the block ends, so the sidecar ends the connection at the head timeout."""
+    sc = micro()
+    s = raw_conn(sc.port)
+    s.sendall(frame(HEADERS, 0, 1, MIN_HEAD))
+    kind, _ = outcome(s, timeout=25)
+    assert kind in ("goaway", "closed")
+    s.close()
+    still_served(sc)
