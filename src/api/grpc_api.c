@@ -60,7 +60,7 @@ uint64_t mc_grpc_timeout_ms(const char *v)
             return 0;
         n = n * 10 + (uint64_t)(v[i] - '0');
     }
-    if (i == 0 || v[i + 1] != '\0')
+    if (i == 0 || v[i] == '\0' || v[i + 1] != '\0') /* a unit, and nothing after it */
         return 0;
     uint64_t ms;
     switch (v[i]) {
