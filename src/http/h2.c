@@ -322,12 +322,16 @@ static void push_field(struct mc_h2_stream *st, struct mc_buf *b, const uint8_t 
         st->offsets = o;
         st->offsets_cap = cap;
     }
+    mc_buf_reserve(b, nl + vl + 2); /* one reservation, then plain copies */
+    char *p = b->data + b->len;
     st->offsets[st->nfields * 2] = b->len;
-    mc_buf_append(b, name, nl);
-    mc_buf_append(b, "", 1);
-    st->offsets[st->nfields * 2 + 1] = b->len;
-    mc_buf_append(b, value, vl);
-    mc_buf_append(b, "", 1);
+    memcpy(p, name, nl);
+    p[nl] = '\0';
+    st->offsets[st->nfields * 2 + 1] = b->len + nl + 1;
+    memcpy(p + nl + 1, value, vl);
+    p[nl + 1 + vl] = '\0';
+    b->len += nl + vl + 2;
+    b->data[b->len] = '\0'; /* the buffer's own invariant */
     st->nfields++;
 }
 
@@ -957,10 +961,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             off = &st->protocol_off;
         if (off) {
             /* pseudo-headers come first: they sit before the fields, as "\0value\0" */
-            mc_buf_append(&st->raw, "", 1);
-            *off = st->raw.len;
-            mc_buf_append(&st->raw, value, valuelen);
-            mc_buf_append(&st->raw, "", 1);
+            struct mc_buf *b = &st->raw;
+            mc_buf_reserve(b, valuelen + 2);
+            b->data[b->len] = '\0';
+            *off = b->len + 1;
+            memcpy(b->data + b->len + 1, value, valuelen);
+            b->data[b->len + 1 + valuelen] = '\0';
+            b->len += valuelen + 2;
+            b->data[b->len] = '\0';
         }
         return 0;
     }
