@@ -417,3 +417,31 @@ def test_drain_at_shutdown_sends_goaway(micro):
         c.close()
     assert sc.wait_exit(15) == 0
 
+
+
+def test_max_connections_counts_http2_connections(micro):
+    sc = micro("--max_connections=2")
+    held = [H2Client(sc.port), H2Client(sc.port)]
+    try:
+        for c in held:  # both are served: settings, then an answer
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                      (":path", "/registry"), (":authority", HOST)],
+                                end_stream=True)
+            c.flush()
+            c.pump(lambda evs: [e for e in evs if isinstance(e, h2.events.ResponseReceived)])
+        # A third connection is over the limit: closed at once.
+        s = socket.create_connection((HOST, sc.port), timeout=10)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0")
+        s.settimeout(10)
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", data
+        s.close()
+    finally:
+        for c in held:
+            c.close()
+    wait_until(lambda: harness.request(sc.port, "GET", "/registry").status == 200, 10,
+               message="served again once the HTTP/2 connections are gone")
