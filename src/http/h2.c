@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/rand.h>
 
 #include "http/h2_tunnel.h"
 #include "util/alloc.h"
@@ -779,6 +780,26 @@ static void refuse(struct mc_h2_stream *st, int status, const char *detail)
     mc_http_respond_error(st->req, status, "go.micro.sidecar", detail);
 }
 
+/* An extended CONNECT for a WebSocket also carries the fields of its HTTP/1.1 form (Upgrade,
+ * Connection, a fresh Sec-WebSocket-Key): the reverse proxy forwards it to the node as the
+ * HTTP/1.1 upgrade it understands, and relays the frames once the node switches (RFC 8441
+ * frames are RFC 6455's). The sidecar's own WebSocket routes ignore them over HTTP/2. */
+static void websocket_fields(struct mc_h2_stream *st)
+{
+    static const struct {
+        const char *name, *value;
+    } fields[] = {{"upgrade", "websocket"}, {"connection", "upgrade"}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        push_field(st, &st->raw, (const uint8_t *)fields[i].name, strlen(fields[i].name),
+                   (const uint8_t *)fields[i].value, strlen(fields[i].value));
+    unsigned char nonce[16];
+    char key[32];
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        memset(nonce, 0x5a, sizeof nonce); /* the key only proves the node speaks WebSocket */
+    size_t n = mc_base64_encode(key, nonce, sizeof nonce);
+    push_field(st, &st->raw, (const uint8_t *)"sec-websocket-key", 17, (const uint8_t *)key, n);
+}
+
 /* The head is complete: the request object is built and routed; a streaming route (or an
  * answer of the router's own) is dispatched now, a buffered one once its body is in. */
 static void head_complete(struct mc_h2_stream *st, int end_stream)
@@ -789,6 +810,9 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     st->head_done = 1;
     st->body_deadline = 0;
     hc->had_request = 1;
+    if (st->protocol_off != SIZE_MAX && !st->error_status &&
+        strcasecmp(st->raw.data + st->protocol_off, "websocket") == 0)
+        websocket_fields(st);
     size_t extra = st->authority_off != SIZE_MAX ? 1 : 0;
     req->headers = fix_fields(st, &st->raw, extra, 1);
     req->header_count = st->nfields;
@@ -834,6 +858,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
                                        req->path_len, &st->route);
     if (st->route)
         req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(st->route->flags);
+    if (req->upgrade && stream_route(st))
+        req->method_name = "GET"; /* the proxy forwards the HTTP/1.1 form (websocket_fields) */
     if (st->verdict != MC_HTTP_ROUTE_RUN) {
         due_add(hc, st);
         return;
