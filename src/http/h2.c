@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/rand.h>
 
 #include "http/h2_tunnel.h"
 #include "util/alloc.h"
@@ -29,6 +30,10 @@
 #define H2_CONTROL_BUDGET 1000
 /* Empty DATA frames without END_STREAM cost a callback each and carry nothing. */
 #define H2_EMPTY_DATA_BUDGET 100
+/* Fields of a head kept in the stream itself; a larger head allocates. */
+#define H2_INLINE_FIELDS 16
+/* A connection's buffered request bodies may hold this many times --max_body_size. */
+#define H2_BODY_BUDGET_FACTOR 4
 /* After an answer given before the request body ended, the rest of the body must keep coming
  * within this, else the stream is reset (as http/h1.c does). */
 #define H2_DISCARD_TIMEOUT_MS 5000
@@ -44,8 +49,12 @@ struct mc_h2_stream {
     /* The head: pseudo-headers and fields, each name and value NUL-terminated in raw;
      * offsets pairs index raw (trailers: traw). Built into req at the end of the block. */
     struct mc_buf raw, traw;
-    size_t *offsets;
+    size_t *offsets; /* offsets_inline until a head has more fields */
     size_t offsets_cap, nfields;
+    size_t offsets_inline[2 * H2_INLINE_FIELDS];
+    /* The request and its field array live in the stream (no allocation for a usual head). */
+    struct mc_http_request req_storage;
+    struct mc_http_header headers_inline[H2_INLINE_FIELDS];
     size_t head_bytes;
     size_t method_off, path_off, authority_off, protocol_off; /* SIZE_MAX: absent */
     int error_status; /* 431/400 decided while the head came in */
@@ -63,6 +72,8 @@ struct mc_h2_stream {
     uint64_t drain_timeout_ms, drain_deadline;
     size_t drain_mark;
     uint64_t body_deadline; /* buffered body or a discarded rest must progress by then; 0 */
+    size_t body_counted;    /* of req->body, in hc->body_bytes */
+    size_t unconsumed;      /* of that, not consumed yet: the connection's bodies are over budget */
     struct mc_h2_tunnel *tunnel;
     unsigned in_trailers : 1, head_done : 1, body_done : 1, body_end_delivered : 1, due : 1,
         dispatched : 1, streaming : 1, user_paused : 1, submitted : 1, out_eof : 1, deferred : 1,
@@ -87,6 +98,9 @@ struct h2_conn {
     uint64_t last_active;  /* the last time the stream count fell to 0 (or the start) */
     uint64_t budget_start; /* the second the flood counters are for */
     unsigned control_count, empty_data_count;
+    /* Buffered request bodies of all streams: past H2_BODY_BUDGET_FACTOR x --max_body_size the
+     * streams' windows stay shut until some are freed (128 streams must not hold 128 bodies). */
+    size_t body_bytes;
     unsigned in_recv : 1, closed : 1, close_due : 1, send_queued : 1, output_wait : 1,
         had_request : 1, going_away : 1, peer_eof : 1;
     char peer[48];
@@ -150,6 +164,9 @@ static unsigned method_bit(const char *m)
 /* Connection-specific fields have no place in HTTP/2 (RFC 9113 8.2.2). */
 static int connection_specific(const char *name)
 {
+    int c = name[0] | 0x20;
+    if (c != 'c' && c != 'k' && c != 'p' && c != 't' && c != 'u')
+        return 0; /* most names: one comparison */
     return strcasecmp(name, "connection") == 0 || strcasecmp(name, "keep-alive") == 0 ||
            strcasecmp(name, "proxy-connection") == 0 ||
            strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "upgrade") == 0;
@@ -180,7 +197,10 @@ static struct mc_h2_stream *stream_new(struct h2_conn *hc, int32_t id)
         hc->streams->prev = st;
     hc->streams = st;
     hc->stream_count++;
-    struct mc_http_request *req = st->req = mc_calloc(1, sizeof *req);
+    st->offsets = st->offsets_inline;
+    st->offsets_cap = 2 * H2_INLINE_FIELDS;
+    mc_buf_reserve(&st->raw, 240); /* one allocation for a usual head */
+    struct mc_http_request *req = st->req = &st->req_storage;
     req->ops = &h2_ops;
     req->stream = st;
     req->http_major = 2;
@@ -190,15 +210,18 @@ static struct mc_h2_stream *stream_new(struct h2_conn *hc, int32_t id)
     return st;
 }
 
+/* What the request holds (the request itself is the stream's). */
 static void request_free(struct mc_http_request *req)
 {
     if (!req)
         return;
+    struct mc_h2_stream *st = req->stream;
     mc_buf_close(&req->body);
-    mc_free(req->headers);
+    if (req->headers != st->headers_inline)
+        mc_free(req->headers);
     mc_free(req->trailers);
     mc_free(req->upstream);
-    mc_free(req);
+    memset(req, 0, sizeof *req);
 }
 
 static void due_remove(struct h2_conn *hc, struct mc_h2_stream *st)
@@ -226,6 +249,25 @@ static void due_add(struct h2_conn *hc, struct mc_h2_stream *st)
     hc->due_tail = &st->due_next;
 }
 
+static size_t body_budget(const struct h2_conn *hc)
+{
+    uint64_t b = hc->server->max_body_size * H2_BODY_BUDGET_FACTOR;
+    return b > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)b;
+}
+
+/* Room again under the bodies' budget: the windows kept shut reopen. */
+static void consume_held_bodies(struct h2_conn *hc)
+{
+    for (struct mc_h2_stream *st = hc->streams; st && hc->body_bytes <= body_budget(hc);
+         st = st->next) {
+        if (st->unconsumed) {
+            nghttp2_session_consume_stream(hc->session, st->id, st->unconsumed);
+            st->unconsumed = 0;
+            schedule_send(hc);
+        }
+    }
+}
+
 /* The stream is gone (closed by nghttp2, or its connection closed): a request the handler
  * still holds is aborted, an answered one reported; everything is freed. */
 static void stream_free(struct h2_conn *hc, struct mc_h2_stream *st)
@@ -238,6 +280,9 @@ static void stream_free(struct h2_conn *hc, struct mc_h2_stream *st)
     if (st->next)
         st->next->prev = st->prev;
     hc->stream_count--;
+    hc->body_bytes -= st->body_counted;
+    if (st->body_counted && hc->session)
+        consume_held_bodies(hc);
     if (st->tunnel) {
         mc_h2_tunnel_detach(st->tunnel);
         st->tunnel = NULL;
@@ -257,7 +302,8 @@ static void stream_free(struct h2_conn *hc, struct mc_h2_stream *st)
     mc_buf_close(&st->out);
     mc_buf_close(&st->trailer_raw);
     mc_free(st->trailers_out);
-    mc_free(st->offsets);
+    if (st->offsets != st->offsets_inline)
+        mc_free(st->offsets);
     mc_free(st);
     if (hc->stream_count == 0) {
         hc->last_active = now_ms(hc);
@@ -269,22 +315,35 @@ static void push_field(struct mc_h2_stream *st, struct mc_buf *b, const uint8_t 
                        const uint8_t *value, size_t vl)
 {
     if (st->nfields * 2 + 2 > st->offsets_cap) {
-        st->offsets_cap = st->offsets_cap ? st->offsets_cap * 2 : 32;
-        st->offsets = mc_realloc(st->offsets, st->offsets_cap * sizeof *st->offsets);
+        size_t cap = st->offsets_cap * 2;
+        size_t *o = mc_malloc(cap * sizeof *o);
+        memcpy(o, st->offsets, st->nfields * 2 * sizeof *o);
+        if (st->offsets != st->offsets_inline)
+            mc_free(st->offsets);
+        st->offsets = o;
+        st->offsets_cap = cap;
     }
+    mc_buf_reserve(b, nl + vl + 2); /* one reservation, then plain copies */
+    char *p = b->data + b->len;
     st->offsets[st->nfields * 2] = b->len;
-    mc_buf_append(b, name, nl);
-    mc_buf_append(b, "", 1);
-    st->offsets[st->nfields * 2 + 1] = b->len;
-    mc_buf_append(b, value, vl);
-    mc_buf_append(b, "", 1);
+    memcpy(p, name, nl);
+    p[nl] = '\0';
+    st->offsets[st->nfields * 2 + 1] = b->len + nl + 1;
+    memcpy(p + nl + 1, value, vl);
+    p[nl + 1 + vl] = '\0';
+    b->len += nl + vl + 2;
+    b->data[b->len] = '\0'; /* the buffer's own invariant */
     st->nfields++;
 }
 
 /* The fields collected in b as an array pointing into it (b no longer grows). */
-static struct mc_http_header *fix_fields(struct mc_h2_stream *st, struct mc_buf *b, size_t extra)
+static struct mc_http_header *fix_fields(struct mc_h2_stream *st, struct mc_buf *b, size_t extra,
+                                         int inline_ok)
 {
-    struct mc_http_header *h = mc_calloc(st->nfields + extra + 1, sizeof *h);
+    size_t n = st->nfields + extra + 1;
+    struct mc_http_header *h = inline_ok && n <= H2_INLINE_FIELDS
+                                   ? memset(st->headers_inline, 0, n * sizeof *h)
+                                   : mc_calloc(n, sizeof *h);
     for (size_t i = 0; i < st->nfields; i++) {
         h[i].name = b->data + st->offsets[i * 2];
         h[i].value = b->data + st->offsets[i * 2 + 1];
@@ -293,6 +352,21 @@ static struct mc_http_header *fix_fields(struct mc_h2_stream *st, struct mc_buf 
 }
 
 /* ---------- the response ---------- */
+
+/* v in decimal into buf (24 bytes at least), NUL-terminated; returns its length. */
+static size_t decimal(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
 
 /* Builds nghttp2's name/value array for a head: ":status" then fields, names lower-cased
  * into names (which must not grow after), connection-specific fields left out. */
@@ -406,9 +480,9 @@ static void h2_respond(struct mc_http_request *req, int status, const char *cont
     struct mc_http_header fixed[16];
     struct mc_http_header *h = count <= 16 ? fixed : mc_malloc(count * sizeof *h);
     size_t n = 0;
-    char clen[24], stext[16];
-    snprintf(clen, sizeof clen, "%zu", len);
-    snprintf(stext, sizeof stext, "%d", status);
+    char clen[24], stext[24];
+    decimal(clen, len);
+    decimal(stext, (uint64_t)status);
     if (content_type)
         h[n++] = (struct mc_http_header){"content-type", content_type};
     h[n++] = (struct mc_http_header){"content-length", clen};
@@ -444,17 +518,19 @@ static void h2_begin(struct mc_http_request *req, int status, const struct mc_ht
     req->status = status;
     int no_body_status = status == 204 || status == 304 || status < 200;
     st->body_none = no_body_status || req->method_bit == MC_HTTP_HEAD;
-    nghttp2_nv *nv = mc_malloc((count + 2) * sizeof *nv);
-    char stext[16], clen[24];
-    snprintf(stext, sizeof stext, "%d", status);
+    nghttp2_nv nvfixed[32];
+    nghttp2_nv *nv = count + 2 <= 32 ? nvfixed : mc_malloc((count + 2) * sizeof *nv);
+    char stext[24], clen[24];
+    decimal(stext, (uint64_t)status);
     size_t n = build_nv(nv, &st->hc->server->scratch, stext, headers, count);
     if (!no_body_status && content_length != MC_HTTP_LENGTH_UNKNOWN) {
-        snprintf(clen, sizeof clen, "%llu", (unsigned long long)content_length);
+        decimal(clen, content_length);
         nv[n++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, strlen(clen),
                                NGHTTP2_NV_FLAG_NONE};
     }
     submit_head(st, nv, n, !st->body_none);
-    mc_free(nv);
+    if (nv != nvfixed)
+        mc_free(nv);
 }
 
 static void h2_write(struct mc_http_request *req, const void *data, size_t len)
@@ -481,7 +557,9 @@ static void h2_trailers(struct mc_http_request *req, const struct mc_http_header
     size_t total = 0;
     for (size_t i = 0; i < count; i++)
         total += strlen(headers[i].name) + strlen(headers[i].value) + 2;
+    mc_buf_reset(&st->trailer_raw);
     mc_buf_reserve(&st->trailer_raw, total);
+    mc_free(st->trailers_out);
     st->trailers_out = mc_calloc(count, sizeof *st->trailers_out);
     size_t n = 0;
     for (size_t i = 0; i < count; i++) {
@@ -712,6 +790,26 @@ static int is_grpc(const struct mc_http_request *req)
            (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
 }
 
+/* An extended CONNECT for a WebSocket also carries the fields of its HTTP/1.1 form (Upgrade,
+ * Connection, a fresh Sec-WebSocket-Key): the reverse proxy forwards it to the node as the
+ * HTTP/1.1 upgrade it understands, and relays the frames once the node switches (RFC 8441
+ * frames are RFC 6455's). The sidecar's own WebSocket routes ignore them over HTTP/2. */
+static void websocket_fields(struct mc_h2_stream *st)
+{
+    static const struct {
+        const char *name, *value;
+    } fields[] = {{"upgrade", "websocket"}, {"connection", "upgrade"}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        push_field(st, &st->raw, (const uint8_t *)fields[i].name, strlen(fields[i].name),
+                   (const uint8_t *)fields[i].value, strlen(fields[i].value));
+    unsigned char nonce[16];
+    char key[32];
+    if (RAND_bytes(nonce, sizeof nonce) != 1)
+        memset(nonce, 0x5a, sizeof nonce); /* the key only proves the node speaks WebSocket */
+    size_t n = mc_base64_encode(key, nonce, sizeof nonce);
+    push_field(st, &st->raw, (const uint8_t *)"sec-websocket-key", 17, (const uint8_t *)key, n);
+}
+
 /* The head is complete: the request object is built and routed; a streaming route (or an
  * answer of the router's own) is dispatched now, a buffered one once its body is in. */
 static void head_complete(struct mc_h2_stream *st, int end_stream)
@@ -722,8 +820,11 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     st->head_done = 1;
     st->body_deadline = 0;
     hc->had_request = 1;
+    if (st->protocol_off != SIZE_MAX && !st->error_status &&
+        strcasecmp(st->raw.data + st->protocol_off, "websocket") == 0)
+        websocket_fields(st);
     size_t extra = st->authority_off != SIZE_MAX ? 1 : 0;
-    req->headers = fix_fields(st, &st->raw, extra);
+    req->headers = fix_fields(st, &st->raw, extra, 1);
     req->header_count = st->nfields;
     st->nfields = 0;
     if (st->error_status) {
@@ -767,6 +868,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
                                        req->path_len, &st->route);
     if (st->route)
         req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(st->route->flags);
+    if (req->upgrade && stream_route(st))
+        req->method_name = "GET"; /* the proxy forwards the HTTP/1.1 form (websocket_fields) */
     if (st->verdict != MC_HTTP_ROUTE_RUN) {
         due_add(hc, st);
         return;
@@ -897,10 +1000,14 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             off = &st->protocol_off;
         if (off) {
             /* pseudo-headers come first: they sit before the fields, as "\0value\0" */
-            mc_buf_append(&st->raw, "", 1);
-            *off = st->raw.len;
-            mc_buf_append(&st->raw, value, valuelen);
-            mc_buf_append(&st->raw, "", 1);
+            struct mc_buf *b = &st->raw;
+            mc_buf_reserve(b, valuelen + 2);
+            b->data[b->len] = '\0';
+            *off = b->len + 1;
+            memcpy(b->data + b->len + 1, value, valuelen);
+            b->data[b->len + 1 + valuelen] = '\0';
+            b->len += valuelen + 2;
+            b->data[b->len] = '\0';
         }
         return 0;
     }
@@ -980,7 +1087,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     if (frame->hd.type == NGHTTP2_HEADERS) {
         if (st->in_trailers) {
             if (st->req && st->nfields) {
-                st->req->trailers = fix_fields(st, &st->traw, 0);
+                st->req->trailers = fix_fields(st, &st->traw, 0, 0);
                 st->req->trailer_count = st->nfields;
             }
         } else {
@@ -1023,16 +1130,24 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
             mc_buf_append(&st->held, data, len); /* within the stream's window */
         return 0;
     }
-    nghttp2_session_consume_stream(session, stream_id, len);
-    if (st->verdict != MC_HTTP_ROUTE_RUN)
+    if (st->verdict != MC_HTTP_ROUTE_RUN) {
+        nghttp2_session_consume_stream(session, stream_id, len);
         return 0; /* answered by the router: the body is skipped */
+    }
     if (req->body.len + len > st->hc->server->max_body_size) {
+        nghttp2_session_consume_stream(session, stream_id, len);
         st->error_status = 413;
         st->body_deadline = 0;
         due_add(st->hc, st);
         return 0;
     }
     mc_buf_append(&req->body, data, len);
+    st->body_counted += len;
+    st->hc->body_bytes += len;
+    if (st->hc->body_bytes <= body_budget(st->hc))
+        nghttp2_session_consume_stream(session, stream_id, len);
+    else
+        st->unconsumed += len; /* this stream's window stays shut for now */
     st->body_deadline = now_ms(st->hc) + MC_HTTP_BODY_TIMEOUT_MS;
     return 0;
 }
@@ -1054,22 +1169,18 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 static void after_send(struct h2_conn *hc)
 {
-    /* Streams whose output nghttp2 has taken whole, and whose handler waits for that. */
-    for (struct mc_h2_stream *st = hc->streams; st && !hc->closed;) {
-        struct mc_h2_stream *next = st->next;
-        if (st->drain_cb && st->out.len == st->out_off && st->req &&
-            mc_conn_pending(hc->conn) <= H2_OUTPUT_HIGH_WATER) {
+    /* Streams whose output nghttp2 has taken whole, and whose handler waits for that. A
+     * callback neither frees streams (only nghttp2's callbacks and conn_close do) nor sends. */
+    int room = mc_conn_pending(hc->conn) <= H2_OUTPUT_HIGH_WATER;
+    for (struct mc_h2_stream *st = hc->streams; st && !hc->closed; st = st->next) {
+        if (st->tunnel) {
+            mc_h2_tunnel_drained(st->tunnel);
+        } else if (st->drain_cb && room && st->out.len == st->out_off && st->req) {
             mc_http_abort_cb cb = st->drain_cb;
             st->drain_cb = NULL;
             st->drain_timeout_ms = 0;
             cb(st->req);
-            /* the handler may have written more, or ended: go round again next turn */
-            schedule_send(hc);
-            break;
         }
-        if (st->tunnel)
-            mc_h2_tunnel_drained(st->tunnel);
-        st = next;
     }
 }
 

@@ -417,3 +417,61 @@ def test_drain_at_shutdown_sends_goaway(micro):
         c.close()
     assert sc.wait_exit(15) == 0
 
+
+
+def test_max_connections_counts_http2_connections(micro):
+    sc = micro("--max_connections=2")
+    held = [H2Client(sc.port), H2Client(sc.port)]
+    try:
+        for c in held:  # both are served: settings, then an answer
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                      (":path", "/registry"), (":authority", HOST)],
+                                end_stream=True)
+            c.flush()
+            c.pump(lambda evs: [e for e in evs if isinstance(e, h2.events.ResponseReceived)])
+        # A third connection is over the limit: closed at once.
+        s = socket.create_connection((HOST, sc.port), timeout=10)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0")
+        s.settimeout(10)
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", data
+        s.close()
+    finally:
+        for c in held:
+            c.close()
+    wait_until(lambda: harness.request(sc.port, "GET", "/registry").status == 200, 10,
+               message="served again once the HTTP/2 connections are gone")
+
+
+def test_websocket_over_extended_connect_through_the_proxy(micro, app):
+    """The proxy forwards an extended CONNECT as the HTTP/1.1 upgrade the node speaks, and
+    relays the frames both ways once the node has switched."""
+    sc = micro("--handler=proxy")
+    sc.register(service(SVC, [app.node()]))
+    c = H2Client(sc.port)
+    try:
+        c.pump(lambda evs: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in evs))
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"),
+                                  (":scheme", "http"), (":path", "/foo/ws"),
+                                  (":authority", f"{HOST}:{sc.port}"),
+                                  ("sec-websocket-version", "13")])
+        c.flush()
+        resp = c.pump(lambda evs: [e for e in evs if isinstance(e, h2.events.ResponseReceived)])
+        assert dict(resp[0].headers)[":status"] == "200", resp[0].headers
+        c.conn.send_data(sid, encode_frame(OP_TEXT, b"echo over h2"))
+        c.flush()
+
+        def echoed(evs):
+            data = b"".join(e.data for e in evs
+                            if isinstance(e, h2.events.DataReceived) and e.stream_id == sid)
+            frames, _ = ws_frames(data)
+            return [f for f in frames if f[0] == OP_TEXT]
+
+        assert c.pump(echoed)[0][1] == b"echo over h2"
+    finally:
+        c.close()
