@@ -38,9 +38,9 @@ LLHTTP_INC = /usr/share/include/llhttp
 
 DEFS     = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
-INCS     = -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags libuv jansson uuid 2>/dev/null)
+INCS     = -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags libuv jansson uuid libnghttp2 2>/dev/null)
 CFLAGS  += -std=c17 $(OPT) $(DEFS) $(WARN) $(INCS) $(SANFLAGS) -MMD -MP
-LDLIBS  += $(shell pkg-config --libs libuv jansson uuid 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lm -lpthread
+LDLIBS  += $(shell pkg-config --libs libuv jansson uuid libnghttp2 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lm -lpthread
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 
 SRCS      := $(shell find src -name '*.c' | sort)

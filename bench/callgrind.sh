@@ -5,7 +5,9 @@
 # URL ranges); (Ir(N2) - Ir(N1)) / (N2 - N1) cancels start-up and shutdown and leaves the
 # cost of one request. The sidecar's heaviest functions (self cost, N2 run) are listed after.
 # Loopback only; every process started here is stopped on exit.
-# Knobs: BUILD [build], CG_N1 [2000], CG_N2 [12000], BENCH_PORT_BASE [18100].
+# Knobs: BUILD [build], CG_N1 [2000], CG_N2 [12000], BENCH_PORT_BASE [18100],
+# CG_HTTP2 [unset; 1: the client speaks h2c (h2load -c1 -m10, prior knowledge) and nginx
+# listens with `http2`: the cost of a request proxied from HTTP/2 to the HTTP/1.1 backend].
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,7 +99,7 @@ master_process off; daemon off; pid $TMP/proxy/pid; error_log $TMP/proxy/error.l
 events { worker_connections 1024; }
 http { ${common//TMP/$TMP/proxy}
     upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
-    server { listen 127.0.0.1:$P_PROXY;
+    server { listen 127.0.0.1:$P_PROXY${CG_HTTP2:+ http2}; http2_max_requests 1000000;
         location / { proxy_pass http://backend; proxy_http_version 1.1;
             proxy_set_header Connection ""; proxy_set_header Host \$host;
             proxy_set_header X-Forwarded-For \$remote_addr;
@@ -113,6 +115,13 @@ start backend "$P_BACKEND" nginx -p "$TMP/backend" -e "$TMP/backend/error.log" \
 # requests N: N GETs over one keep-alive connection; fails unless every one answered ok.
 requests() {
     local got
+    if [ -n "${CG_HTTP2:-}" ]; then
+        h2load -c1 -m10 -t1 -n "$1" "http://127.0.0.1:$P_PROXY/bench/x" >"$TMP/h2load.out" 2>&1 ||
+            die "h2load failed: $(cat "$TMP/h2load.out")"
+        got=$(awk '/^status codes:/{print $3}' "$TMP/h2load.out")
+        [ "$got" = "$1" ] || die "$got of $1 requests answered 2xx"
+        return
+    fi
     got=$(curl -fsS "http://127.0.0.1:$P_PROXY/bench/x?i=[1-$1]" | grep -c '^ok$')
     [ "$got" = "$1" ] || die "$got of $1 requests answered ok"
 }

@@ -12,6 +12,10 @@
 #      etcd, and etcd requests per sidecar at steady state (BENCH_ETCD_*, BENCH_QUICK=1).
 #   5. TLS termination (bench/tls.sh, issue 11): the sidecar proxying over https vs nginx
 #      terminating TLS, keep-alive and a handshake per request, and the sidecar's RSS.
+#   6. HTTP/2 clients (bench/h2.sh, issue 12): h2load -c10 -m10 h2c through the sidecar's proxy
+#      vs nginx `listen ... http2` proxying, to the same HTTP/1.1 backend.
+#   7. gRPC (bench/grpc.sh, issue 12): h2load unary calls through the sidecar vs nginx
+#      grpc_pass to the same h2c backend (bench/grpc_backend.c): req/s and p99.
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -502,6 +506,10 @@ main() {
     BUILD="$BUILD" bash bench/registry_etcd.sh | tee -a "$BUILD/bench/results.md"
     echo | tee -a "$BUILD/bench/results.md"
     BUILD="$BUILD" bash bench/tls.sh | tee -a "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/h2.sh | tee -a "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/grpc.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }

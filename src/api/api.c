@@ -6,10 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/grpc_api.h"
 #include "rpc/route.h"
 #include "stats/stats.h"
 #include "util/alloc.h"
 #include "util/units.h"
+
+/* --handler=proxy's route: gRPC calls first (any handler forwards them over HTTP/2), then the
+ * HTTP/1.1 reverse proxy. */
+static void proxy_route(struct mc_http_request *req, void *ctx)
+{
+    if (mc_api_is_grpc(req)) {
+        mc_api_grpc(req, ctx);
+        return;
+    }
+    mc_api_proxy(req, ctx);
+}
 
 size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t max)
 {
@@ -41,7 +53,7 @@ size_t mc_api_routes(struct mc_api *api, struct mc_http_route *routes, size_t ma
             routes[n].flags =
                 MC_HTTP_ROUTE_STREAM |
                 MC_HTTP_ROUTE_FAMILY(proxy ? MC_STATS_ROUTE_PROXY : MC_STATS_ROUTE_PATH);
-            routes[n].handler = proxy ? mc_api_proxy : mc_api_auto;
+            routes[n].handler = proxy ? proxy_route : mc_api_auto;
         }
         n++;
     }
@@ -110,6 +122,10 @@ static void auto_body(struct mc_http_request *req, const char *data, size_t len)
 void mc_api_auto(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
+    if (mc_api_is_grpc(req)) {
+        mc_api_grpc(req, api);
+        return;
+    }
     char *service;
     int http = 0;
     if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) == 0) {
@@ -127,5 +143,11 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
 
 void mc_api_fallback(struct mc_http_request *req, void *ctx)
 {
+    if (mc_api_is_grpc(req)) {
+        /* --handler=rpc's fallback is a buffered route, but the HTTP/2 codec streams gRPC
+         * whatever the route (HTTP/1.x gRPC is refused before any body is read) */
+        mc_api_grpc(req, ctx);
+        return;
+    }
     mc_api_path_rpc(req, ctx);
 }

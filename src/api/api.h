@@ -16,6 +16,7 @@ struct mc_caller;
 struct mc_lb;
 struct mc_backend_state;
 struct mc_stats;
+struct mc_h2_client;
 
 struct mc_api {
     struct mc_net *net;
@@ -28,6 +29,7 @@ struct mc_api {
     struct mc_ws_hub *ws_hub;        /* every live WebSocket session (broker, registry watch) */
     struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
     struct mc_stats *stats;          /* the counters behind /stats and /metrics */
+    struct mc_h2_client *h2;         /* HTTP/2 to nodes: gRPC (src/api/grpc_api.c) */
 };
 
 /* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.

@@ -9,6 +9,8 @@
 #include <llhttp.h>
 
 #include "http/access_log.h"
+#include "http/h2.h"
+#include "net/tls.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -55,7 +57,8 @@ struct h1_conn {
     int handles_open;
     unsigned answered; /* responses finished since the client last took all our output */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
-        fresh : 1, dispatch_due : 1, finish_due : 1, output_wait : 1, in_trailers : 1;
+        fresh : 1, dispatch_due : 1, finish_due : 1, output_wait : 1, in_trailers : 1,
+        h2_checked : 1; /* the first bytes were looked at for HTTP/2 */
     /* The response being written. */
     unsigned keep_alive : 1, close_after : 1, streaming : 1, chunked_out : 1, body_none : 1,
         trailers_sent : 1;
@@ -70,6 +73,7 @@ struct h1_conn {
 static const struct mc_http_stream_ops h1_ops;
 
 static void process(struct h1_conn *hc);
+static int h2_offer(struct h1_conn *hc, const char *data, size_t len);
 static void finish_request(struct h1_conn *hc);
 static void conn_close(struct h1_conn *hc, int now);
 static size_t feed(struct h1_conn *hc, const char *data, size_t len);
@@ -752,6 +756,15 @@ static void dispatch(struct h1_conn *hc)
 {
     struct mc_http_request *req = hc->req;
     hc->dispatch_due = 0;
+    if (req->upgrade) {
+        if (mc_h2_upgrade(hc->server, req))
+            return; /* Upgrade: h2c taken: the connection is HTTP/2's now */
+        /* An upgrade nobody here takes is ignored (RFC 9110 7.8): the proxy tunnels any
+         * protocol, the sidecar's own routes take websocket alone. */
+        if (hc->route && !(hc->route->flags & MC_HTTP_ROUTE_STREAM) &&
+            !mc_http_request_upgrade_to(req, "websocket"))
+            req->upgrade = 0;
+    }
     if (hc->route)
         req->family = (unsigned char)MC_HTTP_ROUTE_FAMILY_OF(hc->route->flags);
     if (hc->verdict != MC_HTTP_ROUTE_RUN || !hc->route) {
@@ -856,6 +869,8 @@ static void on_conn_read(struct mc_conn *c, const char *data, ssize_t nread)
         conn_close(hc, 1);
         return;
     }
+    if (!hc->h2_checked && h2_offer(hc, data, (size_t)nread))
+        return;
     if (hc->inbuf.len == 0 && !hc->parser_paused && !hc->user_paused && !hc->output_wait &&
         !hc->processing) {
         /* Fast path: parse straight from the read buffer, keep only the rest. */
@@ -1029,32 +1044,16 @@ void mc_h1_accept(struct mc_http_server *s, uv_stream_t *listener)
     mc_conn_read_start(hc->conn);
 }
 
-/* h2o's socket export: the transport and the unread bytes leave; the HTTP state is freed. */
-static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
-                                  const struct mc_http_header *headers, size_t count,
-                                  struct mc_buf *leftover)
+/* The transport leaves the HTTP/1 codec (an upgrade, or a handover to HTTP/2) with the bytes
+ * not parsed yet (moved into leftover); the rest of the connection's state is freed. */
+static struct mc_conn *detach(struct h1_conn *hc, struct mc_buf *leftover)
 {
-    struct h1_conn *hc = req->stream;
-    struct mc_http_server *s = hc->server;
     struct mc_conn *conn = hc->conn;
-    struct mc_buf *head = scratch(hc);
-    status_line(head, status);
-    for (size_t i = 0; i < count; i++)
-        mc_buf_append_header(head, headers[i].name, headers[i].value);
-    mc_buf_append_str(head, "\r\n");
-    mc_conn_write_copy(conn, head->data, head->len);
-    mc_conn_flush_soon(conn);
-    /* Bytes after the head: what the parser had not consumed yet, moved, not copied. */
     *leftover = hc->inbuf;
     mc_buf_init(&hc->inbuf);
-    req->status = status;
-    req->responded = 1;
-    report(hc, req);
-    hc->req = NULL;
-    request_free(req);
     hc->state = HC_UPGRADED;
     uv_timer_stop(&hc->timer);
-    mc_http_server_unlink(s, &hc->link);
+    mc_http_server_unlink(hc->server, &hc->link);
     mc_conn_read_stop(conn);
     conn->data = NULL;
     conn->on_read = NULL;
@@ -1064,6 +1063,65 @@ static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
     hc->handles_open--; /* the transport no longer reports here */
     uv_close((uv_handle_t *)&hc->timer, on_timer_closed);
     return conn;
+}
+
+/* The first bytes of a connection decide its protocol: HTTP/2 (ALPN "h2" over TLS, or the
+ * h2c connection preface) goes to http/h2.c. Runs on the first read only (or until a short
+ * prefix of the preface is complete), never on the requests after. Returns 1 when it took
+ * data (held, or handed over with the connection). */
+static int h2_offer(struct h1_conn *hc, const char *data, size_t len)
+{
+    const char *buf = data;
+    size_t n = len;
+    if (hc->inbuf.len) {
+        mc_buf_append(&hc->inbuf, data, len);
+        buf = hc->inbuf.data;
+        n = hc->inbuf.len;
+    }
+    int match = strcmp(mc_tls_alpn(hc->conn), "h2") == 0 ? 1 : mc_h2_preface_match(buf, n);
+    if (match == 0) {
+        if (buf == data)
+            mc_buf_append(&hc->inbuf, data, len); /* a prefix of the preface: wait for more */
+        return 1;
+    }
+    hc->h2_checked = 1;
+    if (match < 0) {
+        if (buf == data)
+            return 0;
+        process(hc); /* HTTP/1 after all: the held bytes are parsed */
+        return 1;
+    }
+    struct mc_http_server *s = hc->server;
+    struct mc_buf held;
+    struct mc_conn *conn = detach(hc, &held);
+    if (held.len)
+        mc_h2_serve(s, conn, held.data, held.len);
+    else
+        mc_h2_serve(s, conn, data, len);
+    mc_buf_close(&held);
+    return 1;
+}
+
+/* h2o's socket export: the transport and the unread bytes leave; the HTTP state is freed. */
+static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
+                                  const struct mc_http_header *headers, size_t count,
+                                  struct mc_buf *leftover)
+{
+    struct h1_conn *hc = req->stream;
+    struct mc_conn *conn = hc->conn;
+    struct mc_buf *head = scratch(hc);
+    status_line(head, status);
+    for (size_t i = 0; i < count; i++)
+        mc_buf_append_header(head, headers[i].name, headers[i].value);
+    mc_buf_append_str(head, "\r\n");
+    mc_conn_write_copy(conn, head->data, head->len);
+    mc_conn_flush_soon(conn);
+    req->status = status;
+    req->responded = 1;
+    report(hc, req);
+    hc->req = NULL;
+    request_free(req);
+    return detach(hc, leftover);
 }
 
 static const struct mc_cors *h1_cors(const struct mc_http_request *req)

@@ -80,11 +80,15 @@ int mc_http_head_append(struct mc_buf *b, const char *name, const char *value)
     return (int)nl;
 }
 
+int mc_http_is_field_value(const char *value, size_t len)
+{
+    return !memchr(value, '\r', len) && !memchr(value, '\n', len) && !memchr(value, '\0', len);
+}
+
 int mc_http_head_append_n(struct mc_buf *b, const char *name, size_t name_len, const char *value,
                           size_t value_len)
 {
-    if (!mc_http_is_token(name, name_len) || memchr(value, '\r', value_len) ||
-        memchr(value, '\n', value_len) || memchr(value, '\0', value_len))
+    if (!mc_http_is_token(name, name_len) || !mc_http_is_field_value(value, value_len))
         return MC_EHEADER;
     mc_buf_append_header_n(b, name, name_len, value, value_len);
     return 0;

@@ -14,6 +14,10 @@
  * a method may have. */
 int mc_http_is_token(const char *name, size_t len);
 
+/* Whether value[0..len) may be sent as a field value: no CR, LF or NUL (the HTTP/1.1 head
+ * writer below and the HTTP/2 client's header blocks apply the same rule). */
+int mc_http_is_field_value(const char *value, size_t len);
+
 /* Appends "<method> <target> HTTP/1.1\r\n" to b. method must be a token; target must be
  * non-empty and hold no CR, LF, NUL, space or tab. Returns 0, or MC_EHEADER with b unchanged. */
 int mc_http_head_request_line(struct mc_buf *b, const char *method, const char *target);

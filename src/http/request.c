@@ -26,6 +26,29 @@ const char *mc_http_request_header(const struct mc_http_request *req, const char
     return mc_http_headers_find(req->headers, req->header_count, name);
 }
 
+int mc_http_request_upgrade_to(const struct mc_http_request *req, const char *protocol)
+{
+    const char *list = mc_http_request_header(req, "Upgrade");
+    size_t tl = strlen(protocol);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *l = e;
+        while (l > p && (l[-1] == ' ' || l[-1] == '\t'))
+            l--;
+        /* a token may carry a version ("h2c", "websocket", "foo/2"): the name is compared */
+        const char *slash = memchr(p, '/', (size_t)(l - p));
+        size_t n = slash ? (size_t)(slash - p) : (size_t)(l - p);
+        if (n == tl && strncasecmp(p, protocol, tl) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
 int mc_http_query_param(const struct mc_http_request *req, const char *name, char **value)
 {
     if (!req->query) {

@@ -110,6 +110,8 @@ struct mc_http_request {
 /* Finds header name (case-insensitive) in headers[0..count); NULL when absent. */
 const char *mc_http_headers_find(const struct mc_http_header *headers, size_t count,
                                  const char *name);
+/* Whether the request's Upgrade header lists protocol (case-insensitive token match). */
+int mc_http_request_upgrade_to(const struct mc_http_request *req, const char *protocol);
 /* Finds a request header (case-insensitive); NULL when absent. */
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name);
 /* The value of query parameter name, decoded by mc_url_form_value (see http/url.h) into

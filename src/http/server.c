@@ -1,11 +1,13 @@
-/* The HTTP server: listener, connection accounting, drain and free. Connections are spoken by
- * the HTTP/1 codec (http/h1.c). */
+/* The HTTP server: listener, connection accounting, drain and free. Connections are accepted
+ * by the HTTP/1 codec (http/h1.c), which hands HTTP/2 ones (preface, ALPN "h2", Upgrade: h2c)
+ * to the HTTP/2 codec (http/h2.c). */
 #include "http/server.h"
 
 #include <string.h>
 
 #include "http/access_log.h"
 #include "http/h1.h"
+#include "http/h2.h"
 #include "http/server_private.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -152,7 +154,9 @@ void mc_http_server_drain(struct mc_http_server *s, void (*done)(void *ctx), voi
     struct mc_http_server_link *l = s->conns;
     while (l) {
         struct mc_http_server_link *next = l->next;
-        if (mc_h1_idle(l))
+        if (l->h2)
+            mc_h2_drain(l); /* GOAWAY: its streams finish, then it closes */
+        else if (mc_h1_idle(l))
             mc_h1_close(l, 0);
         l = next;
     }
@@ -164,8 +168,12 @@ void mc_http_server_free(struct mc_http_server *s)
     if (!s)
         return;
     s->drained = NULL;
-    while (s->conns)
-        mc_h1_close(s->conns, 1);
+    while (s->conns) {
+        if (s->conns->h2)
+            mc_h2_close(s->conns);
+        else
+            mc_h1_close(s->conns, 1);
+    }
     mc_cors_close(&s->cors);
     mc_free(s->address);
     s->address = NULL;

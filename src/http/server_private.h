@@ -12,6 +12,7 @@ struct mc_http_server_link {
     struct mc_http_server_link *prev, *next;
     void *conn; /* the codec's connection */
     int counted;
+    int h2; /* spoken by http/h2.c (else http/h1.c) */
 };
 
 struct mc_http_server {

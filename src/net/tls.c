@@ -38,6 +38,7 @@ struct mc_tls {
     int server;
     char *cert_file, *key_file, *client_ca_file, *ca_file;
     const char *cert_flag, *key_flag, *client_ca_flag, *ca_flag;
+    int client_h2; /* a client that offers h2 alone by ALPN (the gRPC client) */
 };
 
 /* A connection's TLS state (c->tstate). */
@@ -140,14 +141,13 @@ static int load_pair(struct mc_tls *t, SSL_CTX *ctx, char *err, size_t errlen)
     return 0;
 }
 
-/* ALPN: http/1.1 when the client offers it; otherwise no protocol is named (the HTTP/2 work
- * adds h2 in front). */
+/* ALPN: h2 when the client offers it, else http/1.1; otherwise no protocol is named. */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
     (void)arg;
-    static const unsigned char protos[] = "\x08http/1.1";
+    static const unsigned char protos[] = "\x02h2\x08http/1.1";
     unsigned char *sel;
     if (SSL_select_next_proto(&sel, outlen, protos, sizeof protos - 1, in, inlen) ==
         OPENSSL_NPN_NEGOTIATED) {
@@ -183,8 +183,11 @@ static SSL_CTX *build_ctx(struct mc_tls *t, char *err, size_t errlen)
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"micro", 5);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     } else {
-        static const unsigned char protos[] = "\x08http/1.1";
-        SSL_CTX_set_alpn_protos(ctx, protos, sizeof protos - 1);
+        static const unsigned char protos[] = "\x08http/1.1", h2[] = "\x02h2";
+        if (t->client_h2)
+            SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2 - 1);
+        else
+            SSL_CTX_set_alpn_protos(ctx, protos, sizeof protos - 1);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
     int rc = 0;
@@ -648,6 +651,7 @@ static struct mc_tls *tls_new(const struct mc_tls_config *cfg, int server, char 
         .peer_cert = tls_peer_cert,
     };
     t->server = server;
+    t->client_h2 = !server && cfg->alpn_h2;
     t->cert_file = dup_or_null(cfg->cert_file);
     t->key_file = dup_or_null(cfg->key_file);
     t->client_ca_file = dup_or_null(cfg->client_ca_file);

@@ -25,6 +25,7 @@ struct mc_tls_config {
     const char *ca_file;        /* client: the CAs that verify the server (NULL: system) */
     /* Names the flags in error messages ("tls_cert_file", ...); NULL: the defaults. */
     const char *cert_flag, *key_flag, *client_ca_flag, *ca_flag;
+    int alpn_h2; /* client: offer h2 (alone) by ALPN instead of http/1.1 (the HTTP/2 client) */
 };
 
 /* A server configuration: TLS 1.2 and 1.3 only, the Mozilla "intermediate" ciphers, no

@@ -15,6 +15,7 @@
 #include "broker/broker.h"
 #include "health/checker.h"
 #include "http/client.h"
+#include "http/h2_client.h"
 #include "http/server.h"
 #include "http/url.h"
 #include "lb/lb.h"
@@ -45,7 +46,9 @@ struct sidecar {
     struct mc_registry *registry;
     struct mc_http_client *client;
     struct mc_http_server *server;
-    struct mc_tls *tls; /* --enable_tls: the API's certificate and policy; NULL: plain TCP */
+    struct mc_tls *tls;      /* --enable_tls: the API's certificate and policy; NULL: plain TCP */
+    struct mc_h2_client *h2; /* gRPC to nodes */
+    struct mc_tls *node_tls; /* h2 by ALPN to "secure":"true" nodes (system CAs) */
     struct mc_health_checker *checker;
     struct mc_broker *broker;
     struct mc_ws_hub *ws_hub;
@@ -211,6 +214,8 @@ static void finish_shutdown(struct sidecar *sc)
     uv_timer_stop(&sc->drain_timer);
     mc_http_server_free(sc->server);
     sc->server = NULL;
+    mc_h2_client_free(sc->h2); /* its streams' requests went with the server */
+    sc->h2 = sc->api.h2 = NULL;
     /* Proxy tunnels left the server at their upgrade: the loop's last run must free them. */
     mc_api_proxy_close_tunnels(&sc->api);
     mc_health_checker_free(sc->checker);
@@ -393,6 +398,17 @@ static int start(struct sidecar *sc)
     }
     struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
+    /* Secure gRPC nodes are verified against the system's CAs (OpenSSL's SSL_CERT_FILE and
+     * SSL_CERT_DIR point elsewhere) and the address dialled. */
+    struct mc_tls_config ntcfg = {.alpn_h2 = 1};
+    sc->node_tls = mc_tls_client_new(&ntcfg, err, sizeof err);
+    if (!sc->node_tls)
+        mc_log_warn("gRPC to secure nodes is off: %s", err);
+    struct mc_h2_client_config h2cfg = {
+        .secure_transport = sc->node_tls ? mc_tls_type(sc->node_tls) : NULL,
+        .connect_timeout_ms = cfg->dial_timeout_ms,
+    };
+    sc->h2 = mc_h2_client_new(&sc->net, &h2cfg);
     struct mc_registry_config rcfg = {
         .loop = &sc->loop,
         .client = sc->client,
@@ -438,7 +454,8 @@ static int start(struct sidecar *sc)
                               .caller = sc->caller,
                               .lb = sc->lb,
                               .ws_hub = sc->ws_hub,
-                              .stats = &sc->stats};
+                              .stats = &sc->stats,
+                              .h2 = sc->h2};
     size_t nroutes = mc_api_routes(&sc->api, sc->routes, MAX_ROUTES);
     struct mc_http_server_config scfg = {
         .address = cfg->sidecar_address,
@@ -542,6 +559,7 @@ int mc_sidecar_run(const struct mc_config *cfg)
         mc_registry_free(sc->registry, NULL, NULL); /* nothing in flight: never started */
         sc->registry = NULL;
         mc_http_client_free(sc->client);
+        mc_h2_client_free(sc->h2);
         if (sc->ws_hub)
             mc_ws_hub_free(sc->ws_hub);
         mc_broker_free(sc->broker); /* before the walk: its threads must stop first */
@@ -560,6 +578,7 @@ int mc_sidecar_run(const struct mc_config *cfg)
     if (sc->access_log && sc->access_log != stderr)
         fclose(sc->access_log);
     mc_tls_free(sc->tls); /* every connection of its type is closed with the loop */
+    mc_tls_free(sc->node_tls);
     mc_free(sc);
     if (code == 0)
         mc_log_info("sidecar stopped");

@@ -103,6 +103,28 @@ void mc_stats_prometheus(struct mc_stats *s, uint64_t now_ms, struct mc_buf *out
             label_value(out, s->services[i].name);
             mc_buf_appendf(out, "\"} %llu\n", (unsigned long long)s->services[i].failures);
         }
+    family_head(out, "micro_http_requests_by_protocol_total", "counter",
+                "HTTP requests answered, by protocol (HTTP/1.1 counts HTTP/1.0 too).");
+    for (size_t i = 0; i < MC_STATS_PROTOS; i++)
+        mc_buf_appendf(out, "micro_http_requests_by_protocol_total{protocol=\"%s\"} %llu\n",
+                       mc_stats_proto_names[i], (unsigned long long)s->protocols[i]);
+    family_head(out, "micro_grpc_calls_total", "counter",
+                "gRPC calls through the sidecar by service, method and grpc-status (the first 64 "
+                "service/method pairs; the rest, and unknown services, as _other).");
+    for (size_t i = 0; i <= MC_STATS_MAX_GRPC; i++) {
+        if (i >= s->grpc_count && i < MC_STATS_MAX_GRPC)
+            continue;
+        for (size_t c = 0; c < MC_STATS_GRPC_CODES; c++) {
+            if (!s->grpc[i].codes[c])
+                continue;
+            mc_buf_append_str(out, "micro_grpc_calls_total{service=\"");
+            label_value(out, s->grpc[i].service);
+            mc_buf_append_str(out, "\",method=\"");
+            label_value(out, s->grpc[i].method);
+            mc_buf_appendf(out, "\",grpc_status=\"%zu\"} %llu\n", c,
+                           (unsigned long long)s->grpc[i].codes[c]);
+        }
+    }
     gauge(out, "micro_http_connections", "gauge", "Open HTTP connections (not upgraded).",
           g.connections);
     gauge(out, "micro_websocket_sessions", "gauge", "Open WebSocket sessions.", g.websockets);

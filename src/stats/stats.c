@@ -16,6 +16,8 @@ const char *const mc_stats_route_names[MC_STATS_ROUTES] = {
     "other", "registry", "rpc", "path", "proxy", "broker", "health",
 };
 
+const char *const mc_stats_proto_names[MC_STATS_PROTOS] = {"HTTP/1.1", "HTTP/2"};
+
 static const char *const class_keys[MC_STATS_CLASSES] = {"10x", "20x", "30x", "40x", "50x"};
 static const char *const health_names[] = {"none", "starting", "up", "down"};
 
@@ -26,6 +28,10 @@ void mc_stats_init(struct mc_stats *s, uv_loop_t *loop, uint64_t now_ms, uint64_
     s->started_loop_ms = now_ms;
     s->started_unix_ms = now_unix_ms;
     snprintf(s->services[MC_STATS_MAX_SERVICES].name, MC_STATS_SERVICE_NAME_MAX, "%s",
+             MC_STATS_OTHER_SERVICE);
+    snprintf(s->grpc[MC_STATS_MAX_GRPC].service, MC_STATS_GRPC_NAME_MAX, "%s",
+             MC_STATS_OTHER_SERVICE);
+    snprintf(s->grpc[MC_STATS_MAX_GRPC].method, MC_STATS_GRPC_NAME_MAX, "%s",
              MC_STATS_OTHER_SERVICE);
     uint64_t unix_ms = now_unix_ms;
     s->ring[0].timestamp = unix_ms / MC_STATS_BUCKET_MS * (MC_STATS_BUCKET_MS / 1000);
@@ -82,6 +88,7 @@ void mc_stats_observe(void *ctx, const struct mc_http_request *req)
     uint64_t now = uv_now(s->loop);
     mc_stats_record_request(s, req->family, req->status, now,
                             (now > req->start_ms ? now - req->start_ms : 0) * 1000);
+    s->protocols[req->http_major >= 2 ? MC_STATS_PROTO_HTTP2 : MC_STATS_PROTO_HTTP1]++;
 }
 
 /* FNV-1a: a few instructions a byte, and names are short. */
@@ -124,6 +131,40 @@ void mc_stats_call_done(void *ctx, const char *service, uint64_t duration_us, in
     mc_histogram_record(&svc->latency, duration_us);
     if (!ok)
         svc->failures++;
+}
+
+void mc_stats_grpc_call(struct mc_stats *s, const char *service, const char *method,
+                        int grpc_status)
+{
+    unsigned code =
+        grpc_status >= 0 && grpc_status < MC_STATS_GRPC_CODES ? (unsigned)grpc_status : 2;
+    struct mc_stats_grpc *g = &s->grpc[MC_STATS_MAX_GRPC];
+    size_t sl, ml;
+    if (service && method) {
+        uint32_t h = name_hash(service, &sl);
+        uint32_t hm = name_hash(method, &ml);
+        h ^= hm * 31u;
+        const size_t mask = sizeof s->grpc_index - 1;
+        for (size_t i = h & mask; sl < MC_STATS_GRPC_NAME_MAX && ml < MC_STATS_GRPC_NAME_MAX;
+             i = (i + 1) & mask) {
+            uint8_t slot = s->grpc_index[i];
+            if (!slot) {
+                if (s->grpc_count == MC_STATS_MAX_GRPC)
+                    break;
+                g = &s->grpc[s->grpc_count];
+                memcpy(g->service, service, sl + 1);
+                memcpy(g->method, method, ml + 1);
+                s->grpc_index[i] = (uint8_t)++s->grpc_count;
+                break;
+            }
+            struct mc_stats_grpc *e = &s->grpc[slot - 1];
+            if (strcmp(e->service, service) == 0 && strcmp(e->method, method) == 0) {
+                g = e;
+                break;
+            }
+        }
+    }
+    g->codes[code]++;
 }
 
 static uint64_t rss_bytes(void)
@@ -236,9 +277,32 @@ json_t *mc_stats_json(struct mc_stats *s, uint64_t now_ms)
         json_object_set_new(lat, "failures", json_integer((json_int_t)svc->failures));
         json_array_append_new(services, lat);
     }
+    json_t *protocols = json_object();
+    for (size_t i = 0; i < MC_STATS_PROTOS; i++)
+        json_object_set_new(protocols, mc_stats_proto_names[i],
+                            json_integer((json_int_t)s->protocols[i]));
+    json_t *grpc = json_array();
+    for (size_t i = 0; i <= MC_STATS_MAX_GRPC; i++) {
+        const struct mc_stats_grpc *e = &s->grpc[i];
+        if (i >= s->grpc_count && i < MC_STATS_MAX_GRPC)
+            continue;
+        json_t *codes = json_object();
+        for (size_t c = 0; c < MC_STATS_GRPC_CODES; c++)
+            if (e->codes[c]) {
+                char key[8];
+                snprintf(key, sizeof key, "%zu", c);
+                json_object_set_new(codes, key, json_integer((json_int_t)e->codes[c]));
+            }
+        if (i == MC_STATS_MAX_GRPC && json_object_size(codes) == 0) {
+            json_decref(codes);
+            continue;
+        }
+        json_array_append_new(grpc, json_pack("{s:s,s:s,s:o}", "service", e->service, "method",
+                                              e->method, "codes", codes));
+    }
     json_t *totals_json = codes_json(totals);
     json_object_set_new(totals_json, "total_reqs", json_integer((json_int_t)total));
-    return json_pack(
+    json_t *out = json_pack(
         "{s:I,s:s,s:i,s:s,s:o,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I},s:s,s:o,s:o,s:o}",
         "started", (json_int_t)(s->started_unix_ms / 1000), "memory", memory, "threads", 1,
         "gc_pause", "0.000ms", "counters", counters, "uptime",
@@ -248,4 +312,7 @@ json_t *mc_stats_json(struct mc_stats *s, uint64_t now_ms)
         (json_int_t)g.subscribers, "topics", (json_int_t)g.topics, "drops", (json_int_t)g.drops,
         "registry", "services", (json_int_t)g.services, "nodes", (json_int_t)g.nodes, "health",
         health_names[s->health], "totals", totals_json, "routes", routes, "services", services);
+    json_object_set_new(out, "protocols", protocols);
+    json_object_set_new(out, "grpc", grpc);
+    return out;
 }

@@ -65,6 +65,20 @@ struct mc_stats_service {
     uint64_t failures;           /* calls that ended without a good answer */
 };
 
+/* gRPC calls by (service, method): the first MC_STATS_MAX_GRPC pairs seen, the rest (and calls
+ * to no known service) pooled as ("_other", "_other"), each counted by grpc-status. */
+#define MC_STATS_MAX_GRPC 64
+#define MC_STATS_GRPC_NAME_MAX 128 /* longer service or method names are pooled */
+#define MC_STATS_GRPC_CODES 17     /* grpc-status 0 OK .. 16 UNAUTHENTICATED */
+struct mc_stats_grpc {
+    char service[MC_STATS_GRPC_NAME_MAX];
+    char method[MC_STATS_GRPC_NAME_MAX];
+    uint64_t codes[MC_STATS_GRPC_CODES];
+};
+/* Requests by protocol: HTTP/1.x and HTTP/2 (req->http_major). */
+enum { MC_STATS_PROTO_HTTP1 = 0, MC_STATS_PROTO_HTTP2, MC_STATS_PROTOS };
+extern const char *const mc_stats_proto_names[MC_STATS_PROTOS];
+
 /* What a snapshot reads from the daemon's modules (zeros where a source is not attached). */
 struct mc_stats_gauges {
     uint64_t connections, websockets;
@@ -86,6 +100,11 @@ struct mc_stats {
     struct mc_stats_service services[MC_STATS_MAX_SERVICES + 1];
     size_t service_count;
     uint8_t index[2 * MC_STATS_MAX_SERVICES]; /* open addressing: slot + 1, 0 = empty */
+    uint64_t protocols[MC_STATS_PROTOS];
+    /* grpc[0..grpc_count) by first sight, grpc[MC_STATS_MAX_GRPC] the pool */
+    struct mc_stats_grpc grpc[MC_STATS_MAX_GRPC + 1];
+    size_t grpc_count;
+    uint8_t grpc_index[2 * MC_STATS_MAX_GRPC]; /* open addressing: slot + 1, 0 = empty */
     enum mc_stats_health health;
     /* sources, borrowed (set by mc_stats_attach; each may be NULL) */
     struct mc_http_server *server;
@@ -113,6 +132,11 @@ struct mc_stats_service *mc_stats_service(struct mc_stats *s, const char *name);
 /* The upstream's call hook (ctx: the stats): a call of service ended after duration_us, ok or
  * not. */
 void mc_stats_call_done(void *ctx, const char *service, uint64_t duration_us, int ok);
+
+/* Counts a gRPC call of service (NULL: no known service: pooled) and method (the request path)
+ * that ended with grpc_status (outside 0..16: 2 UNKNOWN). Never allocates. */
+void mc_stats_grpc_call(struct mc_stats *s, const char *service, const char *method,
+                        int grpc_status);
 
 /* Moves the counters on to loop time now_ms (empty buckets for the time without requests). */
 void mc_stats_advance(struct mc_stats *s, uint64_t now_ms);

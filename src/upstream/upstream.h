@@ -1,5 +1,5 @@
-/* Calls to a service's nodes, the part every caller shares (/rpc, path calls, the proxy; later
- * gRPC and the CLI): pick a node the call has not tried yet, start an attempt, account it in
+/* Calls to a service's nodes, the part every caller shares (/rpc, path calls, the proxy, gRPC;
+ * later the CLI): pick a node the call has not tried yet, start an attempt, account it in
  * the load balancer, decide whether a failure is retried, and map the final failure to an HTTP
  * status and a detail naming the service, every node tried and the reason. What goes over the
  * wire (JSON-RPC, a proxied request) stays with the caller. As in h2o, the balancer only
@@ -81,7 +81,10 @@ uint64_t mc_upstream_remaining(const struct mc_upstream_try *t);
  * node's failure (a 5xx, an invalid reply). Accounts it in the balancer. */
 void mc_upstream_done(struct mc_upstream_try *t, int ok);
 /* The attempt in flight failed at the transport (err; retryable as the HTTP client says: a
- * connect failure, or a connection reset or closed before any byte of the reply). Accounts it
+ * connect failure, or a connection reset or closed before any byte of the reply; for an HTTP/2
+ * stream as the HTTP/2 client says: the node provably never saw it, i.e. a connect failure, a
+ * connection lost before the stream's HEADERS were written, REFUSED_STREAM, or a GOAWAY whose
+ * last stream id is below it). Accounts it
  * (a head refused before sending, MC_EHEADER, is no fault of the node) and applies the retry
  * rule (SPEC 4): retryable, no address named, within --retries and the deadline. Returns 0
  * when the caller should start another attempt (mc_upstream_next), otherwise the final HTTP

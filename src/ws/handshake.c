@@ -95,6 +95,21 @@ static int version_is_13(const char *v)
 int mc_ws_check_upgrade(const struct mc_ws_upgrade_request *req, char accept[MC_WS_ACCEPT_LEN],
                         int *status)
 {
+    if (req->http_major == 2) {
+        /* RFC 8441: an extended CONNECT whose :protocol is websocket (the HTTP/2 codec asks
+         * nothing else to upgrade); no key, no accept, and the answer is a 200. */
+        if (req->method == NULL || strcmp(req->method, "CONNECT") != 0) {
+            *status = 405;
+            return MC_EINVAL;
+        }
+        if (req->version == NULL || !version_is_13(req->version)) {
+            *status = 426;
+            return MC_EINVAL;
+        }
+        accept[0] = '\0';
+        *status = 200;
+        return 0;
+    }
     if (req->method == NULL || strcmp(req->method, "GET") != 0) {
         *status = 405;
         return MC_EINVAL;

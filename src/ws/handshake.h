@@ -41,7 +41,9 @@ int mc_ws_is_upgrade(const char *upgrade, const char *connection);
  * Otherwise returns MC_EINVAL and sets *status to the HTTP answer: 405 for a method other
  * than GET, 400 for HTTP older than 1.1, a missing upgrade, or a missing or malformed key,
  * 426 for a Sec-WebSocket-Version other than 13 (the answer must then carry
- * MC_WS_VERSION_HEADER). *status is 101 on success. */
+ * MC_WS_VERSION_HEADER). *status is 101 on success. An HTTP/2 request (http_major 2) is the
+ * extended CONNECT of RFC 8441: method CONNECT, version 13, no key; accept is left empty and
+ * *status is 200 on success. */
 int mc_ws_check_upgrade(const struct mc_ws_upgrade_request *req, char accept[MC_WS_ACCEPT_LEN],
                         int *status);
 

@@ -153,12 +153,56 @@ static void test_prometheus_text(void **state)
     mc_free(s);
 }
 
+static void test_grpc_calls_are_bounded(void **state)
+{
+    (void)state;
+    struct mc_stats *s = fresh();
+    mc_stats_grpc_call(s, "go.micro.srv.a", "/go.micro.srv.a.A/M", 0);
+    mc_stats_grpc_call(s, "go.micro.srv.a", "/go.micro.srv.a.A/M", 0);
+    mc_stats_grpc_call(s, "go.micro.srv.a", "/go.micro.srv.a.A/M", 14);
+    mc_stats_grpc_call(s, "go.micro.srv.a", "/go.micro.srv.a.A/M", 99); /* out of range: 2 */
+    mc_stats_grpc_call(s, NULL, "/nobody/X", 12);                       /* unknown: pooled */
+    assert_int_equal(s->grpc_count, 1);
+    assert_int_equal(s->grpc[0].codes[0], 2);
+    assert_int_equal(s->grpc[0].codes[14], 1);
+    assert_int_equal(s->grpc[0].codes[2], 1);
+    assert_int_equal(s->grpc[MC_STATS_MAX_GRPC].codes[12], 1);
+    char method[64];
+    for (int i = 0; i < 3 * MC_STATS_MAX_GRPC; i++) {
+        snprintf(method, sizeof method, "/go.micro.srv.a.A/M%d", i);
+        mc_stats_grpc_call(s, "go.micro.srv.a", method, 0);
+    }
+    assert_int_equal(s->grpc_count, MC_STATS_MAX_GRPC); /* the rest went to the pool */
+    assert_int_equal(s->grpc[MC_STATS_MAX_GRPC].codes[0], 2 * MC_STATS_MAX_GRPC + 1);
+    /* a name past the bound is pooled rather than cut */
+    char longname[MC_STATS_GRPC_NAME_MAX + 8];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    mc_stats_grpc_call(s, longname, "/m", 5);
+    assert_int_equal(s->grpc[MC_STATS_MAX_GRPC].codes[5], 1);
+    struct mc_buf out;
+    mc_buf_init(&out);
+    mc_stats_prometheus(s, T0 + 10, &out);
+    assert_non_null(strstr(out.data, "micro_grpc_calls_total{service=\"go.micro.srv.a\",method=\"/"
+                                     "go.micro.srv.a.A/M\",grpc_status=\"0\"} 2\n"));
+    assert_non_null(strstr(out.data, "micro_grpc_calls_total{service=\"_other\",method=\"_"
+                                     "other\",grpc_status=\"12\"} 1\n"));
+    assert_non_null(
+        strstr(out.data, "micro_http_requests_by_protocol_total{protocol=\"HTTP/2\"} 0\n"));
+    mc_buf_close(&out);
+    json_t *j = mc_stats_json(s, T0 + 10);
+    assert_int_equal(json_array_size(json_object_get(j, "grpc")), MC_STATS_MAX_GRPC + 1);
+    json_decref(j);
+    mc_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buckets_roll_every_5s),
         cmocka_unit_test(test_service_slots_are_bounded),
         cmocka_unit_test(test_prometheus_text),
+        cmocka_unit_test(test_grpc_calls_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
