@@ -67,6 +67,11 @@ struct mc_conn_type {
     /* Sends bufs (at most one write in flight; the bytes stay valid until it completes); the
      * outcome goes to mc_conn_transport_written. 0 or a libuv error (then no callback). */
     int (*write)(struct mc_conn *c, const uv_buf_t *bufs, unsigned count);
+    /* Optional (NULL: none): writes what the socket takes now, without waiting or queueing;
+     * returns the bytes written (possibly fewer than asked), or a libuv error (UV_EAGAIN: none
+     * taken). Lets a flush that fits the socket buffer skip the write request, its completion
+     * and the epoll re-arm libuv does after every completed request (see conn.c). */
+    int (*try_write)(struct mc_conn *c, const uv_buf_t *bufs, unsigned count);
     /* Ends the sending side once no write is in flight (TCP FIN; TLS close_notify then FIN). */
     int (*shutdown)(struct mc_conn *c);
     /* Releases the transport; mc_conn_transport_closed runs once, on a later loop turn. A
@@ -113,7 +118,7 @@ struct mc_conn {
     size_t queued_bytes; /* queue + inflight */
     char *spare;         /* a released owned segment kept for the next write */
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
-        flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1;
+        flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1, drain_due : 1;
     struct mc_conn *flush_prev, *flush_next;   /* in net->flush_list */
     struct mc_conn *linger_prev, *linger_next; /* in net->linger_list while lingering */
     uint64_t linger_deadline_ms;
