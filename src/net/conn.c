@@ -206,20 +206,49 @@ static void flush_unlink(struct mc_conn *c)
     c->flush_queued = 0;
 }
 
+static void on_drain_idle(uv_idle_t *h)
+{
+    uv_idle_stop(h); /* it only kept the loop from waiting for I/O */
+}
+
 static void on_flush_check(uv_check_t *h)
 {
     struct mc_net *net = h->data;
+    struct mc_conn *later = NULL; /* a second on_drain in this pass: the next pass runs it */
+    net->flush_pass++;
+    net->in_flush_check = 1;
     while (net->flush_list) {
         struct mc_conn *c = net->flush_list;
         flush_unlink(c);
         mc_conn_flush(c); /* may link c again, for its on_drain */
-        if (c->drain_due && !c->flush_queued) {
-            c->drain_due = 0;
-            if (c->on_drain && !c->closing && !c->writing && c->queue_len == 0)
-                c->on_drain(c);
+        if (!c->drain_due || c->flush_queued)
+            continue;
+        if (c->drain_pass == net->flush_pass) {
+            c->flush_next = later;
+            later = c;
+            continue;
         }
+        c->drain_due = 0;
+        c->drain_pass = net->flush_pass;
+        if (c->on_drain && !c->closing && !c->writing && c->queue_len == 0)
+            c->on_drain(c);
     }
+    net->in_flush_check = 0;
     uv_check_stop(h);
+    if (!later)
+        return;
+    while (later) {
+        struct mc_conn *c = later;
+        later = c->flush_next;
+        c->flush_next = NULL;
+        if (!c->closing) /* (a closing one is freed after this turn: not kept on a list) */
+            flush_link(c);
+    }
+    if (!net->drain_idle_ready) {
+        uv_idle_init(net->loop, &net->drain_idle);
+        net->drain_idle_ready = 1;
+    }
+    uv_idle_start(&net->drain_idle, on_drain_idle);
 }
 
 /* Puts c on the list the check handle works through at the end of this loop turn. */
@@ -242,6 +271,15 @@ static void flush_link(struct mc_conn *c)
     uv_check_start(&net->flush_check, on_flush_check);
 }
 
+void mc_conn_drain_later(struct mc_conn *c)
+{
+    if (c->closing)
+        return;
+    c->drain_due = 1;
+    c->drain_pass = c->net->flush_pass; /* inside a pass: not this one */
+    flush_link(c);
+}
+
 void mc_conn_flush_soon(struct mc_conn *c)
 {
     if (c->closing || c->queue_len == 0)
@@ -253,6 +291,8 @@ void mc_net_close(struct mc_net *net)
 {
     if (net->flush_ready && !uv_is_closing((uv_handle_t *)&net->flush_check))
         uv_close((uv_handle_t *)&net->flush_check, NULL);
+    if (net->drain_idle_ready && !uv_is_closing((uv_handle_t *)&net->drain_idle))
+        uv_close((uv_handle_t *)&net->drain_idle, NULL);
     if (net->linger_ready && !uv_is_closing((uv_handle_t *)&net->linger_timer))
         uv_close((uv_handle_t *)&net->linger_timer, NULL);
 }

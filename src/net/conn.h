@@ -25,6 +25,13 @@ struct mc_net {
     uv_check_t flush_check;
     int flush_ready;
     struct mc_conn *flush_list;
+    /* A connection's output written at once is reported (on_drain) from the same check, once
+     * per connection per pass: a second one waits for the next pass, which this idle handle
+     * brings without waiting for I/O (a pipelining client cannot hold the loop). */
+    unsigned flush_pass;
+    int in_flush_check; /* inside a pass (a pass is the last thing of a loop turn with output) */
+    uv_idle_t drain_idle;
+    int drain_idle_ready;
     /* Connections closing after their output is written (mc_conn_close(c, 0)), each with a
      * deadline: a peer that never reads must not hold a connection for ever. One timer for
      * them all, created on first use and only active while the list is not empty. */
@@ -120,6 +127,7 @@ struct mc_conn {
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
         flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1, drain_due : 1;
     struct mc_conn *flush_prev, *flush_next;   /* in net->flush_list */
+    unsigned drain_pass;                       /* the flush pass that last ran on_drain */
     struct mc_conn *linger_prev, *linger_next; /* in net->linger_list while lingering */
     uint64_t linger_deadline_ms;
     int lingering;
@@ -149,6 +157,9 @@ void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_
 void mc_conn_flush(struct mc_conn *c);
 /* Flushes at the end of this loop turn, so later writes of the same turn join the batch. */
 void mc_conn_flush_soon(struct mc_conn *c);
+/* From on_drain: runs on_drain again at the next flush pass, on a later loop turn, rather
+ * than now (an owner that bounds its work per loop turn). */
+void mc_conn_drain_later(struct mc_conn *c);
 /* Bytes queued or in flight: the measure producers use for backpressure. */
 static inline size_t mc_conn_pending(const struct mc_conn *c)
 {
