@@ -12,6 +12,9 @@
 #      etcd, and etcd requests per sidecar at steady state (BENCH_ETCD_*, BENCH_QUICK=1).
 #   5. TLS termination (bench/tls.sh, issue 11): the sidecar proxying over https vs nginx
 #      terminating TLS, keep-alive and a handshake per request, and the sidecar's RSS.
+#   6. System calls per proxied request (bench/syscalls.sh: strace -c beside nginx and haproxy)
+#      and instructions and allocations per proxied request and per /rpc call
+#      (bench/callgrind.sh, beside nginx), on ports BASE+30..BASE+33.
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -502,6 +505,11 @@ main() {
     BUILD="$BUILD" bash bench/registry_etcd.sh | tee -a "$BUILD/bench/results.md"
     echo | tee -a "$BUILD/bench/results.md"
     BUILD="$BUILD" bash bench/tls.sh | tee -a "$BUILD/bench/results.md"
+    # The noise-free figures (issue 13): system calls and instructions per proxied request.
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/syscalls.sh | tee -a "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/callgrind.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }
