@@ -65,6 +65,7 @@ struct mc_http_client {
     unsigned empty_hosts; /* entries of hosts with no idle connection */
     struct cconn *lru_head, *lru_tail;
     uv_timer_t idle_timer;
+    uint64_t idle_due; /* loop ms the idle timer fires at; 0: not running */
     struct mc_http_call *calls; /* live calls, for mc_http_client_free */
     /* Finished calls: released this loop turn (a callback of theirs may still be on the
      * stack), moved at the turn's end by reclaim_check to the free list, reused from there. */
@@ -201,20 +202,25 @@ static void pool_remove(struct cconn *cc)
 
 static void idle_timer_fire(uv_timer_t *t);
 
+/* Lazy, like the calls' timers: a connection taken from the pool and put back per call would
+ * otherwise stop and start the timer twice per call. A running timer due no later than the
+ * oldest idle connection's expiry is left alone; with the pool empty it fires and stops. */
 static void rearm_idle_timer(struct mc_http_client *client)
 {
-    if (!client->lru_head) {
-        uv_timer_stop(&client->idle_timer);
+    if (!client->lru_head)
         return;
-    }
-    uint64_t now = uv_now(client->net->loop);
     uint64_t due = client->lru_head->idle_since + client->idle_timeout_ms;
+    if (client->idle_due && client->idle_due <= due)
+        return;
+    uint64_t now = uv_now(client->net->loop);
+    client->idle_due = due > now ? due : now;
     uv_timer_start(&client->idle_timer, idle_timer_fire, due > now ? due - now : 0, 0);
 }
 
 static void idle_timer_fire(uv_timer_t *t)
 {
     struct mc_http_client *client = t->data;
+    client->idle_due = 0;
     uint64_t now = uv_now(client->net->loop);
     /* The list is in idle order and the timeout is uniform: expired ones are at the head. */
     while (client->lru_head && client->lru_head->idle_since + client->idle_timeout_ms <= now) {
@@ -1124,6 +1130,8 @@ struct mc_http_client *mc_http_client_new(struct mc_net *net,
     client->idle_timeout_ms =
         config && config->idle_timeout_ms ? config->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     uv_timer_init(net->loop, &client->idle_timer);
+    /* Idle pooled connections keep the loop alive (they read); their timer need not. */
+    uv_unref((uv_handle_t *)&client->idle_timer);
     client->idle_timer.data = client;
     uv_check_init(net->loop, &client->reclaim_check);
     client->reclaim_check.data = client;
