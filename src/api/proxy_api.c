@@ -349,7 +349,8 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
     const char *xff = NULL, *host = NULL;
     if (p->headers.cap < req->header_count + 3) {
         mc_http_header_list_close(&p->headers);
-        mc_http_header_list_init(&p->headers, req->header_count + 3 < 16 ? 16 : req->header_count + 3);
+        mc_http_header_list_init(&p->headers,
+                                 req->header_count + 3 < 16 ? 16 : req->header_count + 3);
     }
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;

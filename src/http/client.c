@@ -65,15 +65,15 @@ struct mc_http_client {
     unsigned empty_hosts; /* entries of hosts with no idle connection */
     struct cconn *lru_head, *lru_tail;
     uv_timer_t idle_timer;
-    uint64_t idle_due; /* loop ms the idle timer fires at; 0: not running */
+    uint64_t idle_due;          /* loop ms the idle timer fires at; 0: not running */
     struct mc_http_call *calls; /* live calls, for mc_http_client_free */
     /* Finished calls: released this loop turn (a callback of theirs may still be on the
      * stack), moved at the turn's end by reclaim_check to the free list, reused from there. */
     struct mc_http_call *released, *free_calls;
     unsigned free_count;
     uv_check_t reclaim_check;
-    struct mc_buf scratch;      /* request heads are built here, then copied to the conn */
-    size_t refs;                /* idle timer + calls + connections not yet closed */
+    struct mc_buf scratch; /* request heads are built here, then copied to the conn */
+    size_t refs;           /* idle timer + calls + connections not yet closed */
     int freeing;
 };
 

@@ -65,7 +65,7 @@ struct h1_conn {
     const char *error_detail; /* its reason, when llhttp's own would not say it */
     unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
     int handles_open;
-    unsigned answered; /* responses finished since the client last took all our output */
+    unsigned answered;   /* responses finished since the client last took all our output */
     unsigned batch_pass; /* the flush pass ending the loop turn a batch of answers was made in */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
         fresh : 1, dispatch_due : 1, finish_due : 1, output_wait : 1, in_trailers : 1;

@@ -218,8 +218,8 @@ static int dropped_header(const char *name)
     case 'h':
         return strcasecmp(name, "Host") == 0;
     case 'c':
-        return strcasecmp(name, "Content-Length") == 0 ||
-               strcasecmp(name, "Content-Type") == 0 || mc_http_hop_by_hop(name);
+        return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||
+               mc_http_hop_by_hop(name);
     case 'e':
         return strcasecmp(name, "Expect") == 0;
     case 'x':
