@@ -286,7 +286,9 @@ static struct cconn *pool_get(struct mc_http_client *client, const char *address
 static void call_closed(uv_handle_t *h);
 
 /* End of the loop turn: the calls released during it are kept for reuse (up to
- * MAX_FREE_CALLS, with their buffers; a large body buffer is let go) or freed. */
+ * MAX_FREE_CALLS, with their buffers up to KEPT_BUF_MAX each: larger ones are let go, so the
+ * list holds at most a few hundred KiB) or freed. */
+#define KEPT_BUF_MAX 4096
 static void reclaim_calls(uv_check_t *h)
 {
     struct mc_http_client *client = h->data;
@@ -298,12 +300,22 @@ static void reclaim_calls(uv_check_t *h)
             uv_close((uv_handle_t *)&call->timer, call_closed);
             continue;
         }
-        if (call->body.cap > 64 * 1024)
+        if (call->body.cap > KEPT_BUF_MAX)
             mc_buf_close(&call->body);
-        if (call->stash.cap > 64 * 1024)
+        if (call->stash.cap > KEPT_BUF_MAX)
             mc_buf_close(&call->stash);
-        if (call->raw.cap > 64 * 1024)
+        if (call->raw.cap > KEPT_BUF_MAX)
             mc_buf_close(&call->raw);
+        if (call->offsets_cap > 256) {
+            mc_free(call->offsets);
+            call->offsets = NULL;
+            call->offsets_cap = 0;
+        }
+        if (call->fields_cap > 128) {
+            mc_free(call->fields);
+            call->fields = NULL;
+            call->fields_cap = 0;
+        }
         mc_buf_close(&call->leftover);
         if (call->address != call->address_inline)
             mc_free(call->address);

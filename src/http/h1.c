@@ -19,10 +19,11 @@
  * the rest of the body is read and dropped; each piece must come within this, else the
  * connection closes (a client that never finishes its body keeps no slot). */
 #define HC_DISCARD_TIMEOUT_MS 5000
-/* The connection's timer is never set further ahead than this (the shortest of the bounds
- * above but one): a new deadline is then always at or after the running timer's, which is
- * left alone (lazy re-arm, as nginx and HAProxy do) instead of moved in the timer heap two or
- * three times per request. An idle connection's timer wakes once per granule and re-arms. */
+/* The connection's timer is never set further ahead than this, the head timeout: a request's
+ * deadlines (head, body, idle: none shorter) then always fall at or after the running timer,
+ * which is left alone (lazy re-arm, as nginx and HAProxy do) instead of moved in the timer
+ * heap two or three times per request; only a shorter bound (the discard, a drain wait) moves
+ * it. An idle connection's timer wakes once per granule and re-arms. */
 #define HC_TIMER_GRANULE_MS MC_HTTP_HEAD_TIMEOUT_MS
 
 enum hc_state {
@@ -174,8 +175,10 @@ static struct mc_http_request *request_new(struct h1_conn *hc)
     return req;
 }
 
-/* The connection keeps one finished request (with a body buffer of a modest size) for the
- * next; its header arrays are the connection's. */
+/* The connection keeps one finished request for the next, with its body buffer when that is
+ * small (an idle connection must not hold a large one); its header arrays are the
+ * connection's. */
+#define SPARE_BODY_MAX 4096
 static void request_free(struct mc_http_request *req)
 {
     if (!req)
@@ -184,7 +187,7 @@ static void request_free(struct mc_http_request *req)
     mc_free(req->upstream);
     req->upstream = NULL;
     if (!hc->spare_req && hc->state != HC_CLOSED && hc->state != HC_UPGRADED) {
-        if (req->body.cap > 64 * 1024)
+        if (req->body.cap > SPARE_BODY_MAX)
             mc_buf_close(&req->body);
         hc->spare_req = req;
         return;

@@ -163,6 +163,15 @@ void mc_conn_flush(struct mc_conn *c)
         size_t first = 0;
         if (c->type->try_write) {
             int w = c->type->try_write(c, bufs, (unsigned)n);
+            if (w < 0 && w != UV_EAGAIN) {
+                /* The peer is gone (a reset, or EPIPE): as a failed write request would, close
+                 * and let the reader learn it; writing again would only raise SIGPIPE. */
+                for (size_t i = 0; i < c->inflight_len; i++)
+                    c->queued_bytes -= c->inflight[i].len;
+                release_all(c, c->inflight, &c->inflight_len);
+                mc_conn_close(c, 1);
+                return;
+            }
             size_t done = w > 0 ? (size_t)w : 0;
             if (done == total) {
                 c->queued_bytes -= total;
