@@ -49,7 +49,9 @@ void mc_net_close(struct mc_net *net);
 struct mc_conn;
 /* nread > 0: data (valid only during the call); nread < 0: a libuv error or UV_EOF. */
 typedef void (*mc_conn_read_cb)(struct mc_conn *c, const char *data, ssize_t nread);
-/* The output queue became empty (used to resume a paused producer). */
+/* The output queue became empty (used to resume a paused producer). Runs from the loop: after a
+ * write request completes, or from the flush pass at the end of the loop turn when the output
+ * went out at once; never inside the owner's own call on the connection. */
 typedef void (*mc_conn_drain_cb)(struct mc_conn *c);
 /* The connection is closed; its memory may be released now. */
 typedef void (*mc_conn_close_cb)(struct mc_conn *c);
@@ -153,7 +155,9 @@ void mc_conn_write_copy(struct mc_conn *c, const void *data, size_t len);
 /* Queues data by reference; release(ctx) runs once it is written or dropped. */
 void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_release_cb release,
                        void *ctx);
-/* Hands everything queued to the transport (one writev per loop turn at most in flight). */
+/* Hands everything queued to the transport: written at once when the socket takes it (no write
+ * request), else the rest through one write request (at most one in flight). A peer found gone
+ * closes the connection (on_close follows, as for a failed write request). */
 void mc_conn_flush(struct mc_conn *c);
 /* Flushes at the end of this loop turn, so later writes of the same turn join the batch. */
 void mc_conn_flush_soon(struct mc_conn *c);
