@@ -3,9 +3,13 @@
 # nginx as a keep-alive reverse proxy, counted by valgrind --tool=callgrind. Each proxy runs
 # twice under callgrind, serving N1 and then N2 requests (one keep-alive connection, curl's
 # URL ranges); (Ir(N2) - Ir(N1)) / (N2 - N1) cancels start-up and shutdown and leaves the
-# cost of one request. The sidecar's heaviest functions (self cost, N2 run) are listed after.
+# cost of one request. The same difference gives the calls to malloc, calloc, realloc and free
+# per request (callgrind counts every call). Then /rpc: the sidecar under callgrind serving
+# N1 and N2 sequential POST /rpc calls (one keep-alive connection) to bench/rpc_backend.
+# The sidecar's heaviest functions (self cost, N2 proxy run) are listed after.
 # Loopback only; every process started here is stopped on exit.
-# Knobs: BUILD [build], CG_N1 [2000], CG_N2 [12000], BENCH_PORT_BASE [18100],
+# Knobs: BUILD [build], CG_N1 [2000], CG_N2 [12000], CG_RPC [1] (0: no /rpc runs),
+# BENCH_PORT_BASE [18100] (BASE..BASE+2 must be free),
 # CG_HTTP2 [unset; 1: the client speaks h2c (h2load -c1 -m10, prior knowledge) and nginx
 # listens with `http2`: the cost of a request proxied from HTTP/2 to the HTTP/1.1 backend].
 set -euo pipefail
@@ -17,6 +21,8 @@ N2=${CG_N2:-12000}
 BASE=${BENCH_PORT_BASE:-18100}
 P_BACKEND=$BASE
 P_PROXY=$((BASE + 1))
+P_RPC=$((BASE + 2))
+RPC=${CG_RPC:-1}
 
 for p in valgrind nginx curl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
@@ -107,7 +113,7 @@ http { ${common//TMP/$TMP/proxy}
             proxy_set_header X-Forwarded-Host \$host; } } }
 EOF
 
-make --no-print-directory -j2 BUILD="$BUILD" "$BUILD/micro" >"$TMP/make.log" 2>&1 ||
+make --no-print-directory -j2 BUILD="$BUILD" "$BUILD/micro" "$BUILD/bench/rpc_backend" >"$TMP/make.log" 2>&1 ||
     { cat "$TMP/make.log" >&2; die "build failed"; }
 start backend "$P_BACKEND" nginx -p "$TMP/backend" -e "$TMP/backend/error.log" \
     -c "$TMP/backend/nginx.conf"
@@ -126,46 +132,90 @@ requests() {
     [ "$got" = "$1" ] || die "$got of $1 requests answered ok"
 }
 
+# rpc_calls N: N POST /rpc over one keep-alive connection; fails unless every one answered.
+rpc_calls() {
+    local got
+    got=$(curl -fsS -w '\n' -H 'Content-Type: application/json' \
+        -d '{"service":"go.micro.srv.bench","method":"Bench.Call","request":{}}' \
+        "http://127.0.0.1:$P_PROXY/rpc?i=[1-$1]" | grep -c '^{"ok":true}$')
+    [ "$got" = "$1" ] || die "$got of $1 /rpc calls answered {\"ok\":true}"
+}
+
 total_ir() { awk '/^(summary|totals):/{print $2; exit}' "$1"; }
+
+# allocs FILE: "malloc calloc realloc free", the calls made to each in a callgrind profile (the
+# names are compressed: "cfn=(id) name" the first time, "cfn=(id)" after; "calls=N" follows).
+allocs() {
+    awk '/^c?fn=\(/ {
+            id = $1; sub(/^c?fn=/, "", id)
+            if (NF > 1) names[id] = $2
+            if ($1 ~ /^cfn=/) cur = names[id]
+            next
+        }
+        /^calls=/ {
+            split($1, a, "=")
+            if (cur == "malloc" || cur == "calloc" || cur == "realloc" || cur == "free") n[cur] += a[2]
+            cur = ""
+        }
+        END { printf "%d %d %d %d\n", n["malloc"], n["calloc"], n["realloc"], n["free"] }' "$1"
+}
 
 # profile KIND N: runs proxy KIND under callgrind for N requests; sets IR to its total Ir.
 # (Not called as $(...): a subshell would lose track of the processes it starts.)
 profile() {
     local kind=$1 n=$2 out="$TMP/callgrind.$1.$2"
     local vg=(valgrind --tool=callgrind --callgrind-out-file="$out")
-    if [ "$kind" = sidecar ]; then
+    if [ "$kind" = sidecar ] || [ "$kind" = rpc ]; then
+        local port=$P_BACKEND
+        [ "$kind" = rpc ] && port=$P_RPC
         start sidecar "$P_PROXY" "${vg[@]}" "$BUILD/micro" sidecar \
             --sidecar_address="127.0.0.1:$P_PROXY" --handler=proxy --log_level=warn
-        curl -fsS -X POST -d "{\"name\":\"go.micro.srv.bench\",\"nodes\":[{\"id\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$P_BACKEND}]}" \
+        curl -fsS -X POST -d "{\"name\":\"go.micro.srv.bench\",\"nodes\":[{\"id\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$port}]}" \
             "http://127.0.0.1:$P_PROXY/registry"
     else
         start nginx "$P_PROXY" "${vg[@]}" nginx -p "$TMP/proxy" -e "$TMP/proxy/error.log" \
             -c "$TMP/proxy/nginx.conf"
     fi
     local pid=$LAST_PID
-    requests "$n"
+    if [ "$kind" = rpc ]; then rpc_calls "$n"; else requests "$n"; fi
     stop "$pid"
     [ -s "$out" ] || die "callgrind wrote no profile for $kind"
     IR=$(total_ir "$out")
+    ALLOCS=$(allocs "$out")
 }
 
 echo "callgrind: $N1 and $N2 keep-alive requests through each proxy (valgrind is slow: ~1-2 min)"
-declare -A per
-for kind in sidecar nginx; do
+KINDS=(sidecar nginx)
+if [ "$RPC" != 0 ]; then
+    start rpc_backend "$P_RPC" "$BUILD/bench/rpc_backend" "$P_RPC"
+    KINDS+=(rpc)
+fi
+declare -A per mallocs
+for kind in "${KINDS[@]}"; do
     profile "$kind" "$N1"
     a=$IR
+    a_allocs=$ALLOCS
     profile "$kind" "$N2"
     b=$IR
-    per[$kind]=$(( (b - a) / (N2 - N1) ))
-    printf '  %-8s Ir(%d)=%s Ir(%d)=%s -> %s instructions per request\n' "$kind" "$N1" "$a" "$N2" "$b" "${per[$kind]}"
+    per[$kind]=$(((b - a) / (N2 - N1)))
+    # per request: (malloc + calloc + realloc) and free, from the difference of the two runs
+    mallocs[$kind]=$(echo "$a_allocs $ALLOCS" | awk -v n=$((N2 - N1)) \
+        '{printf "%.2f %.2f", (($5+$6+$7)-($1+$2+$3))/n, ($8-$4)/n}')
+    printf '  %-8s Ir(%d)=%s Ir(%d)=%s -> %s instructions per request; allocations, frees per request: %s\n' \
+        "$kind" "$N1" "$a" "$N2" "$b" "${per[$kind]}" "${mallocs[$kind]}"
 done
 echo
-echo "| proxy | instructions / request | vs nginx |"
-echo "|---|---:|---:|"
-for kind in sidecar nginx; do
-    printf '| %s | %s | %s |\n' "$kind" "${per[$kind]}" \
-        "$(awk -v a="${per[$kind]}" -v b="${per[nginx]}" 'BEGIN{printf "%.2f", a/b}')"
+echo "| proxy | instructions / request | vs nginx | allocations / request | frees / request |"
+echo "|---|---:|---:|---:|---:|"
+for kind in "${KINDS[@]}"; do
+    label=$kind
+    [ "$kind" = rpc ] && label="sidecar /rpc (per call)"
+    read -r al fr <<<"${mallocs[$kind]}"
+    printf '| %s | %s | %s | %s | %s |\n' "$label" "${per[$kind]}" \
+        "$(awk -v a="${per[$kind]}" -v b="${per[nginx]}" 'BEGIN{printf "%.2f", a/b}')" "$al" "$fr"
 done
+echo
+echo "(allocations = calls to malloc + calloc + realloc; frees count free(NULL) too.)"
 echo
 echo "Sidecar, heaviest functions by self cost ($N2-request run):"
 callgrind_annotate --inclusive=no "$TMP/callgrind.sidecar.$N2" 2>/dev/null |

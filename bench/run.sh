@@ -16,6 +16,9 @@
 #      vs nginx `listen ... http2` proxying, to the same HTTP/1.1 backend.
 #   7. gRPC (bench/grpc.sh, issue 12): h2load unary calls through the sidecar vs nginx
 #      grpc_pass to the same h2c backend (bench/grpc_backend.c): req/s and p99.
+#   8. System calls per proxied request (bench/syscalls.sh: strace -c beside nginx and haproxy)
+#      and instructions and allocations per proxied request and per /rpc call
+#      (bench/callgrind.sh, beside nginx), on ports BASE+30..BASE+33.
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -510,6 +513,11 @@ main() {
     BUILD="$BUILD" bash bench/h2.sh | tee -a "$BUILD/bench/results.md"
     echo | tee -a "$BUILD/bench/results.md"
     BUILD="$BUILD" bash bench/grpc.sh | tee -a "$BUILD/bench/results.md"
+    # The noise-free figures (issue 13): system calls and instructions per proxied request.
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/syscalls.sh | tee -a "$BUILD/bench/results.md"
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/callgrind.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }

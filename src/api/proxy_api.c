@@ -37,6 +37,26 @@ struct proxy {
     int got_head;
 };
 
+/* Finished proxy states kept for the next request (with their header array): a steady
+ * stream of proxied requests allocates none. One list per thread (the loop's); bounded. */
+#define PROXY_FREE_MAX 64
+static _Thread_local struct proxy *free_proxies;
+static _Thread_local unsigned free_proxy_count;
+
+static struct proxy *proxy_new(void)
+{
+    struct proxy *p = free_proxies;
+    if (!p)
+        return mc_calloc(1, sizeof *p);
+    free_proxies = (struct proxy *)p->req; /* the list's link while free */
+    free_proxy_count--;
+    struct mc_http_header_list headers = p->headers;
+    memset(p, 0, sizeof *p);
+    p->headers = headers;
+    p->headers.count = 0;
+    return p;
+}
+
 static void proxy_free(struct proxy *p)
 {
     if (p->req) {
@@ -47,9 +67,15 @@ static void proxy_free(struct proxy *p)
     mc_upstream_try_close(&p->try);
     mc_free(p->service);
     mc_free(p->forwarded_for);
-    mc_http_header_list_close(&p->headers);
     mc_buf_close(&p->replay);
-    mc_free(p);
+    if (free_proxy_count >= PROXY_FREE_MAX || p->headers.blocks || p->headers.cap > 64) {
+        mc_http_header_list_close(&p->headers);
+        mc_free(p);
+        return;
+    }
+    p->req = (struct mc_http_request *)free_proxies;
+    free_proxies = p;
+    free_proxy_count++;
 }
 
 static void lb_done(struct proxy *p, int ok)
@@ -321,7 +347,11 @@ static void on_client_abort(struct mc_http_request *req)
 static void build_headers(struct proxy *p, struct mc_http_request *req)
 {
     const char *xff = NULL, *host = NULL;
-    mc_http_header_list_init(&p->headers, req->header_count + 3);
+    if (p->headers.cap < req->header_count + 3) {
+        mc_http_header_list_close(&p->headers);
+        mc_http_header_list_init(&p->headers,
+                                 req->header_count + 3 < 16 ? 16 : req->header_count + 3);
+    }
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
         int first = tolower((unsigned char)name[0]);
@@ -399,7 +429,7 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
         mc_http_respond_error(req, 404, PROXY_ID, "not found");
         return;
     }
-    struct proxy *p = mc_calloc(1, sizeof *p);
+    struct proxy *p = proxy_new();
     p->req = req;
     p->api = api;
     p->service = service;

@@ -15,16 +15,10 @@
 
 #define RPC_ID "go.micro.rpc"
 
-struct rpc_wait {
-    struct mc_http_request *req;
-    struct mc_call *call;
-};
-
+/* The call's ctx is the request; the request's handler_data is the call, once started. */
 static void rpc_done(void *ctx, const struct mc_call_answer *a)
 {
-    struct rpc_wait *w = ctx;
-    struct mc_http_request *req = w->req;
-    mc_free(w);
+    struct mc_http_request *req = ctx;
     req->on_abort = NULL;
     req->handler_data = NULL;
     mc_http_request_set_upstream(req, a->node);
@@ -33,9 +27,10 @@ static void rpc_done(void *ctx, const struct mc_call_answer *a)
 
 static void rpc_abort(struct mc_http_request *req)
 {
-    struct rpc_wait *w = req->handler_data;
-    mc_call_cancel(w->call);
-    mc_free(w);
+    struct mc_call *call = req->handler_data;
+    req->handler_data = NULL;
+    if (call)
+        mc_call_cancel(call);
 }
 
 /* Whether s holds a control character (below 0x20, or DEL). None belongs in a service name,
@@ -64,14 +59,13 @@ static void start_call(struct mc_http_request *req, struct mc_api *api,
             return;
         }
     }
-    struct rpc_wait *w = mc_calloc(1, sizeof *w);
-    w->req = req;
-    req->handler_data = w;
+    req->handler_data = NULL;
     req->on_abort = rpc_abort;
-    /* NULL means rpc_done already ran (and freed w): an answer known at once. */
-    struct mc_call *call = mc_call_start(api->caller, creq, rpc_done, w);
+    /* NULL means rpc_done already ran: an answer known at once (req may be finished, even
+     * reused by the next request of its connection: not touched then). */
+    struct mc_call *call = mc_call_start(api->caller, creq, rpc_done, req);
     if (call)
-        w->call = call;
+        req->handler_data = call;
 }
 
 /* Validating only: jansson refuses integers beyond 64 bits ("too big integer"), yet go-micro
@@ -102,17 +96,20 @@ static int request_from_string(struct mc_http_request *req, const char *text, si
     return 0;
 }
 
-/* The request of a JSON body: an object (or any non-string value) passed on byte for byte, a
- * string holding JSON text, or absent/null for {}. */
+/* The request of a JSON body: an object (or any non-string value) passed on byte for byte
+ * (*view points into body, nothing is copied), a string holding JSON text (*out, a new
+ * string), or absent/null for {}. */
 static int request_from_member(struct mc_http_request *req, const char *body,
-                               const struct mc_json_member *m, char **out, size_t *len)
+                               const struct mc_json_member *m, char **out, const char **view,
+                               size_t *len)
 {
     *out = NULL;
+    *view = NULL;
     *len = 0;
     if (!m->found || body[m->start] == 'n')
         return 0;
     if (body[m->start] != '"') {
-        *out = mc_strndup(body + m->start, m->len);
+        *view = body + m->start;
         *len = m->len;
         return 0;
     }
@@ -195,6 +192,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
     char *service = NULL, *method = NULL, *address = NULL, *params = NULL;
+    const char *params_view = NULL; /* the request's bytes in the body, when not copied */
     size_t params_len = 0;
     if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
         /* One strict pass over the body, no tree: the call's strings are decoded, the
@@ -219,7 +217,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
             }
         }
         if (service && *service && method && *method &&
-            request_from_member(req, text, &m[3], &params, &params_len) < 0)
+            request_from_member(req, text, &m[3], &params, &params_view, &params_len) < 0)
             goto out;
     } else {
         /* Form fields, from an urlencoded body or the query string (the seed's curl -d). */
@@ -261,7 +259,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         .service = service,
         .method = method,
         .address = address,
-        .params = params,
+        .params = params_view ? params_view : params,
         .params_len = params_len,
         .headers = req->headers,
         .header_count = req->header_count,

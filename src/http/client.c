@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <llhttp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +17,13 @@
 
 #define DEFAULT_MAX_IDLE 16
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
+/* Finished calls kept for reuse (their parser, buffers and timer warm): a steady stream of
+ * calls allocates nothing. Beyond this many, a finished call is freed. */
+#define MAX_FREE_CALLS 64
+/* A call's timer is never set further ahead than this: the next call on the same object then
+ * finds it due no later than its own deadline and leaves it alone (lazy re-arm, as nginx and
+ * HAProxy do), instead of moving it in the timer heap every call. */
+#define CALL_TIMER_GRANULE_MS 1000
 
 enum call_state {
     CALL_CONNECTING, /* dialing a new connection; the request waits in its queue */
@@ -37,7 +45,10 @@ struct cconn {
     uint64_t idle_since;
 };
 
-/* Idle connections to one address, most recently used first. Exists only while non-empty. */
+/* Idle connections to one address, most recently used first. An empty one is kept (the next
+ * call to the address puts its connection back there: no allocation per call), up to
+ * MAX_EMPTY_HOSTS of them; beyond that an entry goes as it empties. */
+#define MAX_EMPTY_HOSTS 64
 struct pool_host {
     char *address;
     struct cconn *idle;
@@ -51,20 +62,43 @@ struct mc_http_client {
     unsigned max_idle_per_host;
     uint64_t idle_timeout_ms;
     struct pool_host *hosts;
+    unsigned empty_hosts; /* entries of hosts with no idle connection */
     struct cconn *lru_head, *lru_tail;
     uv_timer_t idle_timer;
+    uint64_t idle_due;          /* loop ms the idle timer fires at; 0: not running */
     struct mc_http_call *calls; /* live calls, for mc_http_client_free */
-    struct mc_buf scratch;      /* request heads are built here, then copied to the conn */
-    size_t refs;                /* idle timer + calls + connections not yet closed */
+    /* Finished calls: released this loop turn (a callback of theirs may still be on the
+     * stack), moved at the turn's end by reclaim_check to the free list, reused from there. */
+    struct mc_http_call *released, *free_calls;
+    unsigned free_count;
+    uv_check_t reclaim_check;
+    struct mc_buf scratch; /* request heads are built here, then copied to the conn */
+    size_t refs;           /* idle timer + calls + connections not yet closed */
     int freeing;
 };
 
+#define CALL_ADDRESS_INLINE 64
+
 struct mc_http_call {
+    /* Kept when the call is reused (call_new): the timer (perhaps still running) and the
+     * buffers, emptied. */
+    uv_timer_t timer;
+    uint64_t timer_due; /* loop ms the running timer fires at; 0: not running */
+    struct mc_buf raw;  /* response header names and values, NUL-separated */
+    size_t *offsets;    /* per header: name offset, value offset */
+    size_t offsets_cap;
+    struct mc_buf stash; /* bytes received while paused, not parsed yet */
+    struct mc_buf body;
+    struct mc_http_header *fields; /* the head's fields as on_head sees them */
+    size_t fields_cap;
+
+    /* Everything from here on is zeroed for each call. */
     struct mc_http_client *client;
     struct mc_http_call *next, *prev;
     enum call_state state;
     int timeout_to_head;
-    char *address;
+    char *address; /* address_inline, or a copy of a long one (freed with the call) */
+    char address_inline[CALL_ADDRESS_INLINE];
     int is_head;
     int request_close; /* the caller sent Connection: close */
     int chunked_upload;
@@ -79,15 +113,11 @@ struct mc_http_call {
     mc_http_call_done_cb on_done;
     void (*on_drain)(struct mc_http_call *, void *);
     void *ctx;
-    uv_timer_t timer;
     struct cconn *cc;
     int pending_err; /* CALL_FAILING */
 
     /* Response parsing. */
     llhttp_t parser;
-    struct mc_buf raw; /* header names and values, NUL-separated */
-    size_t *offsets;   /* per header: name offset, value offset */
-    size_t offsets_cap;
     size_t header_count;
     int in_field; /* inside a header name */
     size_t head_bytes;
@@ -99,13 +129,11 @@ struct mc_http_call {
     int fail_err; /* set by a parser callback that stops with HPE_USER */
     int user_paused;
     int feeding;
-    struct mc_buf stash;    /* bytes received while paused, not parsed yet */
     struct mc_buf leftover; /* bytes after a 101 head */
     struct {
         int status, http_major, http_minor, chunked, has_content_length;
         uint64_t content_length;
     } head;
-    struct mc_buf body;
 };
 
 /* ---------- client lifetime ---------- */
@@ -164,26 +192,35 @@ static void pool_remove(struct cconn *cc)
         client->lru_tail = cc->lru_prev;
     cc->host_next = cc->host_prev = cc->lru_next = cc->lru_prev = NULL;
     cc->host = NULL;
-    if (--host->idle_count == 0)
-        host_drop(client, host);
+    if (--host->idle_count == 0) {
+        if (client->empty_hosts < MAX_EMPTY_HOSTS)
+            client->empty_hosts++;
+        else
+            host_drop(client, host);
+    }
 }
 
 static void idle_timer_fire(uv_timer_t *t);
 
+/* Lazy, like the calls' timers: a connection taken from the pool and put back per call would
+ * otherwise stop and start the timer twice per call. A running timer due no later than the
+ * oldest idle connection's expiry is left alone; with the pool empty it fires and stops. */
 static void rearm_idle_timer(struct mc_http_client *client)
 {
-    if (!client->lru_head) {
-        uv_timer_stop(&client->idle_timer);
+    if (!client->lru_head)
         return;
-    }
-    uint64_t now = uv_now(client->net->loop);
     uint64_t due = client->lru_head->idle_since + client->idle_timeout_ms;
+    if (client->idle_due && client->idle_due <= due)
+        return;
+    uint64_t now = uv_now(client->net->loop);
+    client->idle_due = due > now ? due : now;
     uv_timer_start(&client->idle_timer, idle_timer_fire, due > now ? due - now : 0, 0);
 }
 
 static void idle_timer_fire(uv_timer_t *t)
 {
     struct mc_http_client *client = t->data;
+    client->idle_due = 0;
     uint64_t now = uv_now(client->net->loop);
     /* The list is in idle order and the timeout is uniform: expired ones are at the head. */
     while (client->lru_head && client->lru_head->idle_since + client->idle_timeout_ms <= now) {
@@ -203,6 +240,8 @@ static void pool_put(struct cconn *cc, const char *address)
         mc_conn_close(&cc->conn, 1);
         return;
     }
+    if (host && host->idle_count == 0)
+        client->empty_hosts--;
     if (!host) {
         host = mc_calloc(1, sizeof *host);
         host->address = mc_strdup(address);
@@ -232,7 +271,7 @@ static void pool_put(struct cconn *cc, const char *address)
 static struct cconn *pool_get(struct mc_http_client *client, const char *address)
 {
     struct pool_host *host = host_find(client, address);
-    if (!host)
+    if (!host || !host->idle)
         return NULL;
     struct cconn *cc = host->idle;
     int was_oldest = client->lru_head == cc;
@@ -244,13 +283,58 @@ static struct cconn *pool_get(struct mc_http_client *client, const char *address
 
 /* ---------- finishing a call ---------- */
 
+static void call_closed(uv_handle_t *h);
+
+/* End of the loop turn: the calls released during it are kept for reuse (up to
+ * MAX_FREE_CALLS, with their buffers up to KEPT_BUF_MAX each: larger ones are let go, so the
+ * list holds at most a few hundred KiB) or freed. */
+#define KEPT_BUF_MAX 4096
+static void reclaim_calls(uv_check_t *h)
+{
+    struct mc_http_client *client = h->data;
+    uv_check_stop(h);
+    while (client->released) {
+        struct mc_http_call *call = client->released;
+        client->released = call->next;
+        if (client->free_count >= MAX_FREE_CALLS) {
+            uv_close((uv_handle_t *)&call->timer, call_closed);
+            continue;
+        }
+        if (call->body.cap > KEPT_BUF_MAX)
+            mc_buf_close(&call->body);
+        if (call->stash.cap > KEPT_BUF_MAX)
+            mc_buf_close(&call->stash);
+        if (call->raw.cap > KEPT_BUF_MAX)
+            mc_buf_close(&call->raw);
+        if (call->offsets_cap > 256) {
+            mc_free(call->offsets);
+            call->offsets = NULL;
+            call->offsets_cap = 0;
+        }
+        if (call->fields_cap > 128) {
+            mc_free(call->fields);
+            call->fields = NULL;
+            call->fields_cap = 0;
+        }
+        mc_buf_close(&call->leftover);
+        if (call->address != call->address_inline)
+            mc_free(call->address);
+        call->address = NULL;
+        call->next = client->free_calls;
+        client->free_calls = call;
+        client->free_count++;
+    }
+}
+
 static void call_closed(uv_handle_t *h)
 {
     struct mc_http_call *call = h->data;
     struct mc_http_client *client = call->client;
-    mc_free(call->address);
+    if (call->address != call->address_inline)
+        mc_free(call->address);
     mc_buf_close(&call->raw);
     mc_free(call->offsets);
+    mc_free(call->fields);
     mc_buf_close(&call->stash);
     mc_buf_close(&call->leftover);
     mc_buf_close(&call->body);
@@ -263,8 +347,7 @@ static void call_closed(uv_handle_t *h)
 static struct cconn *call_kill(struct mc_http_call *call)
 {
     struct mc_http_client *client = call->client;
-    call->state = CALL_DEAD;
-    uv_timer_stop(&call->timer);
+    call->state = CALL_DEAD; /* its timer may run on: it finds the call dead and stops */
     if (call->prev)
         call->prev->next = call->next;
     else
@@ -279,9 +362,18 @@ static struct cconn *call_kill(struct mc_http_call *call)
     return cc;
 }
 
+/* The call's memory stays valid until the end of this loop turn, when reclaim_check makes it
+ * reusable (a callback of the call may still be on the stack: it checks the state it finds). */
 static void call_release(struct mc_http_call *call)
 {
-    uv_close((uv_handle_t *)&call->timer, call_closed);
+    struct mc_http_client *client = call->client;
+    if (client->freeing) {
+        uv_close((uv_handle_t *)&call->timer, call_closed);
+        return;
+    }
+    call->next = client->released;
+    client->released = call;
+    uv_check_start(&client->reclaim_check, reclaim_calls);
 }
 
 static void call_finish(struct mc_http_call *call, int err, int retryable, int poolable)
@@ -395,7 +487,13 @@ static void fill_head(struct mc_http_call *call, struct mc_http_response_head *h
     head->has_content_length = call->head.has_content_length;
     head->content_length = call->head.content_length;
     head->upgrade = call->upgrading;
-    head->headers = mc_calloc(call->header_count + 1, sizeof *head->headers);
+    if (call->header_count + 1 > call->fields_cap) {
+        call->fields_cap = call->header_count + 1 < 32 ? 32 : call->header_count + 1;
+        mc_free(call->fields);
+        call->fields = mc_malloc(call->fields_cap * sizeof *call->fields);
+    }
+    head->headers = call->fields;
+    head->headers[call->header_count].name = head->headers[call->header_count].value = NULL;
     head->header_count = call->header_count;
     for (size_t i = 0; i < call->header_count; i++) {
         head->headers[i].name = call->raw.data + call->offsets[i * 2];
@@ -417,7 +515,6 @@ static void report_head(struct mc_http_call *call)
     struct mc_http_response_head head;
     fill_head(call, &head);
     call->on_head(call, &head, call->ctx);
-    mc_free(head.headers);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -642,39 +739,55 @@ static struct cconn *cconn_new(struct mc_http_client *client, int *err)
 
 static void call_timer_fire(uv_timer_t *t);
 
-static void arm_call_timer(struct mc_http_call *call)
+/* The call's next deadline (loop ms), 0 when none. */
+static uint64_t call_due(const struct mc_http_call *call)
 {
     uint64_t due = call->deadline;
     if (call->state == CALL_CONNECTING && call->dial_deadline &&
         (!due || call->dial_deadline < due))
         due = call->dial_deadline;
-    if (!due) {
-        uv_timer_stop(&call->timer);
+    return due;
+}
+
+/* Lazy: a running timer due no later than the deadline is left alone (it fires early and
+ * re-arms); a deadline gone is left to the timer to find. */
+static void arm_call_timer(struct mc_http_call *call)
+{
+    uint64_t due = call_due(call);
+    if (!due || (call->timer_due && call->timer_due <= due))
         return;
-    }
     uint64_t now = uv_now(call->client->net->loop);
-    uv_timer_start(&call->timer, call_timer_fire, due > now ? due - now : 0, 0);
+    uint64_t in = due > now ? due - now : 0;
+    if (in > CALL_TIMER_GRANULE_MS)
+        in = CALL_TIMER_GRANULE_MS;
+    call->timer_due = now + in;
+    uv_timer_start(&call->timer, call_timer_fire, in, 0);
 }
 
 static void call_timer_fire(uv_timer_t *t)
 {
     struct mc_http_call *call = t->data;
+    call->timer_due = 0;
+    uv_unref((uv_handle_t *)&call->timer); /* held only while a failure waited to be told */
+    if (call->state == CALL_DEAD)
+        return; /* finished (or kept for reuse) since the timer was set */
     if (call->state == CALL_FAILING) {
         /* a bad address or head would be as bad on any other node: not retryable */
         int err = call->pending_err;
         call_finish(call, err, err != MC_EINVAL && err != MC_EHEADER, 0);
         return;
     }
-    if (call->idle_timeout_ms && call->head.status) {
-        /* Reading a body: the deadline moved with every piece, and time the caller held the
-         * call paused (a slow client downstream) is not the node's silence. */
-        uint64_t now = uv_now(call->client->net->loop);
-        if (call->user_paused)
-            call->deadline = now + call->idle_timeout_ms;
-        if (call->deadline > now) {
-            arm_call_timer(call);
-            return;
-        }
+    uint64_t now = uv_now(call->client->net->loop);
+    /* Reading a body: the deadline moved with every piece, and time the caller held the call
+     * paused (a slow client downstream) is not the node's silence. */
+    if (call->idle_timeout_ms && call->head.status && call->user_paused)
+        call->deadline = now + call->idle_timeout_ms;
+    uint64_t due = call_due(call);
+    if (!due)
+        return;
+    if (due > now) {
+        arm_call_timer(call);
+        return;
     }
     /* Still dialing: the request never left, so another node may be tried. */
     call_finish(call, MC_ETIMEDOUT, call->state == CALL_CONNECTING, 0);
@@ -685,6 +798,10 @@ static void call_fail_later(struct mc_http_call *call, int err)
 {
     call->state = CALL_FAILING;
     call->pending_err = err;
+    /* The calls' timers do not keep the loop alive (a connection does, while one is in use);
+     * this one must, until the error is reported. */
+    uv_ref((uv_handle_t *)&call->timer);
+    call->timer_due = uv_now(call->client->net->loop);
     uv_timer_start(&call->timer, call_timer_fire, 0, 0);
 }
 
@@ -777,13 +894,43 @@ static void write_request(struct mc_http_call *call, const struct mc_http_call_o
         mc_conn_write_copy(&call->cc->conn, o->body, o->body_len);
 }
 
+/* A call from the free list, reset to a fresh one with its buffers (emptied) and its timer
+ * (perhaps still running: it finds the call's new deadlines when it fires) kept; or a new one. */
+static struct mc_http_call *call_new(struct mc_http_client *client)
+{
+    struct mc_http_call *call = client->free_calls;
+    if (call) {
+        client->free_calls = call->next;
+        client->free_count--;
+        memset(&call->client, 0, sizeof *call - offsetof(struct mc_http_call, client));
+        mc_buf_reset(&call->raw);
+        mc_buf_reset(&call->stash);
+        mc_buf_reset(&call->body);
+    } else {
+        call = mc_calloc(1, sizeof *call);
+        uv_timer_init(client->net->loop, &call->timer);
+        uv_unref((uv_handle_t *)&call->timer);
+        call->timer.data = call;
+        client->refs++;
+    }
+    call->client = client;
+    llhttp_init(&call->parser, HTTP_RESPONSE, &parser_settings);
+    call->parser.data = call;
+    return call;
+}
+
 struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
                                         const struct mc_http_call_options *o)
 {
     assert(o->on_done && o->method && o->address);
-    struct mc_http_call *call = mc_calloc(1, sizeof *call);
-    call->client = client;
-    call->address = mc_strdup(o->address);
+    struct mc_http_call *call = call_new(client);
+    size_t address_len = strlen(o->address);
+    if (address_len < CALL_ADDRESS_INLINE) {
+        memcpy(call->address_inline, o->address, address_len + 1);
+        call->address = call->address_inline;
+    } else {
+        call->address = mc_strdup(o->address);
+    }
     call->is_head = strcmp(o->method, "HEAD") == 0;
     call->ended = !o->stream_body;
     call->buffer_body = o->buffer_body;
@@ -792,15 +939,6 @@ struct mc_http_call *mc_http_call_start(struct mc_http_client *client,
     call->on_body = o->on_body;
     call->on_done = o->on_done;
     call->ctx = o->ctx;
-    mc_buf_init(&call->raw);
-    mc_buf_init(&call->stash);
-    mc_buf_init(&call->leftover);
-    mc_buf_init(&call->body);
-    llhttp_init(&call->parser, HTTP_RESPONSE, &parser_settings);
-    call->parser.data = call;
-    uv_timer_init(client->net->loop, &call->timer);
-    call->timer.data = call;
-    client->refs++;
     call->next = client->calls;
     if (client->calls)
         client->calls->prev = call;
@@ -1004,8 +1142,12 @@ struct mc_http_client *mc_http_client_new(struct mc_net *net,
     client->idle_timeout_ms =
         config && config->idle_timeout_ms ? config->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT_MS;
     uv_timer_init(net->loop, &client->idle_timer);
+    /* Idle pooled connections keep the loop alive (they read); their timer need not. */
+    uv_unref((uv_handle_t *)&client->idle_timer);
     client->idle_timer.data = client;
-    client->refs = 1;
+    uv_check_init(net->loop, &client->reclaim_check);
+    client->reclaim_check.data = client;
+    client->refs = 2; /* the idle timer and the reclaim check */
     return client;
 }
 
@@ -1022,6 +1164,19 @@ void mc_http_client_free(struct mc_http_client *client)
         pool_remove(cc);
         mc_conn_close(&cc->conn, 1);
     }
+    while (client->hosts) /* the empty entries kept for reuse */
+        host_drop(client, client->hosts);
     uv_close((uv_handle_t *)&client->idle_timer, client_timer_closed);
+    uv_close((uv_handle_t *)&client->reclaim_check, client_timer_closed);
+    /* The finished calls kept for reuse: their timers close, then their memory goes. */
+    struct mc_http_call *lists[2] = {client->released, client->free_calls};
+    client->released = client->free_calls = NULL;
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct mc_http_call *call = lists[i];
+            lists[i] = call->next;
+            uv_close((uv_handle_t *)&call->timer, call_closed);
+        }
+    }
     client_unref(client);
 }

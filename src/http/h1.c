@@ -21,6 +21,12 @@
  * the rest of the body is read and dropped; each piece must come within this, else the
  * connection closes (a client that never finishes its body keeps no slot). */
 #define HC_DISCARD_TIMEOUT_MS 5000
+/* The connection's timer is never set further ahead than this, the head timeout: a request's
+ * deadlines (head, body, idle: none shorter) then always fall at or after the running timer,
+ * which is left alone (lazy re-arm, as nginx and HAProxy do) instead of moved in the timer
+ * heap two or three times per request; only a shorter bound (the discard, a drain wait) moves
+ * it. An idle connection's timer wakes once per granule and re-arms. */
+#define HC_TIMER_GRANULE_MS MC_HTTP_HEAD_TIMEOUT_MS
 
 enum hc_state {
     HC_WAIT_HEAD, /* between requests or inside a head */
@@ -41,6 +47,13 @@ struct h1_conn {
     struct mc_http_server *server;
     struct mc_buf inbuf; /* received, not yet parsed */
     struct mc_http_request *req;
+    struct mc_http_request *spare_req; /* a finished request kept for the next one */
+    /* The requests' header and trailer arrays, reused: one request at a time per connection
+     * (the next head is parsed only once the last request is finished). */
+    struct mc_http_header *fields, *tfields;
+    size_t fields_cap, tfields_cap;
+    uint64_t deadline;  /* loop ms the current bound ends at; 0: none */
+    uint64_t timer_due; /* loop ms the running timer fires at; 0: not running */
     enum hc_state state;
     enum hc_token last_token;
     struct mc_buf raw;      /* url and header strings, each NUL-terminated */
@@ -55,7 +68,8 @@ struct h1_conn {
     const char *error_detail; /* its reason, when llhttp's own would not say it */
     unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
     int handles_open;
-    unsigned answered; /* responses finished since the client last took all our output */
+    unsigned answered;   /* responses finished since the client last took all our output */
+    unsigned batch_pass; /* the flush pass ending the loop turn a batch of answers was made in */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
         fresh : 1, dispatch_due : 1, finish_due : 1, output_wait : 1, in_trailers : 1,
         h2_checked : 1; /* the first bytes were looked at for HTTP/2 */
@@ -149,21 +163,40 @@ static struct mc_buf *scratch(struct h1_conn *hc)
 
 static struct mc_http_request *request_new(struct h1_conn *hc)
 {
-    struct mc_http_request *req = mc_calloc(1, sizeof *req);
+    struct mc_http_request *req = hc->spare_req;
+    if (req) {
+        hc->spare_req = NULL;
+        struct mc_buf body = req->body; /* its storage is kept, emptied */
+        memset(req, 0, sizeof *req);
+        req->body = body;
+        mc_buf_reset(&req->body);
+    } else {
+        req = mc_calloc(1, sizeof *req);
+        mc_buf_init(&req->body);
+    }
     req->ops = &h1_ops;
     req->stream = hc;
-    mc_buf_init(&req->body);
     return req;
 }
 
+/* The connection keeps one finished request for the next, with its body buffer when that is
+ * small (an idle connection must not hold a large one); its header arrays are the
+ * connection's. */
+#define SPARE_BODY_MAX 4096
 static void request_free(struct mc_http_request *req)
 {
     if (!req)
         return;
-    mc_buf_close(&req->body);
-    mc_free(req->headers);
-    mc_free(req->trailers);
+    struct h1_conn *hc = req->stream;
     mc_free(req->upstream);
+    req->upstream = NULL;
+    if (!hc->spare_req && hc->state != HC_CLOSED && hc->state != HC_UPGRADED) {
+        if (req->body.cap > SPARE_BODY_MAX)
+            mc_buf_close(&req->body);
+        hc->spare_req = req;
+        return;
+    }
+    mc_buf_close(&req->body);
     mc_free(req);
 }
 
@@ -195,9 +228,24 @@ static void reset_head_state(struct h1_conn *hc)
 
 static void on_timer(uv_timer_t *t);
 
+/* The connection's one bound (head, body, idle, drain...) ends in ms. Lazy: a running timer
+ * due no later than that is left alone; when it fires early, on_timer re-arms it. */
 static void arm_timer(struct h1_conn *hc, uint64_t ms)
 {
+    uint64_t now = uv_now(hc->server->net->loop);
+    hc->deadline = now + ms;
+    if (hc->timer_due && hc->timer_due <= hc->deadline)
+        return;
+    if (ms > HC_TIMER_GRANULE_MS)
+        ms = HC_TIMER_GRANULE_MS;
+    hc->timer_due = now + ms;
     uv_timer_start(&hc->timer, on_timer, ms, 0);
+}
+
+/* No bound now; the running timer finds none when it fires. */
+static void disarm_timer(struct h1_conn *hc)
+{
+    hc->deadline = 0;
 }
 
 /* ---------- llhttp callbacks ---------- */
@@ -298,7 +346,15 @@ static struct mc_http_header *fix_fields(struct h1_conn *hc, struct mc_buf *b, s
     }
     *n = hc->header_count;
     if (!hc->in_trailers || hc->header_count) {
-        struct mc_http_header *h = mc_calloc(hc->header_count + 1, sizeof *h);
+        struct mc_http_header **arr = hc->in_trailers ? &hc->tfields : &hc->fields;
+        size_t *cap = hc->in_trailers ? &hc->tfields_cap : &hc->fields_cap;
+        if (hc->header_count + 1 > *cap) {
+            *cap = hc->header_count + 1 < 32 ? 32 : hc->header_count + 1;
+            mc_free(*arr);
+            *arr = mc_malloc(*cap * sizeof **arr);
+        }
+        struct mc_http_header *h = *arr;
+        h[hc->header_count].name = h[hc->header_count].value = NULL;
         for (size_t i = 0; i < hc->header_count; i++) {
             h[i].name = b->data + hc->header_offsets[i * 2];
             h[i].value = b->data + hc->header_offsets[i * 2 + 1];
@@ -361,7 +417,7 @@ static int on_headers_complete(llhttp_t *p)
     req->chunked = (p->flags & F_CHUNKED) != 0;
     req->has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
     req->content_length = p->content_length;
-    uv_timer_stop(&hc->timer);
+    disarm_timer(hc);
 
     struct mc_http_server *s = hc->server;
     hc->verdict = mc_http_router_match(s->routes, s->route_count, req->method_bit, req->path,
@@ -417,7 +473,7 @@ static int on_message_complete(llhttp_t *p)
 {
     struct h1_conn *hc = hc_of(p);
     hc->message_done = 1;
-    uv_timer_stop(&hc->timer);
+    disarm_timer(hc);
     if (hc->req && hc->last_token != TOK_NONE)
         hc->req->trailers = fix_fields(hc, &hc->traw, &hc->req->trailer_count);
     if (hc->state == HC_HANDLING) {
@@ -470,7 +526,7 @@ static void response_done(struct h1_conn *hc)
     mc_conn_flush_soon(hc->conn);
     if (hc->drain_timeout_ms) {
         hc->drain_timeout_ms = 0;
-        uv_timer_stop(&hc->timer);
+        disarm_timer(hc);
     }
     if (hc->message_done) {
         finish_request(hc);
@@ -627,17 +683,24 @@ static void h1_wait_drain(struct mc_http_request *req, mc_http_abort_cb cb, uint
         arm_timer(hc, timeout_ms);
     } else if (hc->drain_timeout_ms) {
         hc->drain_timeout_ms = 0;
-        uv_timer_stop(&hc->timer);
+        disarm_timer(hc);
     }
 }
 
 static void on_client_drain(struct mc_conn *c)
 {
     struct h1_conn *hc = c->data;
+    if (hc->output_wait && !hc->drain_cb && c->net->in_flush_check &&
+        c->net->flush_pass == hc->batch_pass) {
+        /* Taken within the turn the batch was made in (written at once): the next batch
+         * waits for the next turn, so one pipeline cannot hold the loop. */
+        mc_conn_drain_later(c);
+        return;
+    }
     hc->answered = 0; /* the client took everything: a new batch of answers may start */
     if (hc->drain_timeout_ms) {
         hc->drain_timeout_ms = 0;
-        uv_timer_stop(&hc->timer);
+        disarm_timer(hc);
     }
     mc_http_abort_cb cb = hc->drain_cb;
     hc->drain_cb = NULL;
@@ -700,6 +763,8 @@ static void finish_request(struct h1_conn *hc)
     if (pending > MC_HTTP_OUTPUT_HIGH_WATER ||
         (++hc->answered >= MC_HTTP_PIPELINE_BATCH && pending > 0)) {
         hc->output_wait = 1;
+        struct mc_net *net = hc->conn->net;
+        hc->batch_pass = net->in_flush_check ? net->flush_pass : net->flush_pass + 1;
         mc_conn_read_stop(hc->conn);
         return;
     }
@@ -893,6 +958,15 @@ static void on_timer(uv_timer_t *t)
 {
     struct h1_conn *hc = t->data;
     char limit[32];
+    hc->timer_due = 0;
+    if (!hc->deadline)
+        return; /* disarmed since it was set */
+    uint64_t now = uv_now(hc->server->net->loop);
+    if (now < hc->deadline) {
+        arm_timer(hc, hc->deadline - now); /* set for a bound that has since moved later */
+        return;
+    }
+    hc->deadline = 0;
     switch (hc->state) {
     case HC_WAIT_HEAD:
         if (hc->req || hc->fresh) {
@@ -945,6 +1019,12 @@ static void hc_release(struct h1_conn *hc)
     mc_buf_close(&hc->raw);
     mc_buf_close(&hc->traw);
     mc_free(hc->header_offsets);
+    mc_free(hc->fields);
+    mc_free(hc->tfields);
+    if (hc->spare_req) {
+        mc_buf_close(&hc->spare_req->body);
+        mc_free(hc->spare_req);
+    }
     mc_free(hc);
     mc_http_server_conn_released(s);
 }
@@ -1040,7 +1120,7 @@ void mc_h1_accept(struct mc_http_server *s, uv_stream_t *listener)
     hc->parser.data = hc;
     hc->state = HC_WAIT_HEAD;
     hc->fresh = 1;
-    uv_timer_start(&hc->timer, on_timer, MC_HTTP_HEAD_TIMEOUT_MS, 0);
+    arm_timer(hc, MC_HTTP_HEAD_TIMEOUT_MS);
     mc_conn_read_start(hc->conn);
 }
 

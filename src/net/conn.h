@@ -25,6 +25,13 @@ struct mc_net {
     uv_check_t flush_check;
     int flush_ready;
     struct mc_conn *flush_list;
+    /* A connection's output written at once is reported (on_drain) from the same check, once
+     * per connection per pass: a second one waits for the next pass, which this idle handle
+     * brings without waiting for I/O (a pipelining client cannot hold the loop). */
+    unsigned flush_pass;
+    int in_flush_check; /* inside a pass (a pass is the last thing of a loop turn with output) */
+    uv_idle_t drain_idle;
+    int drain_idle_ready;
     /* Connections closing after their output is written (mc_conn_close(c, 0)), each with a
      * deadline: a peer that never reads must not hold a connection for ever. One timer for
      * them all, created on first use and only active while the list is not empty. */
@@ -42,7 +49,9 @@ void mc_net_close(struct mc_net *net);
 struct mc_conn;
 /* nread > 0: data (valid only during the call); nread < 0: a libuv error or UV_EOF. */
 typedef void (*mc_conn_read_cb)(struct mc_conn *c, const char *data, ssize_t nread);
-/* The output queue became empty (used to resume a paused producer). */
+/* The output queue became empty (used to resume a paused producer). Runs from the loop: after a
+ * write request completes, or from the flush pass at the end of the loop turn when the output
+ * went out at once; never inside the owner's own call on the connection. */
 typedef void (*mc_conn_drain_cb)(struct mc_conn *c);
 /* The connection is closed; its memory may be released now. */
 typedef void (*mc_conn_close_cb)(struct mc_conn *c);
@@ -67,6 +76,11 @@ struct mc_conn_type {
     /* Sends bufs (at most one write in flight; the bytes stay valid until it completes); the
      * outcome goes to mc_conn_transport_written. 0 or a libuv error (then no callback). */
     int (*write)(struct mc_conn *c, const uv_buf_t *bufs, unsigned count);
+    /* Optional (NULL: none): writes what the socket takes now, without waiting or queueing;
+     * returns the bytes written (possibly fewer than asked), or a libuv error (UV_EAGAIN: none
+     * taken). Lets a flush that fits the socket buffer skip the write request, its completion
+     * and the epoll re-arm libuv does after every completed request (see conn.c). */
+    int (*try_write)(struct mc_conn *c, const uv_buf_t *bufs, unsigned count);
     /* Ends the sending side once no write is in flight (TCP FIN; TLS close_notify then FIN). */
     int (*shutdown)(struct mc_conn *c);
     /* Releases the transport; mc_conn_transport_closed runs once, on a later loop turn. A
@@ -113,8 +127,9 @@ struct mc_conn {
     size_t queued_bytes; /* queue + inflight */
     char *spare;         /* a released owned segment kept for the next write */
     unsigned writing : 1, reading : 1, closing : 1, close_when_flushed : 1, connected : 1,
-        flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1;
+        flush_queued : 1, transport_closing : 1, shutdown_when_flushed : 1, drain_due : 1;
     struct mc_conn *flush_prev, *flush_next;   /* in net->flush_list */
+    unsigned drain_pass;                       /* the flush pass that last ran on_drain */
     struct mc_conn *linger_prev, *linger_next; /* in net->linger_list while lingering */
     uint64_t linger_deadline_ms;
     int lingering;
@@ -140,10 +155,15 @@ void mc_conn_write_copy(struct mc_conn *c, const void *data, size_t len);
 /* Queues data by reference; release(ctx) runs once it is written or dropped. */
 void mc_conn_write_ref(struct mc_conn *c, const void *data, size_t len, mc_conn_release_cb release,
                        void *ctx);
-/* Hands everything queued to the transport (one writev per loop turn at most in flight). */
+/* Hands everything queued to the transport: written at once when the socket takes it (no write
+ * request), else the rest through one write request (at most one in flight). A peer found gone
+ * closes the connection (on_close follows, as for a failed write request). */
 void mc_conn_flush(struct mc_conn *c);
 /* Flushes at the end of this loop turn, so later writes of the same turn join the batch. */
 void mc_conn_flush_soon(struct mc_conn *c);
+/* From on_drain: runs on_drain again at the next flush pass, on a later loop turn, rather
+ * than now (an owner that bounds its work per loop turn). */
+void mc_conn_drain_later(struct mc_conn *c);
 /* Bytes queued or in flight: the measure producers use for backpressure. */
 static inline size_t mc_conn_pending(const struct mc_conn *c)
 {

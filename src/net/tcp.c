@@ -81,6 +81,13 @@ static int tcp_write(struct mc_conn *c, const uv_buf_t *bufs, unsigned count)
     return uv_write(&c->write_req, &c->io.stream, bufs, count, tcp_written);
 }
 
+/* Straight to the socket (write or writev): UV_EAGAIN when it is full or a write request is
+ * still queued, so bytes never overtake each other. */
+static int tcp_try_write(struct mc_conn *c, const uv_buf_t *bufs, unsigned count)
+{
+    return uv_try_write(&c->io.stream, bufs, count);
+}
+
 static void tcp_shutdown_done(uv_shutdown_t *req, int status)
 {
     (void)status; /* a failed FIN shows up to the reader as an error or EOF */
@@ -134,6 +141,7 @@ const struct mc_conn_type mc_conn_tcp_type = {
     .read_start = tcp_read_start,
     .read_stop = tcp_read_stop,
     .write = tcp_write,
+    .try_write = tcp_try_write,
     .shutdown = tcp_shutdown,
     .close = tcp_close,
     .peer_addr = tcp_peer_addr,

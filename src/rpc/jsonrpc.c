@@ -22,7 +22,9 @@ void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const cha
         mc_buf_append(out, params_json, params_len);
     else
         mc_buf_append_str(out, "{}");
-    mc_buf_appendf(out, "],\"id\":%" PRIu64 "}\n", id);
+    mc_buf_append_str(out, "],\"id\":"); /* no printf: this runs for every /rpc call */
+    mc_buf_append_uint(out, id);
+    mc_buf_append_str(out, "}\n");
 }
 
 /* ---- scanning ---- */

@@ -38,20 +38,6 @@ void mc_buf_reserve(struct mc_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void mc_buf_append(struct mc_buf *b, const void *data, size_t len)
-{
-    mc_buf_reserve(b, len);
-    if (len)
-        memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-void mc_buf_append_str(struct mc_buf *b, const char *s)
-{
-    mc_buf_append(b, s, strlen(s));
-}
-
 void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -15,8 +15,21 @@ struct mc_buf {
 void mc_buf_init(struct mc_buf *b);
 void mc_buf_close(struct mc_buf *b);
 void mc_buf_reserve(struct mc_buf *b, size_t extra);
-void mc_buf_append(struct mc_buf *b, const void *data, size_t len);
-void mc_buf_append_str(struct mc_buf *b, const char *s);
+/* Inline: parsers append every header name and value piece by piece, and heads are built of
+ * short literals (whose strlen the compiler folds); only growing is out of line. */
+static inline void mc_buf_append(struct mc_buf *b, const void *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap)
+        mc_buf_reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+static inline void mc_buf_append_str(struct mc_buf *b, const char *s)
+{
+    mc_buf_append(b, s, strlen(s));
+}
 void mc_buf_appendf(struct mc_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drops the first n bytes, keeping the rest. */
 void mc_buf_consume(struct mc_buf *b, size_t n);

@@ -264,6 +264,7 @@ static void fx_free(struct fx *f)
 {
     mc_http_client_free(f->client);
     srv_stop(&f->srv);
+    mc_net_close(f->net); /* the handles the connections' output queue made */
     uv_close((uv_handle_t *)&f->guard, NULL);
     for (int i = 0; i < 1000 && uv_loop_alive(&f->loop); i++)
         uv_run(&f->loop, UV_RUN_NOWAIT);

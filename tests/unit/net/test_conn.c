@@ -1,6 +1,8 @@
 /* The transport contract, through the TCP transport on a real loopback pair: init, accept and
  * connect through the type, bytes both ways, peer address, no pending bytes and no certificate
- * for TCP, a shutdown that waits for the queue, and a close that reports once. */
+ * for TCP, a shutdown that waits for the queue, and a close that reports once. Then the output
+ * queue's two ways out: written at once (no write request; on_drain later, from the flush
+ * pass, never inside mc_conn_flush) or partly, the rest through a write request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,10 +127,125 @@ static void test_tcp_transport(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- output written at once, or partly ---- */
+
+static int drains;
+static unsigned drain_passes[4];
+static int drain_again; /* on_drain asks once for another, a pass later */
+
+static void on_drain(struct mc_conn *c)
+{
+    if (drains < 4)
+        drain_passes[drains] = c->net->flush_pass;
+    drains++;
+    if (drain_again) {
+        drain_again = 0;
+        mc_conn_drain_later(c);
+    }
+}
+
+static void pair_open(void)
+{
+    uv_loop_init(&loop);
+    memset(&net, 0, sizeof net);
+    net.loop = &loop;
+    struct sockaddr_storage addr;
+    assert_int_equal(mc_net_parse_address("127.0.0.1:0", &addr), 0);
+    uv_tcp_init(&loop, &listener);
+    assert_int_equal(uv_tcp_bind(&listener, (struct sockaddr *)&addr, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&listener, 8, on_connection), 0);
+    int len = sizeof addr;
+    uv_tcp_getsockname(&listener, (struct sockaddr *)&addr, &len);
+    end_init(&server_end);
+    end_init(&client_end);
+    assert_int_equal(mc_conn_connect(&client_end.conn, (struct sockaddr *)&addr, on_connected), 0);
+    run_until(&client_end.connected);
+    while (!server_end.conn.reading)
+        uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void pair_close(void)
+{
+    mc_conn_close(&server_end.conn, 1);
+    mc_conn_close(&client_end.conn, 1);
+    uv_close((uv_handle_t *)&listener, NULL);
+    mc_net_close(&net);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(server_end.closed, 1);
+    assert_int_equal(client_end.closed, 1);
+    mc_buf_close(&server_end.got);
+    mc_buf_close(&client_end.got);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_written_at_once(void **state)
+{
+    (void)state;
+    pair_open();
+    drains = 0;
+    client_end.conn.on_drain = on_drain;
+    mc_conn_write_copy(&client_end.conn, "abc", 3);
+    mc_conn_flush(&client_end.conn);
+    /* the socket took it: nothing pending, no write request, and no callback inside the call */
+    assert_int_equal(mc_conn_pending(&client_end.conn), 0);
+    assert_false(client_end.conn.writing);
+    assert_int_equal(drains, 0);
+    for (int i = 0; i < 1000 && drains == 0; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(drains, 1);
+    while (server_end.got.len < 3)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_memory_equal(server_end.got.data, "abc", 3);
+
+    /* an owner that asks for on_drain again gets it in a later pass, without I/O to wake it */
+    drain_again = 1;
+    mc_conn_write_copy(&client_end.conn, "d", 1);
+    mc_conn_flush(&client_end.conn);
+    for (int i = 0; i < 1000 && drains < 3; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(drains, 3);
+    assert_true(drain_passes[2] > drain_passes[1]);
+    pair_close();
+}
+
+static void test_written_partly(void **state)
+{
+    (void)state;
+    pair_open();
+    drains = 0;
+    client_end.conn.on_drain = on_drain;
+    /* The server does not read: 16 MiB cannot all go at once. */
+    mc_conn_read_stop(&server_end.conn);
+    const size_t total = 16u << 20;
+    struct mc_buf big;
+    mc_buf_init(&big);
+    for (size_t i = 0; i < total / 4; i++) {
+        unsigned v = (unsigned)i;
+        mc_buf_append(&big, &v, 4);
+    }
+    mc_conn_write_copy(&client_end.conn, big.data, 4096); /* two segments: the second is big */
+    mc_conn_write_copy(&client_end.conn, big.data + 4096, total - 4096);
+    mc_conn_flush(&client_end.conn);
+    assert_true(client_end.conn.writing); /* the rest went to a write request */
+    assert_true(mc_conn_pending(&client_end.conn) > 0);
+    assert_int_equal(drains, 0);
+    mc_conn_read_start(&server_end.conn);
+    for (int i = 0; i < 100000 && (server_end.got.len < total || drains == 0); i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(server_end.got.len, total);
+    assert_memory_equal(server_end.got.data, big.data, total); /* whole and in order */
+    assert_int_equal(mc_conn_pending(&client_end.conn), 0);
+    assert_int_equal(drains, 1);
+    mc_buf_close(&big);
+    pair_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcp_transport),
+        cmocka_unit_test(test_written_at_once),
+        cmocka_unit_test(test_written_partly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
