@@ -832,7 +832,9 @@ static struct h2conn *hc_dial(struct mc_h2_client *client, struct pool_host *hos
         *err = MC_EINVAL;
         return NULL;
     }
-    const struct mc_conn_type *type = host->secure ? client->config.secure_transport : NULL;
+    const struct mc_conn_type *type = NULL;
+    if (host->secure && client->config.secure_transport)
+        type = client->config.secure_transport(client->config.secure_ctx);
     if (host->secure && !type) {
         *err = MC_EINVAL;
         return NULL;

@@ -23,9 +23,12 @@
 
 /* 0 fields take the defaults in brackets. */
 struct mc_h2_client_config {
-    /* How "secure" nodes are dialled: a TLS type offering h2 by ALPN (mc_tls_client_new with
-     * alpn_h2). NULL: secure streams fail with MC_EINVAL. */
-    const struct mc_conn_type *secure_transport;
+    /* How "secure" nodes are dialled: secure_transport(secure_ctx) returns a TLS type offering
+     * h2 by ALPN (mc_tls_client_new with alpn_h2), asked for on the first secure dial, so a
+     * sidecar that never calls such a node builds no TLS context (OpenSSL's tables are some
+     * 3.5 MiB of RSS). A NULL callback or result: secure streams fail with MC_EINVAL. */
+    const struct mc_conn_type *(*secure_transport)(void *secure_ctx);
+    void *secure_ctx;
     unsigned max_conns_per_host; /* connections per node address, busy or idle [8] */
     uint64_t idle_timeout_ms;    /* a connection without streams is closed after this [60000] */
     uint64_t connect_timeout_ms; /* dial + TLS handshake + the node's SETTINGS [10000] */

@@ -48,7 +48,8 @@ struct sidecar {
     struct mc_http_server *server;
     struct mc_tls *tls;      /* --enable_tls: the API's certificate and policy; NULL: plain TCP */
     struct mc_h2_client *h2; /* gRPC to nodes */
-    struct mc_tls *node_tls; /* h2 by ALPN to "secure":"true" nodes (system CAs) */
+    struct mc_tls *node_tls; /* h2 by ALPN to "secure":"true" nodes (system CAs); lazy */
+    int node_tls_failed;     /* making it failed (logged once): secure nodes are off */
     struct mc_health_checker *checker;
     struct mc_broker *broker;
     struct mc_ws_hub *ws_hub;
@@ -364,6 +365,24 @@ static void log_backends(const struct mc_config *cfg)
                     cfg->broker_address);
 }
 
+/* The TLS type gRPC calls to "secure":"true" nodes dial with, made on the first such call:
+ * verified against the system's CAs (OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR point
+ * elsewhere) and the address dialled. NULL when it cannot be made (said once). */
+static const struct mc_conn_type *node_tls_type(void *ctx)
+{
+    struct sidecar *sc = ctx;
+    if (!sc->node_tls && !sc->node_tls_failed) {
+        char err[256];
+        struct mc_tls_config ntcfg = {.alpn_h2 = 1};
+        sc->node_tls = mc_tls_client_new(&ntcfg, err, sizeof err);
+        if (!sc->node_tls) {
+            sc->node_tls_failed = 1;
+            mc_log_warn("gRPC to secure nodes is off: %s", err);
+        }
+    }
+    return sc->node_tls ? mc_tls_type(sc->node_tls) : NULL;
+}
+
 static int start(struct sidecar *sc)
 {
     const struct mc_config *cfg = sc->config;
@@ -398,14 +417,9 @@ static int start(struct sidecar *sc)
     }
     struct mc_http_client_config ccfg = {.max_idle_per_host = 1024, .idle_timeout_ms = 60000};
     sc->client = mc_http_client_new(&sc->net, &ccfg);
-    /* Secure gRPC nodes are verified against the system's CAs (OpenSSL's SSL_CERT_FILE and
-     * SSL_CERT_DIR point elsewhere) and the address dialled. */
-    struct mc_tls_config ntcfg = {.alpn_h2 = 1};
-    sc->node_tls = mc_tls_client_new(&ntcfg, err, sizeof err);
-    if (!sc->node_tls)
-        mc_log_warn("gRPC to secure nodes is off: %s", err);
     struct mc_h2_client_config h2cfg = {
-        .secure_transport = sc->node_tls ? mc_tls_type(sc->node_tls) : NULL,
+        .secure_transport = node_tls_type,
+        .secure_ctx = sc,
         .connect_timeout_ms = cfg->dial_timeout_ms,
     };
     sc->h2 = mc_h2_client_new(&sc->net, &h2cfg);
