@@ -1,5 +1,6 @@
 /* The load balancer's state: endpoints and services in sorted arrays, peak-EWMA bookkeeping,
- * passive outlier ejection, and mc_lb_pick, which filters the candidates and asks the selector. */
+ * passive outlier ejection, and mc_lb_pick, which filters the candidates (only when some node
+ * is excluded or ejected) and asks the selector. */
 #include "lb/lb.h"
 
 #include <math.h>
@@ -19,6 +20,7 @@ struct lb_service {
     uint64_t selector_state;
     struct mc_lb_endpoint **nodes; /* not owned: endpoints live in lb->eps */
     size_t n_nodes, cap_nodes;
+    uint64_t list_id; /* the caller's id of the address list nodes[] was built from; 0: none */
     uint64_t last_seen_ms;
 };
 
@@ -49,6 +51,10 @@ struct mc_lb {
     size_t cap_scratch;
     struct lb_service *current; /* the service being picked for, for mc_lb_selector_state */
     uint64_t last_prune_ms;
+    /* What lets a pick skip filtering its candidates: no endpoint is ejected before this
+     * time (the latest ejection's end), and none has a return still to log. */
+    uint64_t ejected_until_max;
+    size_t ejections_logged;
 };
 
 static uint64_t now_ms(const struct mc_lb *lb)
@@ -166,6 +172,15 @@ static void prune(struct mc_lb *lb, uint64_t now)
     }
     lb->n_svcs = keep;
 
+    /* A pick that reuses its service's endpoint table does not stamp each endpoint: the ones a
+     * live service still lists were seen when it was. */
+    for (size_t i = 0; i < lb->n_svcs; i++) {
+        struct lb_service *svc = lb->svcs[i];
+        for (size_t j = 0; j < svc->n_nodes; j++)
+            if (svc->nodes[j]->last_seen_ms < svc->last_seen_ms)
+                svc->nodes[j]->last_seen_ms = svc->last_seen_ms;
+    }
+
     keep = 0;
     for (size_t i = 0; i < lb->n_eps; i++) {
         struct mc_lb_endpoint *ep = lb->eps[i];
@@ -179,8 +194,12 @@ static void prune(struct mc_lb *lb, uint64_t now)
             for (size_t j = 0; j < svc->n_nodes; j++)
                 if (svc->nodes[j] != ep)
                     svc->nodes[k++] = svc->nodes[j];
+            if (k != svc->n_nodes)
+                svc->list_id = 0; /* no longer the caller's list */
             svc->n_nodes = k;
         }
+        if (ep->ejection_logged)
+            lb->ejections_logged--;
         mc_free(ep->address);
         mc_free(ep);
     }
@@ -227,6 +246,39 @@ struct mc_lb_endpoint *mc_lb_pick(struct mc_lb *lb, const char *service,
                                   const char *const *exclude, size_t exclude_n,
                                   enum mc_lb_status *status)
 {
+    return mc_lb_pick_list(lb, service, 0, addresses, n, exclude, exclude_n, status);
+}
+
+/* The eligible nodes of svc (not excluded, not ejected) into lb->scratch; logs the return of
+ * nodes whose ejection has ended. Returns how many, and counts the excluded ones. */
+static size_t filter_candidates(struct mc_lb *lb, struct lb_service *svc, uint64_t now,
+                                const char *const *exclude, size_t exclude_n, size_t *excluded)
+{
+    lb->scratch = grow(lb->scratch, &lb->cap_scratch, svc->n_nodes);
+    size_t m = 0;
+    *excluded = 0;
+    for (size_t i = 0; i < svc->n_nodes; i++) {
+        struct mc_lb_endpoint *ep = svc->nodes[i];
+        if (ep->ejection_logged && !is_ejected(ep, now)) {
+            /* Its ejection ended: it is back among the candidates from this pick on. */
+            mc_log_info("node %s of %s back in rotation after its ejection", ep->address,
+                        svc->name);
+            ep->ejection_logged = 0;
+            lb->ejections_logged--;
+        }
+        if (is_excluded(ep->address, exclude, exclude_n))
+            (*excluded)++;
+        else if (!is_ejected(ep, now))
+            lb->scratch[m++] = ep;
+    }
+    return m;
+}
+
+struct mc_lb_endpoint *mc_lb_pick_list(struct mc_lb *lb, const char *service, uint64_t list_id,
+                                       const char *const *addresses, size_t n,
+                                       const char *const *exclude, size_t exclude_n,
+                                       enum mc_lb_status *status)
+{
     enum mc_lb_status dummy;
     if (!status)
         status = &dummy;
@@ -242,33 +294,33 @@ struct mc_lb_endpoint *mc_lb_pick(struct mc_lb *lb, const char *service,
 
     struct lb_service *svc = get_svc(lb, service);
     svc->last_seen_ms = now;
-    svc->nodes = grow(svc->nodes, &svc->cap_nodes, n);
-    lb->scratch = grow(lb->scratch, &lb->cap_scratch, n);
-    size_t m = 0, excluded = 0;
-    svc->n_nodes = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct mc_lb_endpoint *ep = get_ep(lb, addresses[i]);
-        ep->last_seen_ms = now;
-        svc->nodes[svc->n_nodes++] = ep;
-        if (ep->ejection_logged && !is_ejected(ep, now)) {
-            /* Its ejection ended: it is back among the candidates from this pick on. */
-            mc_log_info("node %s of %s back in rotation after its ejection", ep->address, service);
-            ep->ejection_logged = 0;
+    if (list_id == 0 || svc->list_id != list_id || svc->n_nodes != n) {
+        svc->nodes = grow(svc->nodes, &svc->cap_nodes, n);
+        for (size_t i = 0; i < n; i++) {
+            struct mc_lb_endpoint *ep = get_ep(lb, addresses[i]);
+            ep->last_seen_ms = now;
+            svc->nodes[i] = ep;
         }
-        if (is_excluded(ep->address, exclude, exclude_n))
-            excluded++;
-        else if (!is_ejected(ep, now))
-            lb->scratch[m++] = ep;
+        svc->n_nodes = n;
+        svc->list_id = list_id;
     }
-    if (m == 0) {
-        *status = excluded ? MC_LB_ALL_TRIED : MC_LB_ALL_EJECTED;
-        return NULL;
+
+    struct mc_lb_endpoint *const *candidates = svc->nodes;
+    size_t m = n;
+    if (exclude_n > 0 || now < lb->ejected_until_max || lb->ejections_logged > 0) {
+        size_t excluded;
+        m = filter_candidates(lb, svc, now, exclude, exclude_n, &excluded);
+        if (m == 0) {
+            *status = excluded ? MC_LB_ALL_TRIED : MC_LB_ALL_EJECTED;
+            return NULL;
+        }
+        candidates = lb->scratch;
     }
 
     lb->current = svc;
-    size_t k = m == 1 ? 0 : lb->ops->pick(lb, lb->scratch, m, service);
+    size_t k = m == 1 ? 0 : lb->ops->pick(lb, candidates, m, service);
     lb->current = NULL;
-    struct mc_lb_endpoint *ep = lb->scratch[k < m ? k : 0];
+    struct mc_lb_endpoint *ep = candidates[k < m ? k : 0];
     ep->svc = svc;
     *status = MC_LB_PICKED;
     return ep;
@@ -301,10 +353,14 @@ static void maybe_eject(struct mc_lb_endpoint *ep, uint64_t now)
     if (span > MC_LB_EJECT_MAX_MS)
         span = MC_LB_EJECT_MAX_MS;
     ep->ejected_until_ms = now + span;
+    if (ep->ejected_until_ms > ep->lb->ejected_until_max)
+        ep->lb->ejected_until_max = ep->ejected_until_ms;
     ep->failures = 0;
     /* At most one line per node per ejection (30 s and more apart): no rate limit needed. */
     mc_log_warn("node %s of %s ejected for %llus after %d consecutive failures", ep->address,
                 svc->name, (unsigned long long)(span / 1000), MC_LB_EJECT_FAILURES);
+    if (!ep->ejection_logged)
+        ep->lb->ejections_logged++;
     ep->ejection_logged = 1;
 }
 

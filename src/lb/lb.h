@@ -62,6 +62,16 @@ struct mc_lb_endpoint *mc_lb_pick(struct mc_lb *lb, const char *service,
                                   const char *const *addresses, size_t n,
                                   const char *const *exclude, size_t exclude_n,
                                   enum mc_lb_status *status);
+/* The same, for a caller that keeps its address lists (mc_upstream does, per service, until the
+ * registry changes): list_id, nonzero, names this exact list of addresses, so when the last
+ * pick for service passed the same id the balancer reuses its endpoint table for the service
+ * instead of looking every address up. On a first attempt (nothing to exclude) while no
+ * endpoint is ejected, a pick then costs the selector's work alone, whatever the node count.
+ * list_id 0 is mc_lb_pick. */
+struct mc_lb_endpoint *mc_lb_pick_list(struct mc_lb *lb, const char *service, uint64_t list_id,
+                                       const char *const *addresses, size_t n,
+                                       const char *const *exclude, size_t exclude_n,
+                                       enum mc_lb_status *status);
 
 /* Marks a call on ep as started (in-flight + 1). */
 void mc_lb_call_start(struct mc_lb_endpoint *ep);

@@ -524,6 +524,16 @@ size_t mc_registry_expire(struct mc_registry *r)
     return dropped;
 }
 
+uint64_t mc_registry_generation(const struct mc_registry *r)
+{
+    return r->generation;
+}
+
+int mc_registry_read_valid(struct mc_registry *r, uint64_t generation, uint64_t valid_until_ms)
+{
+    return generation == r->generation && (valid_until_ms == 0 || now_ms(r) < valid_until_ms);
+}
+
 uint64_t mc_registry_next_expiry_ms(struct mc_registry *r)
 {
     uint64_t next = 0;
@@ -866,11 +876,10 @@ json_t *mc_registry_list_json(struct mc_registry *r)
 
 const char *mc_registry_get_text(struct mc_registry *r, const char *name, size_t *len)
 {
-    uint64_t now = now_ms(r);
     for (size_t i = 0; i < MC_REGISTRY_READ_CACHE; i++) {
         struct read_cache_entry *c = &r->read_cache[i];
-        if (c->name && c->generation == r->generation &&
-            (c->valid_until_ms == 0 || now < c->valid_until_ms) && strcmp(c->name, name) == 0) {
+        if (c->name && mc_registry_read_valid(r, c->generation, c->valid_until_ms) &&
+            strcmp(c->name, name) == 0) {
             *len = c->len;
             return c->text;
         }

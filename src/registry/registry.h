@@ -176,6 +176,14 @@ json_t *mc_registry_get_json(struct mc_registry *r, const char *name);
  * the next mutation of the registry or the next mc_registry_lookup call. */
 size_t mc_registry_lookup(struct mc_registry *r, const char *name,
                           const struct mc_service **versions, size_t max);
+/* A number that changes with every change of the view (a registration, a deregistration, an
+ * expiry swept), for caches of what was read from it. */
+uint64_t mc_registry_generation(const struct mc_registry *r);
+/* Whether a read made at generation is still the view's content: the view has not changed
+ * since, and no node read has reached its expiry (reads hide expired nodes before they are
+ * swept). valid_until_ms is the earliest expires_at_ms among the nodes read, 0 when none
+ * expires. */
+int mc_registry_read_valid(struct mc_registry *r, uint64_t generation, uint64_t valid_until_ms);
 
 /* Drops every node whose expiry time has come (expires_at_ms <= now), emitting one DELETE per
  * (name, version) with the removed nodes; returns how many nodes were dropped. Reads already

@@ -37,10 +37,13 @@ struct mc_upstream *mc_upstream_new(uv_loop_t *loop, struct mc_registry *registr
 /* Frees what mc_upstream_new made. Accepts NULL. Every try must be closed first. */
 void mc_upstream_free(struct mc_upstream *up);
 
-/* The addresses ("host:port") of name's live nodes, across versions, for mc_lb_pick. They
- * live in scratch storage of the upstream, reused by the next lookup: no allocation per
- * request once it has grown. */
-const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *name, size_t *count);
+/* The addresses ("host:port") of name's live nodes, across versions, for mc_lb_pick_list,
+ * with the id of that list (list_id may be NULL). Kept for the last MC_UPSTREAM_LIST_CACHE
+ * services until the registry changes or one of the nodes expires: a call re-reads nothing in
+ * the steady state. Owned by the upstream; valid until the next mc_upstream_* call. */
+#define MC_UPSTREAM_LIST_CACHE 8
+const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *name, size_t *count,
+                                         uint64_t *list_id);
 
 /* One call's attempts. Embedded in the caller's own call; everything it points to (service,
  * method, address) is borrowed and must outlive it. */

@@ -492,6 +492,59 @@ static void test_endpoint_table_and_prune(void **state)
     mc_lb_free(lb);
 }
 
+/* A kept list (the same list_id): the endpoint table is reused, every rule still holds
+ * (ejection, exclusion, the back-in-rotation log), and the endpoints of a service picked from
+ * that way are not pruned as unseen. */
+static void test_kept_list(void **state)
+{
+    (void)state;
+    struct mc_lb *lb = new_lb(&mc_lb_roundrobin_ops);
+    enum mc_lb_status st;
+    struct mc_lb_endpoint *seen[3] = {0};
+    for (int i = 0; i < 3; i++) {
+        struct mc_lb_endpoint *ep = mc_lb_pick_list(lb, "svc", 7, abc, 3, NULL, 0, &st);
+        assert_int_equal(st, MC_LB_PICKED);
+        seen[i] = ep;
+    }
+    /* round robin over the kept table: each node once */
+    assert_ptr_not_equal(seen[0], seen[1]);
+    assert_ptr_not_equal(seen[1], seen[2]);
+    assert_ptr_not_equal(seen[0], seen[2]);
+
+    /* an ejected node is skipped though the list is the same */
+    struct mc_lb_endpoint *a = mc_lb_endpoint_find(lb, abc[0]);
+    for (int i = 0; i < MC_LB_EJECT_FAILURES; i++)
+        call(a, 0, 10);
+    assert_true(mc_lb_endpoint_ejected_ms(a) > 0);
+    for (int i = 0; i < 6; i++)
+        assert_ptr_not_equal(mc_lb_pick_list(lb, "svc", 7, abc, 3, NULL, 0, &st), a);
+    /* exclusion as well */
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(
+            mc_lb_endpoint_address(mc_lb_pick_list(lb, "svc", 7, abc, 3, &abc[1], 1, &st)), abc[2]);
+    /* after the ejection, a is a candidate again */
+    fc.now += MC_LB_EJECT_BASE_MS;
+    int got_a = 0;
+    for (int i = 0; i < 3; i++)
+        got_a += mc_lb_pick_list(lb, "svc", 7, abc, 3, NULL, 0, &st) == a;
+    assert_int_equal(got_a, 1);
+
+    /* picked from every minute by the kept list only: nothing is pruned */
+    for (int i = 0; i < 12; i++) {
+        fc.now += MC_LB_PRUNE_AFTER_MS / 10;
+        assert_non_null(mc_lb_pick_list(lb, "svc", 7, abc, 3, NULL, 0, &st));
+    }
+    assert_int_equal(mc_lb_endpoint_count(lb), 3);
+    assert_ptr_equal(mc_lb_endpoint_find(lb, abc[0]), a);
+    assert_int_equal(mc_lb_endpoint_times_ejected(a), 1);
+
+    /* a new list id is read again: a node that left is not picked */
+    for (int i = 0; i < 4; i++)
+        assert_string_not_equal(
+            mc_lb_endpoint_address(mc_lb_pick_list(lb, "svc", 8, abc, 2, NULL, 0, &st)), abc[2]);
+    mc_lb_free(lb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_exclude_honored),
         cmocka_unit_test(test_nothing_eligible),
         cmocka_unit_test(test_endpoint_table_and_prune),
+        cmocka_unit_test(test_kept_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -165,6 +166,60 @@ static void test_not_found_and_timeout(void **state)
     mc_buf_close(&detail);
 }
 
+static void register_node(const char *id, int port, uint64_t ttl_ms)
+{
+    struct mc_service s;
+    mc_service_init(&s);
+    s.name = strdup(SVC);
+    s.version = strdup("1");
+    mc_service_add_node(&s, id, "127.0.0.1", port);
+    mc_registry_register(registry, &s, ttl_ms, 0, registered, NULL);
+    mc_service_close(&s);
+}
+
+/* The address list is kept while the registry is unchanged, and read again after a change or
+ * once one of its nodes has expired. */
+static void test_address_list_kept_until_the_view_changes(void **state)
+{
+    (void)state;
+    struct mc_upstream *up = new_upstream(10000, 2);
+    size_t n;
+    uint64_t id1, id2;
+    const char *const *addrs = mc_upstream_addresses(up, SVC, &n, &id1);
+    assert_int_equal(n, 3);
+    assert_string_equal(addrs[0], "127.0.0.1:9001");
+    mc_upstream_addresses(up, SVC, &n, &id2);
+    assert_true(id1 == id2); /* unchanged: the same list */
+
+    register_node("d", 9004, 0);
+    addrs = mc_upstream_addresses(up, SVC, &n, &id2);
+    assert_int_equal(n, 4);
+    assert_true(id2 != id1);
+    assert_string_equal(addrs[3], "127.0.0.1:9004");
+
+    /* a node with a TTL: the list lasts until its expiry (the registry's clock) */
+    register_node("e", 9005, 1);
+    addrs = mc_upstream_addresses(up, SVC, &n, &id1);
+    assert_int_equal(n, 5);
+    usleep(5000);
+    addrs = mc_upstream_addresses(up, SVC, &n, &id2);
+    assert_int_equal(n, 4);
+    assert_true(id2 != id1);
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(addrs[i], "127.0.0.1:9005");
+
+    /* more services than the cache holds: each still answers its own nodes */
+    for (int i = 0; i < MC_UPSTREAM_LIST_CACHE + 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "other.%d", i);
+        addrs = mc_upstream_addresses(up, name, &n, NULL);
+        assert_int_equal(n, 0);
+    }
+    addrs = mc_upstream_addresses(up, SVC, &n, NULL);
+    assert_int_equal(n, 4);
+    mc_upstream_free(up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +227,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retry_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_address_list_kept_until_the_view_changes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
