@@ -46,12 +46,13 @@ struct mc_tls {
 /* A connection's TLS state (c->tstate). */
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio, *wbio; /* owned by ssl */
-    uv_timer_t timer; /* handshake deadline, then delivery resumption */
-    int handles_open; /* the stream and the timer, until both close callbacks ran */
-    int err;          /* the error the owner is told once reading (UV_EOF, UV_EPROTO, ...) */
+    BIO *rbio, *wbio;         /* owned by ssl */
+    uv_timer_t timer;         /* handshake deadline, then delivery resumption */
+    uv_check_t written_check; /* reports an owner's write sent at once, after this loop turn */
+    int handles_open;         /* the stream, the timer and the check, until their close ran */
+    int err; /* the error the owner is told once reading (UV_EOF, UV_EPROTO, ...) */
     unsigned handshaken : 1, app_reading : 1, sock_reading : 1, delivering : 1, err_delivered : 1,
-        client : 1, closing : 1, ssl_failed : 1;
+        client : 1, closing : 1, ssl_failed : 1, write_done : 1;
 };
 
 /* The write of one run of ciphertext; app marks the one that carries an owner's write, whose
@@ -298,6 +299,30 @@ static void on_timer_closed(uv_handle_t *h)
     release(h->data);
 }
 
+/* An owner's write whose completion was still to be reported is cancelled by the close, as a
+ * uv_write in flight would be. */
+static void on_check_closed(uv_handle_t *h)
+{
+    struct mc_conn *c = h->data;
+    struct tls_conn *t = c->tstate;
+    if (t->write_done) {
+        t->write_done = 0;
+        mc_conn_transport_written(c, UV_ECANCELED);
+    }
+    release(c);
+}
+
+static void on_written_check(uv_check_t *h)
+{
+    struct mc_conn *c = h->data;
+    struct tls_conn *t = c->tstate;
+    uv_check_stop(h);
+    if (t->write_done) {
+        t->write_done = 0;
+        mc_conn_transport_written(c, 0);
+    }
+}
+
 static void on_stream_closed(uv_handle_t *h)
 {
     release(h->data);
@@ -313,21 +338,57 @@ static void on_wreq_done(uv_write_t *req, int status)
         mc_conn_transport_written(c, status);
 }
 
+/* Takes n bytes out of the write BIO (they were sent). */
+static void discard_out(BIO *wbio, size_t n)
+{
+    char sink[4096];
+    while (n > 0) {
+        int k = BIO_read(wbio, sink, (int)(n < sizeof sink ? n : sizeof sink));
+        if (k <= 0)
+            return;
+        n -= (size_t)k;
+    }
+}
+
 /* Writes whatever ciphertext the write BIO holds (app: this write carries the owner's bytes and
- * reports to mc_conn_transport_written). 0 or a libuv error. */
+ * reports to mc_conn_transport_written, on a later step of the loop). 0 or a libuv error.
+ *
+ * Straight to the socket (uv_try_write) when nothing is queued on it, the common case: an
+ * answer fits the socket buffer. That spares a write request, its copy of the ciphertext and
+ * an epoll_ctl, which libuv issues after every completed uv_write (its POLLOUT watcher is
+ * stopped and the fd modified again): one syscall in eight of a keep-alive request. What the
+ * socket does not take is copied into a write request. */
 static int flush_out(struct mc_conn *c, int app)
 {
     struct tls_conn *t = c->tstate;
-    size_t n = BIO_ctrl_pending(t->wbio);
+    char *data = NULL;
+    long pending = BIO_get_mem_data(t->wbio, &data);
+    size_t n = pending > 0 ? (size_t)pending : 0;
     if (n == 0 && !app)
         return 0;
-    struct tls_wreq *w = mc_malloc(sizeof *w + (n ? n : 1));
-    if (n)
-        BIO_read(t->wbio, w->data, (int)n);
+    size_t sent = 0;
+    if (n > 0 && uv_stream_get_write_queue_size(&c->io.stream) == 0) {
+        uv_buf_t b = uv_buf_init(data, (unsigned)n);
+        int k = uv_try_write(&c->io.stream, &b, 1); /* an error: uv_write below reports it */
+        if (k > 0)
+            sent = (size_t)k;
+    }
+    if (sent)
+        discard_out(t->wbio, sent);
+    size_t rest = n - sent;
+    if (rest == 0) {
+        if (app) {
+            t->write_done = 1;
+            uv_check_start(&t->written_check, on_written_check);
+        }
+        return 0;
+    }
+    struct tls_wreq *w = mc_malloc(sizeof *w + rest);
+    BIO_read(t->wbio, w->data, (int)rest);
     w->c = c;
     w->app = app;
     w->req.data = w;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
     int rc = uv_write(&w->req, &c->io.stream, &b, 1, on_wreq_done);
     if (rc < 0)
         mc_free(w);
@@ -348,12 +409,17 @@ static void sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->net->read_buf, sizeof c->net->read_buf);
 }
 
-/* The socket is read while the handshake runs (whatever the owner wants) and afterwards only
- * while the owner reads: a paused owner holds at most what OpenSSL already took. */
+/* The socket is read while the handshake runs (whatever the owner wants), while the owner
+ * reads, and while it is paused until the socket brings something: a paused owner holds at
+ * most one socket read (read_buf) besides what OpenSSL already took. Not stopping the socket
+ * when the owner pauses for each request (HTTP does, until its answer is written) spares an
+ * epoll_ctl per request: the client sends nothing while it waits for the answer. */
 static void update_sock_reading(struct mc_conn *c)
 {
     struct tls_conn *t = c->tstate;
-    int want = !t->closing && !t->err && (!t->handshaken || t->app_reading);
+    int want = !t->closing && !t->err &&
+               (!t->handshaken || t->app_reading ||
+                (!SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0));
     if (want && !t->sock_reading) {
         if (uv_read_start(&c->io.stream, sock_alloc, on_sock_read) == 0)
             t->sock_reading = 1;
@@ -371,7 +437,13 @@ static void deliver(struct mc_conn *c)
         return;
     t->delivering = 1;
     while (t->app_reading && !c->closing && !t->err_delivered) {
-        if (!t->ssl_failed) {
+        if (!t->ssl_failed && !SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0) {
+            /* Nothing left to decrypt. SSL_read would only say WANT_READ, after allocating
+             * and freeing its 16 KiB record buffer (SSL_MODE_RELEASE_BUFFERS): a third of
+             * the record layer's cost of a small request. */
+            if (!t->err)
+                break;
+        } else if (!t->ssl_failed) {
             int n = SSL_read(t->ssl, c->net->read_buf, sizeof c->net->read_buf);
             if (n > 0) {
                 flush_out(c, 0); /* a read may answer (a key update) */
@@ -483,6 +555,8 @@ static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     BIO_write(t->rbio, buf->base, (int)nread); /* a memory BIO copies: read_buf is free again */
     advance(c);
+    if (!c->closing && !t->closing && !t->app_reading)
+        update_sock_reading(c); /* a paused owner: what came is held, the socket waits */
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -520,9 +594,11 @@ static int tls_init(struct mc_conn *c)
         return rc;
     }
     uv_timer_init(c->net->loop, &t->timer);
+    uv_check_init(c->net->loop, &t->written_check);
     c->io.handle.data = c;
     t->timer.data = c;
-    t->handles_open = 2;
+    t->written_check.data = c;
+    t->handles_open = 3;
     c->tstate = t;
     return 0;
 }
@@ -648,6 +724,7 @@ static void tls_close(struct mc_conn *c)
     }
     clear_errors();
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&t->written_check, on_check_closed);
     uv_close(&c->io.handle, on_stream_closed);
 }
 
