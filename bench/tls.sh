@@ -73,24 +73,31 @@ sleep "$QUIET"
 IDLE_RSS=$(rss_kb "$SC") IDLE_PSS=$(pss_kb "$SC")
 NG_IDLE_RSS=$(rss_kb "$NG") NG_IDLE_PSS=$(pss_kb "$NG")
 
-# wrk_rps PORT [HEADER...]: requests/s of one run (after a 1 s warm-up); errors fail the run.
+# wrk_rps PORT PID [HEADER...]: "req/s cpu_us_per_request" of one run (after a 1 s warm-up),
+# the CPU time (user + system) being PID's and its children's; errors fail the run.
+HZ=$(getconf CLK_TCK)
 wrk_rps() {
-    local port=$1 out="$TMP/wrk.out"
-    shift
+    local port=$1 pid=$2 out="$TMP/wrk.out"
+    shift 2
     local args=(-t1 "-c$CONNS")
     for h in "$@"; do args+=(-H "$h"); done
     timeout 30 wrk "${args[@]}" -d1s "https://127.0.0.1:$port/bench/x" >/dev/null 2>&1 || true
+    local t0
+    t0=$(cpu_ticks "$pid")
     timeout $((DUR + 30)) wrk "${args[@]}" "-d${DUR}s" "https://127.0.0.1:$port/bench/x" >"$out" 2>&1 ||
         die "wrk against $port failed: $(cat "$out")"
+    local ticks=$(($(cpu_ticks "$pid") - t0))
     if grep -q "Non-2xx" "$out"; then die "non-2xx answers from $port: $(cat "$out")"; fi
-    awk '/^Requests\/sec:/{printf "%.0f", $2}' "$out"
+    awk -v t="$ticks" -v hz="$HZ" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
+        END{printf "%.0f %.1f\n", r, (n > 0) ? t * 1e6 / hz / n : 0}' "$out"
 }
 
 # phase NAME [HEADER...]: ROUNDS alternating rounds (a fixed order would favour one server on
-# a shared machine), req/s into $TMP/NAME_nginx and $TMP/NAME_sidecar, both servers' highest
+# a shared machine), "req/s cpu_us" lines into $TMP/NAME_nginx and $TMP/NAME_sidecar, both
+# servers' highest
 # memory into $TMP/mem_NAME_{sidecar,nginx}.
 phase() {
-    local name=$1 round who port
+    local name=$1 round who port pid
     shift
     echo "0 0" >"$TMP/mem_${name}_sidecar"
     echo "0 0" >"$TMP/mem_${name}_nginx"
@@ -104,11 +111,10 @@ phase() {
         local order="nginx sidecar"
         [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
         for who in $order; do
-            port=$P_NGINX
-            [ "$who" = sidecar ] && port=$P_SIDECAR
-            wrk_rps "$port" "$@" >>"$TMP/${name}_$who"
-            echo >>"$TMP/${name}_$who"
-            echo "bench-tls: $name round $round $who $(tail -1 "$TMP/${name}_$who") req/s" >&2
+            port=$P_NGINX pid=$NG
+            [ "$who" = sidecar ] && port=$P_SIDECAR pid=$SC
+            wrk_rps "$port" "$pid" "$@" >>"$TMP/${name}_$who"
+            echo "bench-tls: $name round $round $who $(tail -1 "$TMP/${name}_$who") (req/s, CPU µs/req)" >&2
         done
     done
     kill "$s1" "$s2" 2>/dev/null || true
@@ -117,24 +123,25 @@ phase() {
 phase ka
 phase hs "Connection: close"
 
-KA_NGINX=$(median <"$TMP/ka_nginx")
-KA_SIDECAR=$(median <"$TMP/ka_sidecar")
-HS_NGINX=$(median <"$TMP/hs_nginx")
-HS_SIDECAR=$(median <"$TMP/hs_sidecar")
+col() { awk -v c="$2" '{print $c}' "$TMP/$1" | median; } # col FILE COLUMN: its median
+KA_NGINX=$(col ka_nginx 1) KA_SIDECAR=$(col ka_sidecar 1)
+HS_NGINX=$(col hs_nginx 1) HS_SIDECAR=$(col hs_sidecar 1)
+KA_NGINX_CPU=$(col ka_nginx 2) KA_SIDECAR_CPU=$(col ka_sidecar 2)
+HS_NGINX_CPU=$(col hs_nginx 2) HS_SIDECAR_CPU=$(col hs_sidecar 2)
 read -r KA_RSS KA_PSS <"$TMP/mem_ka_sidecar"
 read -r HS_RSS HS_PSS <"$TMP/mem_hs_sidecar"
 read -r NG_KA_RSS NG_KA_PSS <"$TMP/mem_ka_nginx"
 read -r NG_HS_RSS NG_HS_PSS <"$TMP/mem_hs_nginx"
-rounds() { tr '\n' ' ' <"$1" | sed 's/ *$//; s/ /, /g'; }
+rounds() { awk '{print $1}' "$1" | tr '\n' ' ' | sed 's/ *$//; s/ /, /g'; }
 yes_no() { awk -v v="$1" -v t="$2" 'BEGIN{print (v/1024 < t) ? "met" : "not met"}'; }
 
 cat <<EOF
 ### TLS termination (wrk -t1 -c$CONNS -d${DUR}s over https, ECDSA P-256, median of $ROUNDS alternating rounds)
 
-| run | nginx (TLS, proxy) req/s | sidecar (TLS, proxy) req/s | sidecar / nginx | target |
-|---|---:|---:|---:|---|
-| keep-alive | $KA_NGINX | $KA_SIDECAR | **$(ratio "$KA_SIDECAR" "$KA_NGINX")** | >= 1.0 |
-| new connection per request (handshakes/s) | $HS_NGINX | $HS_SIDECAR | **$(ratio "$HS_SIDECAR" "$HS_NGINX")** | >= 0.9 |
+| run | nginx (TLS, proxy) req/s | sidecar (TLS, proxy) req/s | sidecar / nginx | target | nginx CPU µs/req | sidecar CPU µs/req |
+|---|---:|---:|---:|---|---:|---:|
+| keep-alive | $KA_NGINX | $KA_SIDECAR | **$(ratio "$KA_SIDECAR" "$KA_NGINX")** | >= 1.0 | $KA_NGINX_CPU | $KA_SIDECAR_CPU |
+| new connection per request (handshakes/s) | $HS_NGINX | $HS_SIDECAR | **$(ratio "$HS_SIDECAR" "$HS_NGINX")** | >= 0.9 | $HS_NGINX_CPU | $HS_SIDECAR_CPU |
 
 Rounds, req/s: keep-alive nginx $(rounds "$TMP/ka_nginx"), sidecar $(rounds "$TMP/ka_sidecar");
 handshakes nginx $(rounds "$TMP/hs_nginx"), sidecar $(rounds "$TMP/hs_sidecar").
