@@ -148,7 +148,7 @@ handshakes nginx $(rounds "$TMP/hs_nginx"), sidecar $(rounds "$TMP/hs_sidecar").
 
 | memory, MiB | sidecar RSS | sidecar Pss | nginx RSS (master + worker) | nginx Pss | target (sidecar RSS) |
 |---|---:|---:|---:|---:|---|
-| after start-up, before any connection | $(mib "$START_RSS") | $(mib "$START_PSS") | | | |
+| after start-up (the port probe: one TCP connection, no handshake) | $(mib "$START_RSS") | $(mib "$START_PSS") | | | |
 | 1 s after the first requests | $(mib "$FIRST_RSS") | $(mib "$FIRST_PSS") | | | |
 | idle (${QUIET} s without a connection) | $(mib "$IDLE_RSS") | $(mib "$IDLE_PSS") | $(mib "$NG_IDLE_RSS") | $(mib "$NG_IDLE_PSS") | < 6: $(yes_no "$IDLE_RSS" 6) |
 | highest under the keep-alive load | $(mib "$KA_RSS") | $(mib "$KA_PSS") | $(mib "$NG_KA_RSS") | $(mib "$NG_KA_PSS") | < 10: $(yes_no "$KA_RSS" 10) |
