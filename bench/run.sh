@@ -69,149 +69,15 @@ install_deps() {
     fi
 }
 
-# --- process bookkeeping ---------------------------------------------------------------------
-TMP=$(mktemp -d /tmp/micro-bench.XXXXXX)
-chmod 755 "$TMP" # nginx workers (user nobody) must reach their temp folders
-PIDS=()
-declare -A PID=() # server name -> pid
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 1 30); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# start NAME PORT CMD...: runs CMD in the background (its own pid, no subshell), logs to
-# $TMP/NAME.log, and waits (at most 5 s) until PORT accepts connections.
-start() {
-    local name=$1 port=$2
-    shift 2
-    port_open "$port" && die "port $port is already in use (set BENCH_PORT_BASE)"
-    "$@" >"$TMP/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    PID[$name]=$pid
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || { cat "$TMP/$name.log" >&2; die "$name exited at start"; }
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    cat "$TMP/$name.log" >&2
-    die "$name did not listen on 127.0.0.1:$port"
-}
-
-# The pid and its children (nginx's worker): total VmRSS in KiB, total CPU ticks.
-family() { echo "$1 $(pgrep -P "$1" 2>/dev/null | tr '\n' ' ')"; }
-rss_kb() {
-    local total=0 p v
-    for p in $(family "$1"); do
-        v=$(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-cpu_ticks() {
-    local total=0 p v
-    for p in $(family "$1"); do
-        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
-# sample_rss PID SECONDS OUT: the highest RSS seen every 0.2 s, for at most SECONDS. OUT holds
-# the maximum so far at every step, so the sampler may be killed at any time.
-sample_rss() {
-    local pid=$1 n=$(($2 * 5)) max=0 v
-    for _ in $(seq 1 "$n"); do
-        kill -0 "$pid" 2>/dev/null || break
-        v=$(rss_kb "$pid")
-        if [ "$v" -gt "$max" ]; then
-            max=$v
-            echo "$max" >"$3.tmp" && mv -f "$3.tmp" "$3"
-        fi
-        sleep 0.2
-    done
-}
-
-median() { sort -g | awk '{v[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
-mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(b>0) printf "%.2f", a/b; else print "n/a"}'; }
+# --- process bookkeeping, sampling, nginx configurations: bench/lib.sh ------------------------
+BENCH_NAME=bench
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 # --- 1. HTTP proxy ---------------------------------------------------------------------------
 write_configs() {
-    mkdir -p "$TMP/nginx-backend" "$TMP/nginx-proxy"
-    local d
-    for d in nginx-backend nginx-proxy; do
-        cat >"$TMP/$d/common.conf" <<EOF
-client_body_temp_path $TMP/$d/client_body;
-proxy_temp_path $TMP/$d/proxy;
-fastcgi_temp_path $TMP/$d/fastcgi;
-uwsgi_temp_path $TMP/$d/uwsgi;
-scgi_temp_path $TMP/$d/scgi;
-access_log off;
-keepalive_requests 1000000;
-keepalive_timeout 60s;
-EOF
-    done
-    cat >"$TMP/nginx-backend/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx-backend/nginx.pid;
-error_log $TMP/nginx-backend/error.log warn;
-events { worker_connections 4096; }
-http {
-    include $TMP/nginx-backend/common.conf;
-    server {
-        listen 127.0.0.1:$P_BACKEND backlog=4096;
-        location / { default_type text/plain; return 200 "ok\n"; }
-    }
-}
-EOF
-    # The proxies add the X-Forwarded-* headers the sidecar adds (SPEC 3.3): same work.
-    cat >"$TMP/nginx-proxy/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx-proxy/nginx.pid;
-error_log $TMP/nginx-proxy/error.log warn;
-events { worker_connections 4096; }
-http {
-    include $TMP/nginx-proxy/common.conf;
-    upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
-    server {
-        listen 127.0.0.1:$P_NGINX backlog=4096;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-}
-EOF
+    nginx_backend_conf "$TMP/nginx-backend" "$P_BACKEND"
+    nginx_proxy_conf "$TMP/nginx-proxy" "$P_NGINX" "$P_BACKEND"
     cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1

@@ -4,53 +4,31 @@
 #   - `micro sidecar --handler=proxy --enable_tls` proxying to the same backend.
 # Both with the same ECDSA P-256 certificate, TLS 1.2/1.3 and Mozilla's intermediate ciphers,
 # one worker/loop each. Two runs per server: keep-alive (req/s), and a fresh connection per
-# request (`Connection: close`: a full handshake each, so req/s = handshakes/s). Also the
-# sidecar's RSS idle with TLS on and the highest seen under the keep-alive load.
+# request (`Connection: close`: a full handshake each, so req/s = handshakes/s). Rounds
+# alternate which server goes first; figures are medians. Memory, RSS and Pss (smaps_rollup):
+# the sidecar's after start-up, 1 s after its first requests, idle (after BENCH_TLS_QUIET
+# seconds without a connection: the sidecar then drops the TLS libraries' pages it faulted
+# in), and the highest under each load; nginx's (master + worker) beside it.
+# The noise-free figures (instructions and syscalls per request): bench/tls_profile.sh.
 # Prints a markdown table on stdout.
-#   BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3] (medians),
-#   BENCH_CONNS [50],
-#   BENCH_PORT_BASE [19400]
+#   BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3],
+#   BENCH_CONNS or BENCH_CONNECTIONS [50], BENCH_TLS_QUIET [22], BENCH_PORT_BASE [19400]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DUR=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
-CONNS=${BENCH_CONNS:-50}
+CONNS=${BENCH_CONNS:-${BENCH_CONNECTIONS:-50}}
+QUIET=${BENCH_TLS_QUIET:-22}
 BASE=${BENCH_PORT_BASE:-19400}
 P_BACKEND=$BASE P_NGINX=$((BASE + 1)) P_SIDECAR=$((BASE + 2))
+BENCH_NAME=bench-tls
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 for tool in nginx wrk openssl curl; do
-    command -v "$tool" >/dev/null || { echo "bench/tls.sh: $tool is missing" >&2; exit 1; }
+    command -v "$tool" >/dev/null || die "$tool is missing"
 done
-[ -x "$BUILD/micro" ] || { echo "bench/tls.sh: build $BUILD/micro first" >&2; exit 1; }
-
-TMP=$(mktemp -d /tmp/micro-bench-tls.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() { echo "bench/tls.sh: $*" >&2; exit 1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-start() { # start NAME PORT CMD...: in the background, until PORT accepts (5 s bound)
-    local name=$1 port=$2
-    shift 2
-    port_open "$port" && die "port $port is already in use (set BENCH_PORT_BASE)"
-    "$@" >"$TMP/$name.log" 2>&1 &
-    PIDS+=("$!")
-    eval "PID_$name=$!"
-    for _ in $(seq 1 50); do
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    cat "$TMP/$name.log" >&2
-    die "$name did not listen on $port"
-}
-rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+[ -x "$BUILD/micro" ] || die "build $BUILD/micro first"
 
 # --- certificates ---
 (
@@ -66,67 +44,21 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 
 # --- servers ---
 INTERMEDIATE="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
-for d in backend proxy; do
-    mkdir -p "$TMP/$d"
-    cat >"$TMP/$d/common.conf" <<EOF
-client_body_temp_path $TMP/$d/client_body;
-proxy_temp_path $TMP/$d/proxy;
-fastcgi_temp_path $TMP/$d/fastcgi;
-uwsgi_temp_path $TMP/$d/uwsgi;
-scgi_temp_path $TMP/$d/scgi;
-access_log off;
-keepalive_requests 1000000;
-keepalive_timeout 60s;
-EOF
-done
-cat >"$TMP/backend/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/backend/nginx.pid;
-error_log $TMP/backend/error.log warn;
-events { worker_connections 4096; }
-http {
-    include $TMP/backend/common.conf;
-    server {
-        listen 127.0.0.1:$P_BACKEND backlog=4096;
-        location / { default_type text/plain; return 200 "ok\n"; }
-    }
-}
-EOF
-cat >"$TMP/proxy/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/proxy/nginx.pid;
-error_log $TMP/proxy/error.log warn;
-events { worker_connections 4096; }
-http {
-    include $TMP/proxy/common.conf;
-    upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
-    server {
-        listen 127.0.0.1:$P_NGINX ssl backlog=4096;
-        ssl_certificate $TMP/server.crt;
+nginx_backend_conf "$TMP/backend" "$P_BACKEND"
+nginx_proxy_conf "$TMP/proxy" "$P_NGINX" "$P_BACKEND" "        ssl_certificate $TMP/server.crt;
         ssl_certificate_key $TMP/server.key;
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers $INTERMEDIATE;
-        ssl_session_tickets on;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-}
-EOF
+        ssl_session_tickets on;"
 start backend "$P_BACKEND" nginx -p "$TMP/backend" -e "$TMP/backend/error.log" \
     -c "$TMP/backend/nginx.conf"
 start nginx "$P_NGINX" nginx -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
 start sidecar "$P_SIDECAR" "$BUILD/micro" sidecar --sidecar_address="127.0.0.1:$P_SIDECAR" \
     --handler=proxy --log_level=warn --enable_tls --tls_cert_file="$TMP/server.crt" \
     --tls_key_file="$TMP/server.key"
+SC=${PID[sidecar]} NG=${PID[nginx]}
+sleep 0.5
+START_RSS=$(rss_kb "$SC") START_PSS=$(pss_kb "$SC")
 curl -fsS --cacert "$TMP/ca.crt" -X POST -H 'Content-Type: application/json' \
     -d "{\"name\":\"go.micro.srv.bench\",\"nodes\":[{\"id\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$P_BACKEND}]}" \
     "https://127.0.0.1:$P_SIDECAR/registry" >/dev/null
@@ -135,72 +67,90 @@ for p in "$P_NGINX" "$P_SIDECAR"; do
         die "GET /bench/x over https on port $p did not answer ok"
 done
 sleep 1
-IDLE_KB=$(rss_kb "$PID_sidecar")
+FIRST_RSS=$(rss_kb "$SC") FIRST_PSS=$(pss_kb "$SC")
+echo "bench-tls: ${QUIET}s without a connection, then the sidecar's idle memory" >&2
+sleep "$QUIET"
+IDLE_RSS=$(rss_kb "$SC") IDLE_PSS=$(pss_kb "$SC")
+NG_IDLE_RSS=$(rss_kb "$NG") NG_IDLE_PSS=$(pss_kb "$NG")
 
-# wrk_rps PORT [HEADER...]: requests/s of one run (after a 1 s warm-up); errors fail the run.
+# wrk_rps PORT PID [HEADER...]: "req/s cpu_us_per_request" of one run (after a 1 s warm-up),
+# the CPU time (user + system) being PID's and its children's; errors fail the run.
+HZ=$(getconf CLK_TCK)
 wrk_rps() {
-    local port=$1 out="$TMP/wrk.out"
-    shift
+    local port=$1 pid=$2 out="$TMP/wrk.out"
+    shift 2
     local args=(-t1 "-c$CONNS")
     for h in "$@"; do args+=(-H "$h"); done
     timeout 30 wrk "${args[@]}" -d1s "https://127.0.0.1:$port/bench/x" >/dev/null 2>&1 || true
+    local t0
+    t0=$(cpu_ticks "$pid")
     timeout $((DUR + 30)) wrk "${args[@]}" "-d${DUR}s" "https://127.0.0.1:$port/bench/x" >"$out" 2>&1 ||
         die "wrk against $port failed: $(cat "$out")"
+    local ticks=$(($(cpu_ticks "$pid") - t0))
     if grep -q "Non-2xx" "$out"; then die "non-2xx answers from $port: $(cat "$out")"; fi
-    awk '/^Requests\/sec:/{printf "%.0f", $2}' "$out"
+    awk -v t="$ticks" -v hz="$HZ" '/requests in/{n=$1} /^Requests\/sec:/{r=$2}
+        END{printf "%.0f %.1f\n", r, (n > 0) ? t * 1e6 / hz / n : 0}' "$out"
 }
 
-PEAK_FILE="$TMP/peak"
-echo "$IDLE_KB" >"$PEAK_FILE"
-(
-    while kill -0 "$PID_sidecar" 2>/dev/null; do
-        v=$(rss_kb "$PID_sidecar")
-        [ "$v" -gt "$(cat "$PEAK_FILE")" ] && echo "$v" >"$PEAK_FILE"
-        sleep 0.2
+# phase NAME [HEADER...]: ROUNDS alternating rounds (a fixed order would favour one server on
+# a shared machine), "req/s cpu_us" lines into $TMP/NAME_nginx and $TMP/NAME_sidecar, both
+# servers' highest
+# memory into $TMP/mem_NAME_{sidecar,nginx}.
+phase() {
+    local name=$1 round who port pid
+    shift
+    echo "0 0" >"$TMP/mem_${name}_sidecar"
+    echo "0 0" >"$TMP/mem_${name}_nginx"
+    sample_mem "$SC" "$TMP/mem_${name}_sidecar" &
+    local s1=$!
+    sample_mem "$NG" "$TMP/mem_${name}_nginx" &
+    local s2=$!
+    : >"$TMP/${name}_nginx"
+    : >"$TMP/${name}_sidecar"
+    for round in $(seq 1 "$ROUNDS"); do
+        local order="nginx sidecar"
+        [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
+        for who in $order; do
+            port=$P_NGINX pid=$NG
+            [ "$who" = sidecar ] && port=$P_SIDECAR pid=$SC
+            wrk_rps "$port" "$pid" "$@" >>"$TMP/${name}_$who"
+            echo "bench-tls: $name round $round $who $(tail -1 "$TMP/${name}_$who") (req/s, CPU µs/req)" >&2
+        done
     done
-) &
-SAMPLER=$!
-# Rounds alternate which server goes first (the machine is shared: a fixed order would favour
-# one); each figure is the median of the rounds.
-median() { sort -g | awk '{v[NR]=$1} END{if(NR%2){print v[(NR+1)/2]} else {printf "%.0f", (v[NR/2]+v[NR/2+1])/2}}'; }
-: >"$TMP/ka_nginx"; : >"$TMP/ka_sidecar"; : >"$TMP/hs_nginx"; : >"$TMP/hs_sidecar"
-for round in $(seq 1 "$ROUNDS"); do
-    order="nginx sidecar"
-    [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
-    for who in $order; do
-        port=$P_NGINX
-        [ "$who" = sidecar ] && port=$P_SIDECAR
-        wrk_rps "$port" >>"$TMP/ka_$who"
-        echo >>"$TMP/ka_$who"
-    done
-done
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-LOADED_KB=$(cat "$PEAK_FILE")
-for round in $(seq 1 "$ROUNDS"); do
-    order="nginx sidecar"
-    [ $((round % 2)) -eq 0 ] && order="sidecar nginx"
-    for who in $order; do
-        port=$P_NGINX
-        [ "$who" = sidecar ] && port=$P_SIDECAR
-        wrk_rps "$port" "Connection: close" >>"$TMP/hs_$who"
-        echo >>"$TMP/hs_$who"
-    done
-done
-KA_NGINX=$(median <"$TMP/ka_nginx")
-KA_SIDECAR=$(median <"$TMP/ka_sidecar")
-HS_NGINX=$(median <"$TMP/hs_nginx")
-HS_SIDECAR=$(median <"$TMP/hs_sidecar")
+    kill "$s1" "$s2" 2>/dev/null || true
+    wait "$s1" "$s2" 2>/dev/null || true
+}
+phase ka
+phase hs "Connection: close"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(b>0) printf "%.2f", a/b; else print "n/a"}'; }
-mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+col() { awk -v c="$2" '{print $c}' "$TMP/$1" | median; } # col FILE COLUMN: its median
+KA_NGINX=$(col ka_nginx 1) KA_SIDECAR=$(col ka_sidecar 1)
+HS_NGINX=$(col hs_nginx 1) HS_SIDECAR=$(col hs_sidecar 1)
+KA_NGINX_CPU=$(col ka_nginx 2) KA_SIDECAR_CPU=$(col ka_sidecar 2)
+HS_NGINX_CPU=$(col hs_nginx 2) HS_SIDECAR_CPU=$(col hs_sidecar 2)
+read -r KA_RSS KA_PSS <"$TMP/mem_ka_sidecar"
+read -r HS_RSS HS_PSS <"$TMP/mem_hs_sidecar"
+read -r NG_KA_RSS NG_KA_PSS <"$TMP/mem_ka_nginx"
+read -r NG_HS_RSS NG_HS_PSS <"$TMP/mem_hs_nginx"
+rounds() { awk '{print $1}' "$1" | tr '\n' ' ' | sed 's/ *$//; s/ /, /g'; }
+yes_no() { awk -v v="$1" -v t="$2" 'BEGIN{print (v/1024 < t) ? "met" : "not met"}'; }
+
 cat <<EOF
-### TLS termination (wrk -t1 -c$CONNS -d${DUR}s over https, ECDSA P-256, median of $ROUNDS)
+### TLS termination (wrk -t1 -c$CONNS -d${DUR}s over https, ECDSA P-256, median of $ROUNDS alternating rounds)
 
-| run | nginx (TLS, proxy) req/s | sidecar (TLS, proxy) req/s | sidecar / nginx | target |
-|---|---|---|---|---|
-| keep-alive | $KA_NGINX | $KA_SIDECAR | **$(ratio "$KA_SIDECAR" "$KA_NGINX")** | >= 1.0 |
-| new connection per request (handshakes/s) | $HS_NGINX | $HS_SIDECAR | **$(ratio "$HS_SIDECAR" "$HS_NGINX")** | >= 0.9 |
+| run | nginx (TLS, proxy) req/s | sidecar (TLS, proxy) req/s | sidecar / nginx | target | nginx CPU µs/req | sidecar CPU µs/req |
+|---|---:|---:|---:|---|---:|---:|
+| keep-alive | $KA_NGINX | $KA_SIDECAR | **$(ratio "$KA_SIDECAR" "$KA_NGINX")** | >= 1.0 | $KA_NGINX_CPU | $KA_SIDECAR_CPU |
+| new connection per request (handshakes/s) | $HS_NGINX | $HS_SIDECAR | **$(ratio "$HS_SIDECAR" "$HS_NGINX")** | >= 0.9 | $HS_NGINX_CPU | $HS_SIDECAR_CPU |
 
-Sidecar RSS with TLS on: idle $(mib "$IDLE_KB") MiB (target < 6), under the keep-alive load $(mib "$LOADED_KB") MiB (target < 10).
+Rounds, req/s: keep-alive nginx $(rounds "$TMP/ka_nginx"), sidecar $(rounds "$TMP/ka_sidecar");
+handshakes nginx $(rounds "$TMP/hs_nginx"), sidecar $(rounds "$TMP/hs_sidecar").
+
+| memory, MiB | sidecar RSS | sidecar Pss | nginx RSS (master + worker) | nginx Pss | target (sidecar RSS) |
+|---|---:|---:|---:|---:|---|
+| after start-up (the port probe: one TCP connection, no handshake) | $(mib "$START_RSS") | $(mib "$START_PSS") | | | |
+| 1 s after the first requests | $(mib "$FIRST_RSS") | $(mib "$FIRST_PSS") | | | |
+| idle (${QUIET} s without a connection) | $(mib "$IDLE_RSS") | $(mib "$IDLE_PSS") | $(mib "$NG_IDLE_RSS") | $(mib "$NG_IDLE_PSS") | < 6: $(yes_no "$IDLE_RSS" 6) |
+| highest under the keep-alive load | $(mib "$KA_RSS") | $(mib "$KA_PSS") | $(mib "$NG_KA_RSS") | $(mib "$NG_KA_PSS") | < 10: $(yes_no "$KA_RSS" 10) |
+| highest under the handshake load | $(mib "$HS_RSS") | $(mib "$HS_PSS") | $(mib "$NG_HS_RSS") | $(mib "$NG_HS_PSS") | |
 EOF

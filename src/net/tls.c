@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ struct mc_tls {
     struct mc_conn_type type; /* first: a connection's type leads back to its mc_tls */
     SSL_CTX *ctx;             /* the current one; connections hold a reference to theirs */
     int server;
+    unsigned long accepted, accepted_seen; /* connections accepted: all, and at the last trim */
+    int pages_back;                        /* accepted some since the pages were last dropped */
     char *cert_file, *key_file, *client_ca_file, *ca_file;
     const char *cert_flag, *key_flag, *client_ca_flag, *ca_flag;
     int client_h2; /* a client that offers h2 alone by ALPN (the gRPC client) */
@@ -44,12 +47,13 @@ struct mc_tls {
 /* A connection's TLS state (c->tstate). */
 struct tls_conn {
     SSL *ssl;
-    BIO *rbio, *wbio; /* owned by ssl */
-    uv_timer_t timer; /* handshake deadline, then delivery resumption */
-    int handles_open; /* the stream and the timer, until both close callbacks ran */
-    int err;          /* the error the owner is told once reading (UV_EOF, UV_EPROTO, ...) */
+    BIO *rbio, *wbio;         /* owned by ssl */
+    uv_timer_t timer;         /* handshake deadline, then delivery resumption */
+    uv_check_t written_check; /* reports an owner's write sent at once, after this loop turn */
+    int handles_open;         /* the stream, the timer and the check, until their close ran */
+    int err; /* the error the owner is told once reading (UV_EOF, UV_EPROTO, ...) */
     unsigned handshaken : 1, app_reading : 1, sock_reading : 1, delivering : 1, err_delivered : 1,
-        client : 1, closing : 1, ssl_failed : 1;
+        client : 1, closing : 1, ssl_failed : 1, write_done : 1;
 };
 
 /* The write of one run of ciphertext; app marks the one that carries an owner's write, whose
@@ -178,10 +182,17 @@ static SSL_CTX *build_ctx(struct mc_tls *t, char *err, size_t errlen)
     if (t->server) {
         SSL_CTX_set_dh_auto(ctx, 1);
         /* Resumption: stateless tickets (the default), with the id context client
-         * verification needs for a resumed session to be accepted. */
-        SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+         * verification needs for a resumed session to be accepted. No server-side store:
+         * OpenSSL would keep every TLS 1.2 session (up to 20480, ~1 KiB each) for session-id
+         * resumption, which the tickets make unnecessary (nginx's default too). */
+        SSL_CTX_set_session_cache_mode(ctx,
+                                       SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"micro", 5);
         SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+        /* One TLS 1.3 ticket per handshake, not OpenSSL's two (as Go's server): each costs
+         * ~180k instructions (the session serialised, encrypted and MACed), 6 % of a full
+         * handshake, and a client resuming uses one; every full handshake brings another. */
+        SSL_CTX_set_num_tickets(ctx, 1);
     } else {
         static const unsigned char protos[] = "\x08http/1.1", h2[] = "\x02h2";
         if (t->client_h2)
@@ -220,6 +231,60 @@ static SSL_CTX *build_ctx(struct mc_tls *t, char *err, size_t errlen)
     return ctx;
 }
 
+/* ---- start-up pages ---- */
+
+/* Building a server context (OpenSSL's provider and algorithm tables, the PEM decoders trying
+ * every key type, the configuration file) and the dynamic linker's relocation of libcrypto
+ * (which reads its 0.8 MiB of symbol and relocation tables) touch about 4 MiB of libcrypto's
+ * and libssl's file pages, with the kernel's fault-around, that a running server never reads
+ * again: a handshake and the record layer use well under half of them. They are clean pages of
+ * the library files, so this process's mappings of them can be dropped (MADV_DONTNEED) and
+ * whatever is used again is faulted back in from the page cache (a minor fault, once). Only
+ * mappings that cannot have been written are dropped: not writable, and no anonymous
+ * (copy-on-write) page in them per smaps, which rules out the relocated RELRO data. */
+#define MAX_DROPPED_MAPPINGS 16
+
+static int is_tls_library(const char *line)
+{
+    return strstr(line, "/libcrypto.so") || strstr(line, "/libssl.so");
+}
+
+static void drop_startup_pages(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f)
+        return;
+    struct {
+        unsigned long start, end;
+    } drop[MAX_DROPPED_MAPPINGS];
+    size_t n = 0;
+    unsigned long start = 0, end = 0;
+    int candidate = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
+            start = a;
+            end = b;
+            candidate = perms[1] == '-' && is_tls_library(line);
+            continue;
+        }
+        unsigned long anon;
+        if (candidate && sscanf(line, "Anonymous: %lu", &anon) == 1) {
+            if (anon == 0 && n < MAX_DROPPED_MAPPINGS) {
+                drop[n].start = start;
+                drop[n].end = end;
+                n++;
+            }
+            candidate = 0;
+        }
+    }
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        madvise((void *)drop[i].start, drop[i].end - drop[i].start, MADV_DONTNEED);
+}
+
 /* ---- the connection ---- */
 
 static void on_timer_closed(uv_handle_t *h);
@@ -241,6 +306,30 @@ static void on_timer_closed(uv_handle_t *h)
     release(h->data);
 }
 
+/* An owner's write whose completion was still to be reported is cancelled by the close, as a
+ * uv_write in flight would be. */
+static void on_check_closed(uv_handle_t *h)
+{
+    struct mc_conn *c = h->data;
+    struct tls_conn *t = c->tstate;
+    if (t->write_done) {
+        t->write_done = 0;
+        mc_conn_transport_written(c, UV_ECANCELED);
+    }
+    release(c);
+}
+
+static void on_written_check(uv_check_t *h)
+{
+    struct mc_conn *c = h->data;
+    struct tls_conn *t = c->tstate;
+    uv_check_stop(h);
+    if (t->write_done) {
+        t->write_done = 0;
+        mc_conn_transport_written(c, 0);
+    }
+}
+
 static void on_stream_closed(uv_handle_t *h)
 {
     release(h->data);
@@ -256,21 +345,57 @@ static void on_wreq_done(uv_write_t *req, int status)
         mc_conn_transport_written(c, status);
 }
 
+/* Takes n bytes out of the write BIO (they were sent). */
+static void discard_out(BIO *wbio, size_t n)
+{
+    char sink[4096];
+    while (n > 0) {
+        int k = BIO_read(wbio, sink, (int)(n < sizeof sink ? n : sizeof sink));
+        if (k <= 0)
+            return;
+        n -= (size_t)k;
+    }
+}
+
 /* Writes whatever ciphertext the write BIO holds (app: this write carries the owner's bytes and
- * reports to mc_conn_transport_written). 0 or a libuv error. */
+ * reports to mc_conn_transport_written, on a later step of the loop). 0 or a libuv error.
+ *
+ * Straight to the socket (uv_try_write) when nothing is queued on it, the common case: an
+ * answer fits the socket buffer. That spares a write request, its copy of the ciphertext and
+ * an epoll_ctl, which libuv issues after every completed uv_write (its POLLOUT watcher is
+ * stopped and the fd modified again): one syscall in eight of a keep-alive request. What the
+ * socket does not take is copied into a write request. */
 static int flush_out(struct mc_conn *c, int app)
 {
     struct tls_conn *t = c->tstate;
-    size_t n = BIO_ctrl_pending(t->wbio);
+    char *data = NULL;
+    long pending = BIO_get_mem_data(t->wbio, &data);
+    size_t n = pending > 0 ? (size_t)pending : 0;
     if (n == 0 && !app)
         return 0;
-    struct tls_wreq *w = mc_malloc(sizeof *w + (n ? n : 1));
-    if (n)
-        BIO_read(t->wbio, w->data, (int)n);
+    size_t sent = 0;
+    if (n > 0 && uv_stream_get_write_queue_size(&c->io.stream) == 0) {
+        uv_buf_t b = uv_buf_init(data, (unsigned)n);
+        int k = uv_try_write(&c->io.stream, &b, 1); /* an error: uv_write below reports it */
+        if (k > 0)
+            sent = (size_t)k;
+    }
+    if (sent)
+        discard_out(t->wbio, sent);
+    size_t rest = n - sent;
+    if (rest == 0) {
+        if (app) {
+            t->write_done = 1;
+            uv_check_start(&t->written_check, on_written_check);
+        }
+        return 0;
+    }
+    struct tls_wreq *w = mc_malloc(sizeof *w + rest);
+    BIO_read(t->wbio, w->data, (int)rest);
     w->c = c;
     w->app = app;
     w->req.data = w;
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)rest);
     int rc = uv_write(&w->req, &c->io.stream, &b, 1, on_wreq_done);
     if (rc < 0)
         mc_free(w);
@@ -291,12 +416,17 @@ static void sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->net->read_buf, sizeof c->net->read_buf);
 }
 
-/* The socket is read while the handshake runs (whatever the owner wants) and afterwards only
- * while the owner reads: a paused owner holds at most what OpenSSL already took. */
+/* The socket is read while the handshake runs (whatever the owner wants), while the owner
+ * reads, and while it is paused until the socket brings something: a paused owner holds at
+ * most one socket read (read_buf) besides what OpenSSL already took. Not stopping the socket
+ * when the owner pauses for each request (HTTP does, until its answer is written) spares an
+ * epoll_ctl per request: the client sends nothing while it waits for the answer. */
 static void update_sock_reading(struct mc_conn *c)
 {
     struct tls_conn *t = c->tstate;
-    int want = !t->closing && !t->err && (!t->handshaken || t->app_reading);
+    int want = !t->closing && !t->err &&
+               (!t->handshaken || t->app_reading ||
+                (!SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0));
     if (want && !t->sock_reading) {
         if (uv_read_start(&c->io.stream, sock_alloc, on_sock_read) == 0)
             t->sock_reading = 1;
@@ -314,7 +444,13 @@ static void deliver(struct mc_conn *c)
         return;
     t->delivering = 1;
     while (t->app_reading && !c->closing && !t->err_delivered) {
-        if (!t->ssl_failed) {
+        if (!t->ssl_failed && !SSL_has_pending(t->ssl) && BIO_ctrl_pending(t->rbio) == 0) {
+            /* Nothing left to decrypt. SSL_read would only say WANT_READ, after allocating
+             * and freeing its 16 KiB record buffer (SSL_MODE_RELEASE_BUFFERS): a third of
+             * the record layer's cost of a small request. */
+            if (!t->err)
+                break;
+        } else if (!t->ssl_failed) {
             int n = SSL_read(t->ssl, c->net->read_buf, sizeof c->net->read_buf);
             if (n > 0) {
                 flush_out(c, 0); /* a read may answer (a key update) */
@@ -426,6 +562,8 @@ static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     BIO_write(t->rbio, buf->base, (int)nread); /* a memory BIO copies: read_buf is free again */
     advance(c);
+    if (!c->closing && !t->closing && !t->app_reading)
+        update_sock_reading(c); /* a paused owner: what came is held, the socket waits */
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -463,9 +601,11 @@ static int tls_init(struct mc_conn *c)
         return rc;
     }
     uv_timer_init(c->net->loop, &t->timer);
+    uv_check_init(c->net->loop, &t->written_check);
     c->io.handle.data = c;
     t->timer.data = c;
-    t->handles_open = 2;
+    t->written_check.data = c;
+    t->handles_open = 3;
     c->tstate = t;
     return 0;
 }
@@ -477,6 +617,7 @@ static int tls_accept(struct mc_conn *c, uv_stream_t *listener)
     if (rc < 0)
         return rc;
     uv_tcp_nodelay(&c->io.tcp, 1);
+    tls_of(c)->accepted++;
     SSL_set_accept_state(t->ssl);
     uv_timer_start(&t->timer, on_timer, MC_TLS_HANDSHAKE_TIMEOUT_MS, 0);
     update_sock_reading(c);
@@ -590,6 +731,7 @@ static void tls_close(struct mc_conn *c)
     }
     clear_errors();
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&t->written_check, on_check_closed);
     uv_close(&c->io.handle, on_stream_closed);
 }
 
@@ -670,6 +812,8 @@ static struct mc_tls *tls_new(const struct mc_tls_config *cfg, int server, char 
         mc_tls_free(t);
         return NULL;
     }
+    if (server)
+        drop_startup_pages();
     return t;
 }
 
@@ -695,7 +839,23 @@ int mc_tls_reload(struct mc_tls *tls, char *err, size_t errlen)
         return -1;
     SSL_CTX_free(tls->ctx); /* open connections keep their own reference */
     tls->ctx = ctx;
+    drop_startup_pages(); /* the decoders again */
     return 0;
+}
+
+void mc_tls_trim(struct mc_tls *tls)
+{
+    if (!tls || !tls->server)
+        return;
+    if (tls->accepted != tls->accepted_seen) { /* busy: the pages are in use */
+        tls->accepted_seen = tls->accepted;
+        tls->pages_back = 1;
+        return;
+    }
+    if (tls->pages_back) { /* a whole period without a new connection after some */
+        tls->pages_back = 0;
+        drop_startup_pages();
+    }
 }
 
 void mc_tls_free(struct mc_tls *tls)
