@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,8 +36,6 @@ struct mc_tls {
     struct mc_conn_type type; /* first: a connection's type leads back to its mc_tls */
     SSL_CTX *ctx;             /* the current one; connections hold a reference to theirs */
     int server;
-    unsigned long accepted, accepted_seen; /* connections accepted: all, and at the last trim */
-    int pages_back;                        /* accepted some since the pages were last dropped */
     char *cert_file, *key_file, *client_ca_file, *ca_file;
     const char *cert_flag, *key_flag, *client_ca_flag, *ca_flag;
     int client_h2; /* a client that offers h2 alone by ALPN (the gRPC client) */
@@ -229,60 +226,6 @@ static SSL_CTX *build_ctx(struct mc_tls *t, char *err, size_t errlen)
         return NULL;
     }
     return ctx;
-}
-
-/* ---- start-up pages ---- */
-
-/* Building a server context (OpenSSL's provider and algorithm tables, the PEM decoders trying
- * every key type, the configuration file) and the dynamic linker's relocation of libcrypto
- * (which reads its 0.8 MiB of symbol and relocation tables) touch about 4 MiB of libcrypto's
- * and libssl's file pages, with the kernel's fault-around, that a running server never reads
- * again: a handshake and the record layer use well under half of them. They are clean pages of
- * the library files, so this process's mappings of them can be dropped (MADV_DONTNEED) and
- * whatever is used again is faulted back in from the page cache (a minor fault, once). Only
- * mappings that cannot have been written are dropped: not writable, and no anonymous
- * (copy-on-write) page in them per smaps, which rules out the relocated RELRO data. */
-#define MAX_DROPPED_MAPPINGS 16
-
-static int is_tls_library(const char *line)
-{
-    return strstr(line, "/libcrypto.so") || strstr(line, "/libssl.so");
-}
-
-static void drop_startup_pages(void)
-{
-    FILE *f = fopen("/proc/self/smaps", "re");
-    if (!f)
-        return;
-    struct {
-        unsigned long start, end;
-    } drop[MAX_DROPPED_MAPPINGS];
-    size_t n = 0;
-    unsigned long start = 0, end = 0;
-    int candidate = 0;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long a, b;
-        char perms[8];
-        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3) {
-            start = a;
-            end = b;
-            candidate = perms[1] == '-' && is_tls_library(line);
-            continue;
-        }
-        unsigned long anon;
-        if (candidate && sscanf(line, "Anonymous: %lu", &anon) == 1) {
-            if (anon == 0 && n < MAX_DROPPED_MAPPINGS) {
-                drop[n].start = start;
-                drop[n].end = end;
-                n++;
-            }
-            candidate = 0;
-        }
-    }
-    fclose(f);
-    for (size_t i = 0; i < n; i++)
-        madvise((void *)drop[i].start, drop[i].end - drop[i].start, MADV_DONTNEED);
 }
 
 /* ---- the connection ---- */
@@ -617,7 +560,6 @@ static int tls_accept(struct mc_conn *c, uv_stream_t *listener)
     if (rc < 0)
         return rc;
     uv_tcp_nodelay(&c->io.tcp, 1);
-    tls_of(c)->accepted++;
     SSL_set_accept_state(t->ssl);
     uv_timer_start(&t->timer, on_timer, MC_TLS_HANDSHAKE_TIMEOUT_MS, 0);
     update_sock_reading(c);
@@ -812,8 +754,6 @@ static struct mc_tls *tls_new(const struct mc_tls_config *cfg, int server, char 
         mc_tls_free(t);
         return NULL;
     }
-    if (server)
-        drop_startup_pages();
     return t;
 }
 
@@ -839,23 +779,7 @@ int mc_tls_reload(struct mc_tls *tls, char *err, size_t errlen)
         return -1;
     SSL_CTX_free(tls->ctx); /* open connections keep their own reference */
     tls->ctx = ctx;
-    drop_startup_pages(); /* the decoders again */
     return 0;
-}
-
-void mc_tls_trim(struct mc_tls *tls)
-{
-    if (!tls || !tls->server)
-        return;
-    if (tls->accepted != tls->accepted_seen) { /* busy: the pages are in use */
-        tls->accepted_seen = tls->accepted;
-        tls->pages_back = 1;
-        return;
-    }
-    if (tls->pages_back) { /* a whole period without a new connection after some */
-        tls->pages_back = 0;
-        drop_startup_pages();
-    }
 }
 
 void mc_tls_free(struct mc_tls *tls)

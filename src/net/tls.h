@@ -46,13 +46,6 @@ const struct mc_conn_type *mc_tls_type(struct mc_tls *tls);
  * already open keep theirs. On failure (0 is success) the old pair stays and err says why. */
 int mc_tls_reload(struct mc_tls *tls, char *err, size_t errlen);
 
-/* Called periodically (every 10 s) by the owner of a server configuration: after a period in
- * which no connection was accepted, following one in which some were, drops this process's
- * mappings of the clean (never written) file pages of libcrypto and libssl, which handshakes
- * brought back; whatever is used again is faulted back from the page cache. The same is done
- * once when a server configuration is made and after each reload. Owns and frees nothing. */
-void mc_tls_trim(struct mc_tls *tls);
-
 /* Frees tls; every connection made with its type must be closed (their close callbacks run)
  * first. Accepts NULL. */
 void mc_tls_free(struct mc_tls *tls);

@@ -170,10 +170,8 @@ static void on_expire_tick(uv_timer_t *t)
     mc_registry_expire(sc->registry);
     /* After a burst (a broker fan-out queues megabytes for a moment) glibc keeps the freed
      * pages; a sidecar should not sit on its high-water mark for the rest of its life. */
-    if (++sc->ticks % TRIM_EVERY_TICKS == 0) {
+    if (++sc->ticks % TRIM_EVERY_TICKS == 0)
         malloc_trim(0);
-        mc_tls_trim(sc->tls); /* and the TLS libraries' pages, after a quiet period */
-    }
 }
 
 static void on_app_health(void *ctx, int healthy)
