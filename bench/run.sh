@@ -19,6 +19,8 @@
 #   8. System calls per proxied request (bench/syscalls.sh: strace -c beside nginx and haproxy)
 #      and instructions and allocations per proxied request and per /rpc call
 #      (bench/callgrind.sh, beside nginx), on ports BASE+30..BASE+33.
+#   9. How the costs grow (bench/scale.sh): start-up time, idle RSS, and three sizes each of
+#      idle connections, nodes of a service and WebSocket subscribers.
 # Everything listens on 127.0.0.1 only, every loop is bounded, and every process started here
 # is stopped on exit (trap). Results go to stdout and to $BUILD/bench/results.md.
 #
@@ -384,6 +386,9 @@ main() {
     BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/syscalls.sh | tee -a "$BUILD/bench/results.md"
     echo | tee -a "$BUILD/bench/results.md"
     BUILD="$BUILD" BENCH_PORT_BASE=$((BASE + 30)) bash bench/callgrind.sh | tee -a "$BUILD/bench/results.md"
+    # How the costs grow with connections, nodes and subscribers (issue 13).
+    echo | tee -a "$BUILD/bench/results.md"
+    BUILD="$BUILD" bash bench/scale.sh | tee -a "$BUILD/bench/results.md"
     echo
     echo "bench: done in $((SECONDS - started)) s; results in $BUILD/bench/results.md"
 }
