@@ -43,6 +43,8 @@ static size_t mem_conn_count;
 static struct mem_script mem_serve_script; /* for the next accepted connection */
 static struct mem_script mem_dial_script;  /* for each dialled connection */
 static int mem_refuse_dials = 1;
+/* When set, each dial reads the script this returns instead of mem_dial_script. */
+static struct mem_script (*mem_dial_next)(void);
 static struct mc_buf mem_out; /* every byte written, by every connection, in order */
 static size_t mem_out_total;
 
@@ -79,7 +81,7 @@ static int mem_connect(struct mc_conn *c, const struct sockaddr *addr)
     struct mem_state *m = c->tstate;
     m->connect_pending = 1;
     m->connect_status = mem_refuse_dials ? UV_ECONNREFUSED : 0;
-    m->script = mem_dial_script;
+    m->script = mem_dial_next ? mem_dial_next() : mem_dial_script;
     return 0;
 }
 
