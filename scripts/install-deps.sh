@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential pkg-config
             libuv1-dev node-llhttp libwslay-dev libjansson-dev libssl-dev uuid-dev libnats-dev)
 TEST_PKGS=(clang-format libcmocka-dev curl python3 python3-pytest python3-websockets chromium
-           nats-server etcd-server etcd-client prometheus sslscan)
+           nats-server etcd-server etcd-client prometheus sslscan clang libclang-rt-14-dev valgrind)
 PKGS=("${BUILD_PKGS[@]}")
 [ "${1:-test}" = run ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()

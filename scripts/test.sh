@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # What `make test` runs: build, every unit test, the integration suite; then the same again
-# under ASan+UBSan. Ends with exactly one line "N passed, N failed" (totals over both passes;
-# a step that does not build counts as one failure) and exits non-zero if anything failed.
+# under ASan+UBSan; then the unit binaries under valgrind memcheck (one pass per binary) and the
+# fuzz smoke (every libFuzzer target FUZZ_SECONDS [30], two at a time: one pass per target).
+# Ends with exactly one line "N passed, N failed" (totals over every step; a step that does not
+# build counts as one failure) and exits non-zero if anything failed.
 #
 #   bash scripts/test.sh            both passes (build/, then build-san/)
 #   SANITIZE=1 bash scripts/test.sh only the sanitizer pass (what `make SANITIZE=1 test` does)
 #   BUILD=dir                       build folder of the pass that runs (defaults as the Makefile)
 #   SAN_BUILD=dir                   build folder of the sanitizer pass when both run
 #   JOBS=n                          make parallelism (default 2)
+#   RUN_MEMCHECK=0 / RUN_FUZZ=0     skip the memcheck / fuzz step (both run by default)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +34,21 @@ failed=0
 fail_step() {
     echo "test.sh: FAILED: $*"
     failed=$((failed + 1))
+}
+
+# run_counted LABEL COMMAND...: a step whose output ends with "N passed, N failed".
+run_counted() {
+    local label=$1 out=$tmp/counted.out p f
+    shift
+    echo "== $label"
+    "$@" 2>&1 | tee "$out"
+    read -r p f < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
+    if [ -z "${p:-}" ]; then
+        fail_step "$label printed no summary"
+        return
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
 }
 
 # Sums every "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" line of a cmocka output.
@@ -142,6 +160,16 @@ if [ -s "$tmp/san-counts" ]; then
     read -r passed failed <"$tmp/san-counts"
 else
     fail_step "sanitizer pass did not finish"
+fi
+
+# valgrind over the normal build's unit binaries (about 2 minutes on two cores).
+if [ $san_only = 0 ] && [ "${RUN_MEMCHECK:-1}" != 0 ]; then
+    run_counted "memcheck ($normal_build)" bash scripts/memcheck.sh "$normal_build"
+fi
+# The fuzz smoke: each target 30 s under ASan+UBSan, two at a time (about 4 minutes).
+if [ "${RUN_FUZZ:-1}" != 0 ]; then
+    run_counted "fuzz smoke (${FUZZ_SECONDS:-30} s per target)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" \
+        bash scripts/fuzz.sh
 fi
 
 echo "$passed passed, $failed failed"

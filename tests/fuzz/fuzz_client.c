@@ -35,7 +35,7 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     p->chunked = head->chunked;
     p->has_cl = head->has_content_length;
     p->content_length = head->content_length;
-    assert(head->status >= 100 && head->status <= 999);
+    assert(head->status >= 100 && head->status <= 599); /* never an invalid status line */
     for (size_t i = 0; i < head->header_count; i++)
         assert(head->headers[i].name && head->headers[i].value);
     (void)call;
