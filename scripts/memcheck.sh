@@ -22,7 +22,7 @@ for src in $(find tests/unit -name 'test_*.c' | sort); do
     start=$(date +%s)
     # The TLS tests' OpenSSL keeps its one-time tables reachable: only definite and indirect
     # leaks count, and "still reachable" is not reported.
-    timeout 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+    MC_MEMCHECK=1 timeout 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
         --show-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$log" \
         "$bin" >"$log.out" 2>&1
     rc=$?
