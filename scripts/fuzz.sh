@@ -29,8 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 out=build-fuzz
-if ! make --no-print-directory -j"$JOBS" FUZZ=1 fuzz-bins >"$out.make.log" 2>&1; then
-    tail -n 40 "$out.make.log"
+mkdir -p "$out"
+if ! make --no-print-directory -j"$JOBS" FUZZ=1 fuzz-bins >"$out/make.log" 2>&1; then
+    tail -n 40 "$out/make.log"
     echo "fuzz: FAILED: the targets did not build"
     echo "0 passed, 1 failed"
     exit 1
