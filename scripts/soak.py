@@ -165,6 +165,7 @@ class Stats:
         self.expected = {}
         self.unexpected = {}
         self.samples = []  # unexpected examples
+        self.expected_samples = {}  # kind -> the first few expected errors
 
     def count(self, table, kind, n=1):
         table[kind] = table.get(kind, 0) + n
@@ -174,6 +175,8 @@ class Stats:
 
     def bad(self, kind, why, expected):
         self.count(self.expected if expected else self.unexpected, kind)
+        if expected and len(self.expected_samples.setdefault(kind, [])) < 5:
+            self.expected_samples[kind].append(why[:200])
         if not expected and len(self.samples) < 30:
             self.samples.append(f"{kind}: {why}")
 
@@ -552,6 +555,7 @@ async def main():
     result = {"minutes": MINUTES, "backends": BACKENDS, "phase1": s.phase1,
               "ok": s.stats.ok, "expected_errors": s.stats.expected,
               "unexpected_errors": s.stats.unexpected, "unexpected_samples": s.stats.samples,
+              "expected_samples": s.stats.expected_samples,
               "published": len(s.published), "subscribers": SUBSCRIBERS,
               "messages_lost": lost_msgs, "rss_kb": s.rss, "rss_growth_kb": growth,
               "events": getattr(s, "events", []), "registrations_lost": lost_regs}
@@ -561,6 +565,8 @@ async def main():
     log("events: " + "; ".join(result["events"]))
     log(f"ok: {s.stats.ok}")
     log(f"expected errors (node, etcd or nats down): {s.stats.expected}")
+    for kind, whys in s.stats.expected_samples.items():
+        log(f"  expected {kind}, e.g.: {whys[0]}")
     log(f"unexpected errors: {s.stats.unexpected}")
     for line in s.stats.samples:
         log("  " + line)
