@@ -94,19 +94,10 @@ run_units() {
     done
 }
 
-# run_integration BINARY LABEL: the pytest suite against BINARY, counted from its JUnit XML
-# (a test that fails and also errors in teardown counts once).
-run_integration() {
-    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
-    echo "== integration tests ($bin)"
-    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-        --junitxml="$junit" tests/integration
-    rc=$?
-    if [ ! -s "$junit" ]; then
-        fail_step "integration ($label): pytest wrote no report (status $rc)"
-        return
-    fi
-    counts=$(/usr/bin/python3 - "$junit" <<'EOF'
+# count_junit FILE: "passed failed" of a pytest JUnit XML (a test that fails and also errors
+# in teardown counts once).
+count_junit() {
+    /usr/bin/python3 - "$1" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 p = f = 0
@@ -118,7 +109,26 @@ for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
         p += 1
 print(p, f)
 EOF
-    )
+}
+
+# The standing connection-state test waits out the longest bounds (75 s of wall time, little
+# CPU): in the normal pass it runs beside memcheck and the fuzz smoke instead of in the suite.
+BOUNDS_TEST=tests/integration/test_family_state_bounds.py::test_every_connection_state_closes_within_its_bound
+
+# run_integration BINARY LABEL [PYTEST ARGS]: the pytest suite against BINARY, counted from
+# its JUnit XML.
+run_integration() {
+    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
+    shift 2
+    echo "== integration tests ($bin)"
+    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        --junitxml="$junit" "$@" tests/integration
+    rc=$?
+    if [ ! -s "$junit" ]; then
+        fail_step "integration ($label): pytest wrote no report (status $rc)"
+        return
+    fi
+    counts=$(count_junit "$junit")
     read -r p f <<<"$counts"
     passed=$((passed + p))
     failed=$((failed + f))
@@ -133,7 +143,11 @@ run_pass() {
     echo "== build ($label: make SANITIZE=$san BUILD=$build)"
     if make -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" all; then
         run_units "$build" "$san"
-        run_integration "$build/micro" "$label"
+        if [ "$san" = 0 ] && [ $san_only = 0 ]; then
+            run_integration "$build/micro" "$label" --deselect "$BOUNDS_TEST"
+        else
+            run_integration "$build/micro" "$label"
+        fi
     else
         fail_step "$label build"
         # Unit tests need only the library; run those that still build.
@@ -162,6 +176,13 @@ else
     fail_step "sanitizer pass did not finish"
 fi
 
+if [ $san_only = 0 ]; then
+    echo "== $BOUNDS_TEST ($normal_build/micro, in the background)"
+    MICRO_BIN=$PWD/$normal_build/micro timeout 600 /usr/bin/python3 -m pytest -q \
+        -p no:cacheprovider --junitxml="$tmp/junit-bounds.xml" "$BOUNDS_TEST" \
+        >"$tmp/bounds.out" 2>&1 &
+    bounds_pid=$!
+fi
 # valgrind over the normal build's unit binaries (about 2 minutes on two cores).
 if [ $san_only = 0 ] && [ "${RUN_MEMCHECK:-1}" != 0 ]; then
     run_counted "memcheck ($normal_build)" bash scripts/memcheck.sh "$normal_build"
@@ -170,6 +191,19 @@ fi
 if [ "${RUN_FUZZ:-1}" != 0 ]; then
     run_counted "fuzz smoke (${FUZZ_SECONDS:-30} s per target)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" \
         bash scripts/fuzz.sh
+fi
+
+if [ -n "${bounds_pid:-}" ]; then
+    wait "$bounds_pid"
+    echo "== $BOUNDS_TEST (result)"
+    cat "$tmp/bounds.out"
+    if [ -s "$tmp/junit-bounds.xml" ]; then
+        read -r p f < <(count_junit "$tmp/junit-bounds.xml")
+        passed=$((passed + p))
+        failed=$((failed + f))
+    else
+        fail_step "$BOUNDS_TEST wrote no report"
+    fi
 fi
 
 echo "$passed passed, $failed failed"
