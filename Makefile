@@ -7,7 +7,10 @@
 #   make bench           side-by-side benchmarks (bench/)
 #   make install         the binary and micro.1 under $(DESTDIR)$(PREFIX) [/usr/local]
 #   make demo            a local fleet: etcd, nats-server, three sidecars with example apps
-#   make fuzz            the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each [30]
+#   make fuzz            the libFuzzer targets of tests/fuzz, FUZZ_SECONDS each [30], two at a time
+#   make memcheck        every unit-test binary under valgrind: no error, no definite leak
+#   make soak            10,000 keep-alive connections, then SOAK_MINUTES [5] of mixed load
+#                        with nodes, etcd and nats-server restarted (loopback; not in make test)
 
 CC      ?= cc
 SANITIZE ?= 0
@@ -54,7 +57,7 @@ FUZZ_BINS := $(FUZZ_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(shell find bench -name '*.c' 2>/dev/null | sort)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: FORCE all deps deps-run demo install run test test-unit test-integration format format-check bench clean fuzz fuzz-bins
+.PHONY: FORCE all deps deps-run demo install run test test-unit test-integration format format-check bench clean fuzz fuzz-bins memcheck soak
 
 all: $(BUILD)/micro
 
@@ -151,6 +154,14 @@ demo: deps
 
 fuzz: deps
 	@bash scripts/fuzz.sh
+
+memcheck: deps
+	@$(MAKE) --no-print-directory unit-bins
+	@bash scripts/memcheck.sh $(BUILD)
+
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/soak.sh $(BUILD)/micro
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# make fuzz: builds the libFuzzer targets of tests/fuzz with clang (ASan+UBSan, coverage) and
-# runs each for FUZZ_SECONDS [30], seeded from the test data (tests/data/ws/cases for the
-# WebSocket codec). Corpora grow in build-fuzz/corpus/<target>; a crash leaves its input in
-# build-fuzz/crashes/ and fails the run.
+# make fuzz (and a step of make test): builds every libFuzzer target tests/fuzz/fuzz_*.c with
+# clang (ASan+UBSan, coverage) and runs each for FUZZ_SECONDS [30], FUZZ_JOBS [2] at a time.
+# Adding a target is one file: tests/fuzz/fuzz_NAME.c defining LLVMFuzzerTestOneInput (through
+# FUZZ_ENTRY, so the replay unit test can include it), seeded from tests/data/fuzz_NAME/ when
+# that folder exists; extra seeds for a target come from seed_extra below.
+#
+# Corpora grow in build-fuzz/corpus/<target>. A finding fails the run and leaves its input in
+# build-fuzz/crashes/<target>-crash-*: fix the bug, then copy the input to
+# tests/data/<target>/ (the unit pass replays every file there through the target:
+# tests/unit/fuzz/test_fuzz_replay.c). Prints one line per target, then "N passed, N failed".
+#
+#   FUZZ_SECONDS=n  seconds per target [30]
+#   FUZZ_JOBS=n     targets run at once [2]
+#   FUZZ_ONLY=name  run one target (fuzz_h1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}
+JOBS=${FUZZ_JOBS:-2}
+unset MAKEFLAGS MFLAGS MAKEOVERRIDES MAKELEVEL SANITIZE BUILD
 missing=()
 for p in clang libclang-rt-14-dev; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,13 +28,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-make --no-print-directory -j2 FUZZ=1 fuzz-bins || exit 1
-
 out=build-fuzz
+mkdir -p "$out"
+if ! make --no-print-directory -j"$JOBS" FUZZ=1 fuzz-bins >"$out/make.log" 2>&1; then
+    tail -n 40 "$out/make.log"
+    echo "fuzz: FAILED: the targets did not build"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 mkdir -p "$out/crashes"
-# Seeds: the WebSocket data cases as raw client bytes; a few JSON shapes for the others.
-mkdir -p "$out/corpus/fuzz_ws" "$out/corpus/fuzz_json" "$out/corpus/fuzz_service"
-/usr/bin/python3 - "$out/corpus/fuzz_ws" <<'PY'
+
+# Seeds beyond tests/data/<target>/ (data kept in another shape for other tests).
+seed_extra() {
+    local name=$1 dir=$2
+    case $name in
+    fuzz_h1) cp tests/data/http/cases/*.http "$dir"/ 2>/dev/null ;;
+    fuzz_ws)
+        # The WebSocket data cases as the raw client bytes they describe.
+        /usr/bin/python3 - "$dir" <<'PY'
 import glob, os, sys
 for path in glob.glob("tests/data/ws/cases/*.case"):
     data = bytearray()
@@ -35,24 +58,56 @@ for path in glob.glob("tests/data/ws/cases/*.case"):
     if len(data) <= 8192:
         open(os.path.join(sys.argv[1], os.path.basename(path)), "wb").write(data)
 PY
-printf '{"id":1,"result":{"a":[1,2.5e3,"x\\u00e9"]},"error":null}' >"$out/corpus/fuzz_json/reply"
-printf '{"service":"s","Method":"M.C","request":{"n":1}}' >"$out/corpus/fuzz_json/call"
-printf '{"id":"go.micro.x","code":404,"detail":"d","status":"Not Found"}' >"$out/corpus/fuzz_json/err"
-printf '{"Name":"foo","Nodes":[{"Id":"a","Address":"127.0.0.1","Port":9091,"Metadata":{"k":"v"}}]}' \
-    >"$out/corpus/fuzz_service/register"
+        ;;
+    esac
+}
+
+# run_one NAME: prints one verdict line; the exit status is the verdict.
+run_one() {
+    local name=$1 bin=$out/tests/fuzz/$1 corpus=$out/corpus/$1 log=$out/$1.log
+    mkdir -p "$corpus"
+    [ -d "tests/data/$name" ] && cp tests/data/"$name"/* "$corpus"/ 2>/dev/null
+    seed_extra "$name" "$corpus"
+    if "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$out/crashes/$name-" "$corpus" >"$log" 2>&1; then
+        echo "fuzz: ok $name ($(sed -n 's/^stat::number_of_executed_units: *//p' "$log") runs," \
+            "$(ls "$corpus" | wc -l) in corpus)"
+        return 0
+    fi
+    echo "fuzz: FAILED: $name (input in $out/crashes/$name-*; log $log)"
+    grep -E 'ERROR|Assertion|SUMMARY|runtime error' "$log" | head -n 5
+    return 1
+}
+
+names=()
+for src in tests/fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    [ -n "${FUZZ_ONLY:-}" ] && [ "$name" != "$FUZZ_ONLY" ] && continue
+    names+=("$name")
+done
+
+# JOBS targets at a time; each writes its verdict to a file, read in order at the end.
+rm -f "$out"/*.verdict
+running=0
+for name in "${names[@]}"; do
+    (run_one "$name" >"$out/$name.verdict.tmp" && echo ok >>"$out/$name.verdict.tmp"
+     mv "$out/$name.verdict.tmp" "$out/$name.verdict") &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then
+        wait -n
+        running=$((running - 1))
+    fi
+done
+wait
 
 passed=0 failed=0
-for bin in "$out"/tests/fuzz/fuzz_*; do
-    [ -x "$bin" ] || continue
-    name=$(basename "$bin")
-    echo "== $name (${SECONDS_EACH}s)"
-    if "$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$out/crashes/$name-" "$out/corpus/$name" 2>"$out/$name.log"; then
+for name in "${names[@]}"; do
+    if [ -f "$out/$name.verdict" ] && tail -n 1 "$out/$name.verdict" | grep -qx ok; then
         passed=$((passed + 1))
-        tail -n 1 "$out/$name.log"
+        sed '$d' "$out/$name.verdict"
     else
         failed=$((failed + 1))
-        tail -n 30 "$out/$name.log"
+        cat "$out/$name.verdict" 2>/dev/null || echo "fuzz: FAILED: $name (no verdict)"
     fi
 done
 echo "$passed passed, $failed failed"

@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential pkg-config
             libuv1-dev node-llhttp libwslay-dev libjansson-dev libssl-dev uuid-dev libnats-dev libnghttp2-dev)
 TEST_PKGS=(clang-format libcmocka-dev curl python3 python3-pytest python3-websockets chromium
            nats-server etcd-server etcd-client prometheus sslscan nghttp2-client python3-h2
-           python3-grpcio)
+           python3-grpcio clang libclang-rt-14-dev valgrind)
 PKGS=("${BUILD_PKGS[@]}")
 [ "${1:-test}" = run ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # What `make test` runs: build, every unit test, the integration suite; then the same again
-# under ASan+UBSan. Ends with exactly one line "N passed, N failed" (totals over both passes;
-# a step that does not build counts as one failure) and exits non-zero if anything failed.
+# under ASan+UBSan; then the unit binaries under valgrind memcheck (one pass per binary) and the
+# fuzz smoke (every libFuzzer target FUZZ_SECONDS [30], two at a time: one pass per target).
+# Ends with exactly one line "N passed, N failed" (totals over every step; a step that does not
+# build counts as one failure) and exits non-zero if anything failed.
 #
 #   bash scripts/test.sh            both passes (build/, then build-san/)
 #   SANITIZE=1 bash scripts/test.sh only the sanitizer pass (what `make SANITIZE=1 test` does)
 #   BUILD=dir                       build folder of the pass that runs (defaults as the Makefile)
 #   SAN_BUILD=dir                   build folder of the sanitizer pass when both run
 #   JOBS=n                          make parallelism (default 2)
+#   RUN_MEMCHECK=0 / RUN_FUZZ=0     skip the memcheck / fuzz step (both run by default)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +34,21 @@ failed=0
 fail_step() {
     echo "test.sh: FAILED: $*"
     failed=$((failed + 1))
+}
+
+# run_counted LABEL COMMAND...: a step whose output ends with "N passed, N failed".
+run_counted() {
+    local label=$1 out=$tmp/counted.out p f
+    shift
+    echo "== $label"
+    "$@" 2>&1 | tee "$out"
+    read -r p f < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
+    if [ -z "${p:-}" ]; then
+        fail_step "$label printed no summary"
+        return
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
 }
 
 # Sums every "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)" line of a cmocka output.
@@ -76,19 +94,10 @@ run_units() {
     done
 }
 
-# run_integration BINARY LABEL: the pytest suite against BINARY, counted from its JUnit XML
-# (a test that fails and also errors in teardown counts once).
-run_integration() {
-    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
-    echo "== integration tests ($bin)"
-    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-        --junitxml="$junit" tests/integration
-    rc=$?
-    if [ ! -s "$junit" ]; then
-        fail_step "integration ($label): pytest wrote no report (status $rc)"
-        return
-    fi
-    counts=$(/usr/bin/python3 - "$junit" <<'EOF'
+# count_junit FILE: "passed failed" of a pytest JUnit XML (a test that fails and also errors
+# in teardown counts once).
+count_junit() {
+    /usr/bin/python3 - "$1" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 p = f = 0
@@ -100,7 +109,26 @@ for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
         p += 1
 print(p, f)
 EOF
-    )
+}
+
+# The standing connection-state test waits out the longest bounds (75 s of wall time, little
+# CPU): in the normal pass it runs beside memcheck and the fuzz smoke instead of in the suite.
+BOUNDS_TEST=tests/integration/test_family_state_bounds.py::test_every_connection_state_closes_within_its_bound
+
+# run_integration BINARY LABEL [PYTEST ARGS]: the pytest suite against BINARY, counted from
+# its JUnit XML.
+run_integration() {
+    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
+    shift 2
+    echo "== integration tests ($bin)"
+    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        --junitxml="$junit" "$@" tests/integration
+    rc=$?
+    if [ ! -s "$junit" ]; then
+        fail_step "integration ($label): pytest wrote no report (status $rc)"
+        return
+    fi
+    counts=$(count_junit "$junit")
     read -r p f <<<"$counts"
     passed=$((passed + p))
     failed=$((failed + f))
@@ -115,7 +143,11 @@ run_pass() {
     echo "== build ($label: make SANITIZE=$san BUILD=$build)"
     if make -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" all; then
         run_units "$build" "$san"
-        run_integration "$build/micro" "$label"
+        if [ "$san" = 0 ] && [ $san_only = 0 ]; then
+            run_integration "$build/micro" "$label" --deselect "$BOUNDS_TEST"
+        else
+            run_integration "$build/micro" "$label"
+        fi
     else
         fail_step "$label build"
         # Unit tests need only the library; run those that still build.
@@ -142,6 +174,36 @@ if [ -s "$tmp/san-counts" ]; then
     read -r passed failed <"$tmp/san-counts"
 else
     fail_step "sanitizer pass did not finish"
+fi
+
+if [ $san_only = 0 ]; then
+    echo "== $BOUNDS_TEST ($normal_build/micro, in the background)"
+    MICRO_BIN=$PWD/$normal_build/micro timeout 600 /usr/bin/python3 -m pytest -q \
+        -p no:cacheprovider --junitxml="$tmp/junit-bounds.xml" "$BOUNDS_TEST" \
+        >"$tmp/bounds.out" 2>&1 &
+    bounds_pid=$!
+fi
+# valgrind over the normal build's unit binaries (about 2 minutes on two cores).
+if [ $san_only = 0 ] && [ "${RUN_MEMCHECK:-1}" != 0 ]; then
+    run_counted "memcheck ($normal_build)" bash scripts/memcheck.sh "$normal_build"
+fi
+# The fuzz smoke: each target 30 s under ASan+UBSan, two at a time (about 4 minutes).
+if [ "${RUN_FUZZ:-1}" != 0 ]; then
+    run_counted "fuzz smoke (${FUZZ_SECONDS:-30} s per target)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" \
+        bash scripts/fuzz.sh
+fi
+
+if [ -n "${bounds_pid:-}" ]; then
+    wait "$bounds_pid"
+    echo "== $BOUNDS_TEST (result)"
+    cat "$tmp/bounds.out"
+    if [ -s "$tmp/junit-bounds.xml" ]; then
+        read -r p f < <(count_junit "$tmp/junit-bounds.xml")
+        passed=$((passed + p))
+        failed=$((failed + f))
+    else
+        fail_step "$BOUNDS_TEST wrote no report"
+    fi
 fi
 
 echo "$passed passed, $failed failed"

@@ -215,6 +215,14 @@ void mc_api_broker(struct mc_http_request *req, void *ctx)
         mc_http_respond_error(req, 400, BROKER_ID, "invalid topic");
         return;
     }
+    if (strpbrk(topic, "\r\n")) {
+        /* SPEC 11: the NATS backend writes the topic into a PUB/SUB protocol line, where a
+         * CR or LF would end it and start another command (found by the outbound-head
+         * family test: "t%0D%0A..." was published). */
+        mc_free(topic);
+        mc_http_respond_error(req, 400, BROKER_ID, "invalid topic: contains CR or LF");
+        return;
+    }
     if (req->method_bit == MC_HTTP_POST) {
         publish(req, api, topic);
         mc_free(topic);

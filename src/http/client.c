@@ -533,6 +533,11 @@ static int on_headers_complete(llhttp_t *p)
      * bytes a node sends after one are not a body: after a 101 they belong to the new
      * protocol, else they are garbage that keeps the connection out of the pool. F_SKIPBODY
      * is what returning 1 does, but still lets us pause below. */
+    /* llhttp takes one to three digits: a status outside 100-599 ("HTTP/1.1 1 OK", 999) is
+     * not HTTP, and passed on it would frame an invalid status line to the proxy's client
+     * (fuzz_client found "1" reaching on_head). */
+    if (p->status_code < 100 || p->status_code > 599)
+        return parse_fail(call, MC_EPROTO);
     if (p->upgrade) {
         /* Reported once the parser stops, when the bytes after the head are known. */
         call->upgrading = 1;

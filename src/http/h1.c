@@ -787,6 +787,16 @@ static void refuse(struct h1_conn *hc, int status)
         conn_close(hc, 0);
         return;
     }
+    if (req->on_abort && !hc->streaming) {
+        /* A streaming handler still holds the request (its body turned out malformed, too
+         * large or too slow): it lets go first, as for a client that went away, so the
+         * refusal below never frees the request behind its back (fuzz_h1 found the proxy
+         * answering a freed request when its dial failed after the 400). */
+        mc_http_abort_cb abort_cb = req->on_abort;
+        req->on_abort = NULL;
+        req->on_body = NULL;
+        abort_cb(req);
+    }
     hc->keep_alive = 0;
     hc->message_done = 1;
     hc->state = HC_HANDLING;

@@ -10,6 +10,12 @@
 int mc_url_parse(const char *text, struct mc_url *out)
 {
     memset(out, 0, sizeof *out);
+    /* A URL holds no control character or space (RFC 3986): refused here, at the flag, rather
+     * than by the checked head writer on every health check, which left a sidecar that never
+     * saw its app healthy (found by the outbound-head family test). */
+    for (const char *c = text; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return MC_EINVAL;
     const char *p = text;
     if (strncasecmp(p, "http://", 7) == 0) {
         p += 7;

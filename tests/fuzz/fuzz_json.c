@@ -8,9 +8,13 @@
 #include "rpc/jsonrpc.h"
 #include "util/alloc.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#ifndef FUZZ_ENTRY
+#define FUZZ_ENTRY LLVMFuzzerTestOneInput
+#endif
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int FUZZ_ENTRY(const uint8_t *data, size_t size);
+
+int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     struct mc_jsonrpc_reply reply;

@@ -9,9 +9,13 @@
 
 #include "registry/service.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#ifndef FUZZ_ENTRY
+#define FUZZ_ENTRY LLVMFuzzerTestOneInput
+#endif
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int FUZZ_ENTRY(const uint8_t *data, size_t size);
+
+int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
     json_t *body = json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
     if (!body)

@@ -8,7 +8,11 @@
 #include "ws/utf8.h"
 #include "ws/ws.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#ifndef FUZZ_ENTRY
+#define FUZZ_ENTRY LLVMFuzzerTestOneInput
+#endif
+
+int FUZZ_ENTRY(const uint8_t *data, size_t size);
 
 static void on_message(void *ctx, int is_text, const uint8_t *p, size_t len)
 {
@@ -31,7 +35,7 @@ static void on_write(void *ctx, const void *p, size_t len)
     (void)len;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int FUZZ_ENTRY(const uint8_t *data, size_t size)
 {
     static const struct mc_ws_callbacks cbs = {on_message, on_close, on_write, NULL};
     struct mc_ws_limits limits = {.max_message = 64 * 1024};
