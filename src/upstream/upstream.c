@@ -216,8 +216,8 @@ int mc_upstream_next(struct mc_upstream_try *t, struct mc_buf *detail)
         const char *const *addrs = mc_upstream_addresses(up, t->service, &n, &list_id);
         enum mc_lb_status status;
         struct mc_lb_endpoint *ep =
-            mc_lb_pick_list(up->lb, t->service, list_id, addrs, n,
-                            (const char *const *)t->tried, t->tried_count, &status);
+            mc_lb_pick_list(up->lb, t->service, list_id, addrs, n, (const char *const *)t->tried,
+                            t->tried_count, &status);
         if (!ep) {
             switch (status) {
             case MC_LB_NO_NODES:
