@@ -1168,7 +1168,7 @@ static int h2_offer(struct h1_conn *hc, const char *data, size_t len)
         buf = hc->inbuf.data;
         n = hc->inbuf.len;
     }
-    int match = strcmp(mc_tls_alpn(hc->conn), "h2") == 0 ? 1 : mc_h2_preface_match(buf, n);
+    int match = mc_tls_alpn_is(hc->conn, "h2") ? 1 : mc_h2_preface_match(buf, n);
     if (match == 0) {
         if (buf == data)
             mc_buf_append(&hc->inbuf, data, len); /* a prefix of the preface: wait for more */

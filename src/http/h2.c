@@ -1428,39 +1428,43 @@ void mc_h2_drain(struct mc_http_server_link *link)
     do_send(hc);
 }
 
-static nghttp2_session_callbacks *callbacks(void)
+/* The callback table and options every HTTP/2 session of s is made with: made once, with
+ * the first, and kept by the server until mc_h2_server_close. */
+static void session_setup(struct mc_http_server *s)
 {
-    static nghttp2_session_callbacks *cbs;
-    if (!cbs) {
-        nghttp2_session_callbacks_new(&cbs);
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-        nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
-    }
-    return cbs;
+    if (s->h2_callbacks)
+        return;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+    s->h2_callbacks = cbs;
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    /* Flow control is ours: a stream's window reopens only as its handler takes the body. */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* Acks queued for a client that does not read them: past this, GOAWAY. */
+    nghttp2_option_set_max_outbound_ack(opt, 1000);
+    nghttp2_option_set_max_settings(opt, 32);
+    /* Rapid reset (CVE-2023-44487): streams reset faster than this end the connection. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 200, 100);
+    /* CONTINUATION flood (CVE-2024-27316 family): a header block in at most this many. */
+    nghttp2_option_set_max_continuations(opt, 8);
+    nghttp2_option_set_max_send_header_block_length(opt, MC_HTTP_MAX_HEAD);
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    s->h2_options = opt;
 }
 
-static nghttp2_option *options(void)
+void mc_h2_server_close(struct mc_http_server *s)
 {
-    static nghttp2_option *opt;
-    if (!opt) {
-        nghttp2_option_new(&opt);
-        /* Flow control is ours: a stream's window reopens only as its handler takes the body. */
-        nghttp2_option_set_no_auto_window_update(opt, 1);
-        /* Acks queued for a client that does not read them: past this, GOAWAY. */
-        nghttp2_option_set_max_outbound_ack(opt, 1000);
-        nghttp2_option_set_max_settings(opt, 32);
-        /* Rapid reset (CVE-2023-44487): streams reset faster than this end the connection. */
-        nghttp2_option_set_stream_reset_rate_limit(opt, 200, 100);
-        /* CONTINUATION flood (CVE-2024-27316 family): a header block in at most this many. */
-        nghttp2_option_set_max_continuations(opt, 8);
-        nghttp2_option_set_max_send_header_block_length(opt, MC_HTTP_MAX_HEAD);
-        nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-    }
-    return opt;
+    nghttp2_session_callbacks_del(s->h2_callbacks); /* both accept NULL */
+    nghttp2_option_del(s->h2_options);
+    s->h2_callbacks = NULL;
+    s->h2_options = NULL;
 }
 
 static struct h2_conn *conn_new(struct mc_http_server *s, struct mc_conn *conn)
@@ -1487,7 +1491,8 @@ static struct h2_conn *conn_new(struct mc_http_server *s, struct mc_conn *conn)
     s->conns = &hc->link;
     hc->link.counted = 1;
     s->conn_count++;
-    nghttp2_session_server_new2(&hc->session, callbacks(), hc, options());
+    session_setup(s);
+    nghttp2_session_server_new2(&hc->session, s->h2_callbacks, hc, s->h2_options);
     const nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},

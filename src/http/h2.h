@@ -39,5 +39,8 @@ int mc_h2_upgrade(struct mc_http_server *s, struct mc_http_request *req);
 void mc_h2_drain(struct mc_http_server_link *link);
 /* Closes the connection of link now (streams aborted). */
 void mc_h2_close(struct mc_http_server_link *link);
+/* For http/server.c, when s is freed (every connection gone): frees what the codec made for
+ * s's connections (nghttp2's callback table and options). */
+void mc_h2_server_close(struct mc_http_server *s);
 
 #endif

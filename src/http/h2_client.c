@@ -59,6 +59,9 @@ struct mc_h2_client {
     struct mc_h2_client_config config;
     struct pool_host *hosts;
     struct mc_h2_call *failed; /* streams failed at start, told on the next turn */
+    /* nghttp2's callback table and session options, the same for every connection */
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *options;
     uv_timer_t failed_timer;
     /* Sends asked for by owners run from an idle handle at the next turn: an owner may call
      * from inside a check callback (the server codec's), where output queued for the
@@ -480,32 +483,26 @@ static ssize_t no_send(nghttp2_session *session, const uint8_t *data, size_t len
     return NGHTTP2_ERR_CALLBACK_FAILURE; /* mem_send is used; never called */
 }
 
-static nghttp2_session_callbacks *callbacks(void)
+/* The callback table and options every connection's session is made with; freed by
+ * client_unref with the client. */
+static void session_setup(struct mc_h2_client *client)
 {
-    static nghttp2_session_callbacks *cbs;
-    if (!cbs) {
-        nghttp2_session_callbacks_new(&cbs);
-        nghttp2_session_callbacks_set_send_callback(cbs, no_send);
-        nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-        nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    }
-    return cbs;
-}
-
-static nghttp2_option *session_options(void)
-{
-    static nghttp2_option *opt;
-    if (!opt) {
-        nghttp2_option_new(&opt);
-        /* windows are given back as the owner takes the bytes (back-pressure) */
-        nghttp2_option_set_no_auto_window_update(opt, 1);
-        nghttp2_option_set_peer_max_concurrent_streams(opt, ASSUMED_MAX_STREAMS);
-    }
-    return opt;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_send_callback(cbs, no_send);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    client->callbacks = cbs;
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    /* windows are given back as the owner takes the bytes (back-pressure) */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(opt, ASSUMED_MAX_STREAMS);
+    client->options = opt;
 }
 
 /* ---- connections ---- */
@@ -766,13 +763,13 @@ static void hc_connected(struct mc_conn *c, int status)
         hc_fail(hc, status);
         return;
     }
-    if (hc->host && hc->host->secure && strcmp(mc_tls_alpn(c), "h2") != 0) {
+    if (hc->host && hc->host->secure && !mc_tls_alpn_is(c, "h2")) {
         mc_log_warn("h2 client: node %s did not negotiate h2 by ALPN", hc->host->address);
         hc_fail(hc, MC_EPROTO);
         return;
     }
     uv_timer_stop(&hc->timer);
-    nghttp2_session_client_new2(&hc->session, callbacks(), hc, session_options());
+    nghttp2_session_client_new2(&hc->session, hc->client->callbacks, hc, hc->client->options);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, MC_H2_CLIENT_STREAM_WINDOW},
@@ -799,8 +796,11 @@ static void hc_connected(struct mc_conn *c, int status)
 
 static void client_unref(struct mc_h2_client *client)
 {
-    if (--client->refs == 0)
+    if (--client->refs == 0) {
+        nghttp2_session_callbacks_del(client->callbacks);
+        nghttp2_option_del(client->options);
         mc_free(client);
+    }
 }
 
 static struct pool_host *host_get(struct mc_h2_client *client, const char *address, int secure)
@@ -1069,6 +1069,7 @@ struct mc_h2_client *mc_h2_client_new(struct mc_net *net, const struct mc_h2_cli
         client->config.idle_timeout_ms = 60000;
     if (!client->config.connect_timeout_ms)
         client->config.connect_timeout_ms = 10000;
+    session_setup(client);
     uv_timer_init(net->loop, &client->failed_timer);
     client->failed_timer.data = client;
     uv_idle_init(net->loop, &client->send_idle);

@@ -17,6 +17,7 @@
 /* The last step of freeing: every connection and the listener are closed. */
 static void server_release(struct mc_http_server *s)
 {
+    mc_h2_server_close(s);
     mc_buf_close(&s->scratch);
     mc_free(s);
 }

@@ -33,7 +33,11 @@ struct mc_http_server {
     struct mc_http_server_link *conns;
     size_t conn_count;     /* HTTP connections (not upgraded) */
     struct mc_buf scratch; /* response heads are built here, then copied to the conn */
-    size_t open_count;     /* every connection still holding memory */
+    /* The HTTP/2 codec's session callbacks and options (http/h2.c), made with its first
+     * connection and freed with the server (mc_h2_server_close). */
+    struct nghttp2_session_callbacks *h2_callbacks;
+    struct nghttp2_option *h2_options;
+    size_t open_count; /* every connection still holding memory */
     int draining, freeing;
     void (*drained)(void *ctx);
     void *drained_ctx;

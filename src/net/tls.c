@@ -695,19 +695,14 @@ static const void *tls_peer_cert(struct mc_conn *c)
     return t ? SSL_get0_peer_certificate(t->ssl) : NULL;
 }
 
-const char *mc_tls_alpn(struct mc_conn *c)
+int mc_tls_alpn_is(struct mc_conn *c, const char *proto)
 {
-    static char proto[32];
     if (c->type->init != tls_init || !c->tstate)
-        return "";
+        return 0;
     const unsigned char *p;
     unsigned len;
     SSL_get0_alpn_selected(((struct tls_conn *)c->tstate)->ssl, &p, &len);
-    if (len >= sizeof proto)
-        len = 0;
-    memcpy(proto, p, len);
-    proto[len] = '\0';
-    return proto;
+    return len == strlen(proto) && memcmp(p, proto, len) == 0;
 }
 
 /* ---- configurations ---- */

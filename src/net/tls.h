@@ -50,7 +50,7 @@ int mc_tls_reload(struct mc_tls *tls, char *err, size_t errlen);
  * first. Accepts NULL. */
 void mc_tls_free(struct mc_tls *tls);
 
-/* The negotiated ALPN protocol of a TLS connection ("http/1.1"), or "" (none, or not TLS). */
-const char *mc_tls_alpn(struct mc_conn *c);
+/* Whether c is a TLS connection that negotiated ALPN protocol proto ("h2", "http/1.1"). */
+int mc_tls_alpn_is(struct mc_conn *c, const char *proto);
 
 #endif
