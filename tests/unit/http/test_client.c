@@ -1157,6 +1157,7 @@ static void test_streamed_upload(void **state)
     res_init(&r, f);
     struct mc_http_call_options o = opts(&r, "POST");
     o.stream_body = 1;
+    o.timeout_ms = 30000; /* 8 MiB through a test server: slow under ASan on a busy machine */
     r.call = mc_http_call_start(f->client, &o);
     /* Written before the connection exists: queued, sent once connected. */
     assert_int_equal(mc_http_call_write(r.call, "hello", 5), 0);

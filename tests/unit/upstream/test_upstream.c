@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -166,23 +165,40 @@ static void test_not_found_and_timeout(void **state)
     mc_buf_close(&detail);
 }
 
-static void register_node(const char *id, int port, uint64_t ttl_ms)
+struct fake_clock {
+    uint64_t now;
+};
+
+static uint64_t fake_now(void *ctx)
+{
+    return ((struct fake_clock *)ctx)->now;
+}
+
+static void register_node(struct mc_registry *r, const char *id, int port, uint64_t ttl_ms)
 {
     struct mc_service s;
     mc_service_init(&s);
     s.name = strdup(SVC);
     s.version = strdup("1");
     mc_service_add_node(&s, id, "127.0.0.1", port);
-    mc_registry_register(registry, &s, ttl_ms, 0, registered, NULL);
+    mc_registry_register(r, &s, ttl_ms, 0, registered, NULL);
     mc_service_close(&s);
 }
 
 /* The address list is kept while the registry is unchanged, and read again after a change or
- * once one of its nodes has expired. */
+ * once one of its nodes has expired (on the registry's clock, a fake one here). */
 static void test_address_list_kept_until_the_view_changes(void **state)
 {
     (void)state;
-    struct mc_upstream *up = new_upstream(10000, 2);
+    struct fake_clock fc = {1000000};
+    const struct mc_clock clock = {fake_now, &fc};
+    struct mc_registry_config rcfg = {.clock = &clock};
+    struct mc_registry *r = mc_registry_new(&mc_registry_memory_ops, &rcfg, NULL, 0);
+    register_node(r, "a", 9001, 0);
+    register_node(r, "b", 9002, 0);
+    register_node(r, "c", 9003, 0);
+    struct mc_upstream_config cfg = {.request_timeout_ms = 10000, .retries = 2};
+    struct mc_upstream *up = mc_upstream_new(&loop, r, lb, &cfg);
     size_t n;
     uint64_t id1, id2;
     const char *const *addrs = mc_upstream_addresses(up, SVC, &n, &id1);
@@ -191,17 +207,21 @@ static void test_address_list_kept_until_the_view_changes(void **state)
     mc_upstream_addresses(up, SVC, &n, &id2);
     assert_true(id1 == id2); /* unchanged: the same list */
 
-    register_node("d", 9004, 0);
+    register_node(r, "d", 9004, 0);
     addrs = mc_upstream_addresses(up, SVC, &n, &id2);
     assert_int_equal(n, 4);
     assert_true(id2 != id1);
     assert_string_equal(addrs[3], "127.0.0.1:9004");
 
-    /* a node with a TTL: the list lasts until its expiry (the registry's clock) */
-    register_node("e", 9005, 1);
+    /* a node with a TTL: the list lasts until its expiry */
+    register_node(r, "e", 9005, 1000);
     addrs = mc_upstream_addresses(up, SVC, &n, &id1);
     assert_int_equal(n, 5);
-    usleep(5000);
+    fc.now += 999;
+    mc_upstream_addresses(up, SVC, &n, &id2);
+    assert_int_equal(n, 5);
+    assert_true(id2 == id1);
+    fc.now += 1;
     addrs = mc_upstream_addresses(up, SVC, &n, &id2);
     assert_int_equal(n, 4);
     assert_true(id2 != id1);
@@ -212,12 +232,13 @@ static void test_address_list_kept_until_the_view_changes(void **state)
     for (int i = 0; i < MC_UPSTREAM_LIST_CACHE + 2; i++) {
         char name[32];
         snprintf(name, sizeof name, "other.%d", i);
-        addrs = mc_upstream_addresses(up, name, &n, NULL);
+        mc_upstream_addresses(up, name, &n, NULL);
         assert_int_equal(n, 0);
     }
-    addrs = mc_upstream_addresses(up, SVC, &n, NULL);
+    mc_upstream_addresses(up, SVC, &n, NULL);
     assert_int_equal(n, 4);
     mc_upstream_free(up);
+    mc_registry_free(r, NULL, NULL);
 }
 
 int main(void)
