@@ -13,6 +13,11 @@
 #   FUZZ_SECONDS=n  seconds per target [30]
 #   FUZZ_JOBS=n     targets run at once [2]
 #   FUZZ_ONLY=name  run one target (fuzz_h1)
+#
+# Targets: fuzz_h1 (HTTP/1 server + API), fuzz_h2 (HTTP/2 frames after the preface + API, gRPC),
+# fuzz_client (HTTP/1 responses), fuzz_h2_client (HTTP/2 node frames), fuzz_ws, fuzz_json,
+# fuzz_service, fuzz_form, fuzz_etcd, fuzz_conf. The HTTP/2 seeds are built with python3-h2 by
+# tests/fuzz/seeds_h2.py and seeds_h2_client.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-30}

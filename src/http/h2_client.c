@@ -832,7 +832,7 @@ static struct h2conn *hc_dial(struct mc_h2_client *client, struct pool_host *hos
         *err = MC_EINVAL;
         return NULL;
     }
-    const struct mc_conn_type *type = NULL;
+    const struct mc_conn_type *type = host->secure ? NULL : client->config.transport;
     if (host->secure && client->config.secure_transport)
         type = client->config.secure_transport(client->config.secure_ctx);
     if (host->secure && !type) {

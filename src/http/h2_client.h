@@ -29,6 +29,8 @@ struct mc_h2_client_config {
      * 3.5 MiB of RSS). A NULL callback or result: secure streams fail with MC_EINVAL. */
     const struct mc_conn_type *(*secure_transport)(void *secure_ctx);
     void *secure_ctx;
+    /* How plain (h2c) nodes are dialled [NULL: TCP]; the fuzz target's in-memory transport. */
+    const struct mc_conn_type *transport;
     unsigned max_conns_per_host; /* connections per node address, busy or idle [8] */
     uint64_t idle_timeout_ms;    /* a connection without streams is closed after this [60000] */
     uint64_t connect_timeout_ms; /* dial + TLS handshake + the node's SETTINGS [10000] */

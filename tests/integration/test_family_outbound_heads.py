@@ -229,3 +229,187 @@ def test_health_url_with_a_control_character_is_refused(cap, bad):
     assert r.returncode == 2, r
     assert "--healthcheck_url" in r.stderr
     assert cap.received() == b""
+
+
+# ---------- HTTP/2 and gRPC ----------
+# The files that start outbound HTTP/2 streams (mc_h2_call_start), and how many call sites each
+# has. Every value such a stream copies from a client (path, metadata, micro-service,
+# grpc-timeout) is injected by test_values_over_http2_copied_into_outbound_heads.
+OUTBOUND_H2_SITES = {
+    "src/api/grpc_api.c": 1,  # gRPC proxying: rows grpc_*
+}
+
+
+def test_every_outbound_http2_call_site_is_covered():
+    found = {}
+    for path in sorted((ROOT / "src").rglob("*.c")):
+        rel = str(path.relative_to(ROOT))
+        if rel == "src/http/h2_client.c":
+            continue  # the client itself: it refuses bad names and values (checked below)
+        n = len(re.findall(r"\bmc_h2_call_start\(", path.read_text()))
+        if n:
+            found[rel] = n
+    assert found == OUTBOUND_H2_SITES, ("an HTTP/2 call site was added or removed: give its "
+                                        "values injection rows here, then update OUTBOUND_H2_SITES")
+    client = (ROOT / "src/http/h2_client.c").read_text()
+    assert "MC_EHEADER" in client and "mc_http_" in client  # names and values checked
+
+
+class CaptureH2Node:
+    """A gRPC node (h2c) that validates nothing and records every header block it is sent;
+    answers each stream with grpc-status 0."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((HOST, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.headers = []  # [(name, value)] bytes, of every block
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        import h2.config
+        import h2.connection
+        import h2.events
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, validate_inbound_headers=False, normalize_inbound_headers=False,
+            header_encoding=None))
+        conn.initiate_connection()
+        c.settimeout(10)
+        try:
+            c.sendall(conn.data_to_send())
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, (h2.events.RequestReceived, h2.events.TrailersReceived)):
+                        with self.lock:
+                            self.headers += [(bytes(n), bytes(v)) for n, v in ev.headers]
+                    if isinstance(ev, h2.events.StreamEnded):
+                        conn.send_headers(ev.stream_id, [(":status", "200"),
+                                                         ("content-type", "application/grpc")])
+                        conn.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+                    if isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                c.sendall(conn.data_to_send())
+        except Exception:
+            pass
+        c.close()
+
+    def injected(self):
+        with self.lock:
+            return [(n, v) for n, v in self.headers
+                    if b"x-injected" in n.lower() or any(ch in n + v for ch in (b"\r", b"\n", b"\0"))]
+
+    def close(self):
+        self.sock.close()
+
+
+def h2_send(port, headers, body=b"", trailers=None):
+    """One request over h2c with no validation of what is sent; returns (status, grpc-status)
+    of the answer, "reset" when the stream or connection was refused."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(
+        client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False,
+        validate_inbound_headers=False, header_encoding=None))
+    conn.initiate_connection()
+    s = socket.create_connection((HOST, port), timeout=10)
+    try:
+        conn.send_headers(1, headers, end_stream=not body and not trailers)
+        if body:
+            conn.send_data(1, body, end_stream=not trailers)
+        if trailers:
+            conn.send_headers(1, trailers, end_stream=True)
+        s.sendall(conn.data_to_send())
+        status = grpc = None
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return "reset"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    hd = dict(ev.headers)
+                    status = int(hd[b":status"])
+                    grpc = hd.get(b"grpc-status")
+                if isinstance(ev, h2.events.TrailersReceived):
+                    grpc = dict(ev.headers).get(b"grpc-status", grpc)
+                if isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    return "reset"
+                if isinstance(ev, h2.events.StreamEnded):
+                    return status, grpc
+            s.sendall(conn.data_to_send())
+    except OSError:
+        return "reset"
+    finally:
+        s.close()
+
+
+@pytest.mark.timeout_s(120)
+@pytest.mark.parametrize("bad", list(BAD) + ["space", "high"])
+def test_values_over_http2_copied_into_outbound_heads(micro, cap, bad):
+    """Values that arrive over HTTP/2 (header values, :path, gRPC metadata, micro-service,
+    grpc-timeout, trailers) reaching the HTTP/1.1 proxy pool (the capture node) and the
+    HTTP/2 client to a gRPC node (the HTTP/2 capture node): none reaches either as an
+    injected line or header, and a request line the capture node reads is always well formed.
+    "space" and "high" are bytes nghttp2 lets through in some places (a space, 0x80-0xff)."""
+    v = {"space": " X-Injected: 1", "high": "\x80\xffX-Injected: 1"}.get(bad, BAD.get(bad))
+    vb = v.encode("latin-1")
+    sc = micro("--handler=auto")
+    register_cap(sc, cap)
+    g = CaptureH2Node()
+    try:
+        assert sc.register(service("go.micro.srv.gcap", [node("g-1", port=g.port)])).status == 200
+        base = [(b":scheme", b"http"), (b":authority", b"localhost")]
+        grpc = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+        msg = b"\0\0\0\0\0"
+        # the live paths first: both capture nodes are reached
+        assert h2_send(sc.port, [(b":method", b"GET"), (b":path", b"/cap/x")] + base)[0] == 200
+        assert h2_send(sc.port, [(b":method", b"POST"), (b":path", b"/go.micro.srv.gcap.S/M")]
+                       + base + grpc, msg) == (200, b"0")
+        nh = len(g.headers)
+        assert nh > 0 and len(cap.received()) > 0
+        rows = {}
+        # the HTTP/1.1 proxy pool: a header value, the :path raw and encoded, a trailer
+        rows["proxy_header"] = h2_send(sc.port, [(b":method", b"GET"), (b":path", b"/cap/x")]
+                                       + base + [(b"x-forward-me", b"a" + vb)])
+        rows["proxy_path_raw"] = h2_send(sc.port, [(b":method", b"GET"),
+                                                   (b":path", b"/cap/x" + vb)] + base)
+        enc = quote(v, safe="").encode()
+        rows["proxy_path_encoded"] = h2_send(sc.port, [(b":method", b"GET"),
+                                                       (b":path", b"/cap/x" + enc + b"?q=" + enc)]
+                                             + base)
+        rows["proxy_authority"] = h2_send(sc.port, [(b":method", b"GET"), (b":path", b"/cap/x"),
+                                                    (b":scheme", b"http"),
+                                                    (b":authority", b"localhost" + vb)])
+        rows["proxy_trailer"] = h2_send(sc.port, [(b":method", b"POST"), (b":path", b"/cap/x")]
+                                        + base, b"{}", [(b"x-trailer", b"a" + vb)])
+        # the HTTP/2 client to the gRPC node: metadata, micro-service, grpc-timeout, :path
+        gpath = [(b":method", b"POST"), (b":path", b"/go.micro.srv.gcap.S/M")]
+        rows["grpc_metadata"] = h2_send(sc.port, gpath + base + grpc + [(b"x-meta", b"a" + vb)], msg)
+        rows["grpc_micro_service"] = h2_send(sc.port, gpath + base + grpc
+                                             + [(b"micro-service", b"go.micro.srv.gcap" + vb)], msg)
+        rows["grpc_timeout"] = h2_send(sc.port, gpath + base + grpc + [(b"grpc-timeout", b"5S" + vb)], msg)
+        rows["grpc_path"] = h2_send(sc.port, [(b":method", b"POST"),
+                                              (b":path", b"/go.micro.srv.gcap.S/M" + vb)] + base + grpc, msg)
+        rows["grpc_trailer"] = h2_send(sc.port, gpath + base + grpc, msg, [(b"x-end", b"a" + vb)])
+        print(rows)
+        assert not cap.injected(), cap.received()[-2000:]
+        assert not g.injected(), g.injected()
+        # every request line the HTTP/1.1 capture node read is well formed
+        for line in re.findall(rb"(?:^|\r\n\r\n)([^\r\n]*) HTTP/1\.1\r\n", cap.received()):
+            assert re.fullmatch(rb"[A-Z]+ /[\x21-\x7e]*", line), line
+        assert sc.get("/health").status == 200  # and the sidecar still answers
+    finally:
+        g.close()

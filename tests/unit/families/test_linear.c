@@ -24,6 +24,10 @@
 #include <uv.h>
 
 #include "broker/broker.h"
+#include "fuzz/mem_transport.h"
+#include "http/h1.h"
+#include "http/h2.h"
+#include "http/server.h"
 #include "http/url.h"
 #include "registry/registry.h"
 #include "registry/service.h"
@@ -348,6 +352,95 @@ static void finish_fanout(void)
     uv_loop_close(&loop);
 }
 
+/* N streams on one HTTP/2 connection, through the real codec (nghttp2's session, the stream
+ * table, the router, the response path) over the fuzz targets' in-memory transport: the client
+ * sends the preface and N GETs, each a HEADERS frame ending its stream, read 32 frames at a time
+ * (under the 128 concurrent streams), and every one is answered. */
+static struct mc_net h2_net;
+static struct mc_http_server *h2_server;
+static struct mc_http_route h2_route;
+static unsigned long h2_answered, h2_expected;
+
+static void h2_answer(struct mc_http_request *req, void *ctx)
+{
+    (void)ctx;
+    h2_answered++;
+    mc_http_respond(req, 204, NULL, NULL, 0, NULL, 0);
+}
+
+static void prep_h2(size_t n)
+{
+    /* :method GET, :scheme http, :path /, :authority localhost (literal, indexed) */
+    static const uint8_t block[] = {0x82, 0x86, 0x84, 0x41, 9,   'l', 'o',
+                                    'c',  'a',  'l',  'h',  'o', 's', 't'};
+    static const uint8_t settings[] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    struct mc_buf b;
+    mc_buf_init(&b);
+    mc_buf_append(&b, MC_H2_PREFACE, MC_H2_PREFACE_LEN);
+    mc_buf_append(&b, settings, sizeof settings);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = (uint32_t)(2 * i + 1);
+        uint8_t hd[9] = {0,
+                         0,
+                         sizeof block,
+                         1,
+                         0x5 /* END_STREAM | END_HEADERS */,
+                         (uint8_t)(id >> 24),
+                         (uint8_t)(id >> 16),
+                         (uint8_t)(id >> 8),
+                         (uint8_t)id};
+        mc_buf_append(&b, hd, sizeof hd);
+        mc_buf_append(&b, block, sizeof block);
+    }
+    text = mc_buf_steal(&b, &text_len);
+    uv_loop_init(&loop);
+    memset(&h2_net, 0, sizeof h2_net);
+    h2_net.loop = &loop;
+    mc_buf_init(&mem_out);
+    mem_out_total = 0;
+    h2_route = (struct mc_http_route){"/", MC_HTTP_GET, 0, h2_answer, NULL};
+    struct mc_http_server_config scfg = {.address = "127.0.0.1:0",
+                                         .transport = &mem_type,
+                                         .routes = &h2_route,
+                                         .route_count = 1,
+                                         .max_body_size = 1024,
+                                         .max_connections = 4};
+    h2_server = mc_http_server_new(&h2_net, &scfg);
+    assert_non_null(h2_server);
+    h2_answered = 0;
+    h2_expected = n;
+}
+
+static void run_h2(void)
+{
+    (void)mem_script_of; /* the fuzz targets' cut; here a fixed one */
+    mem_serve_script = (struct mem_script){(const uint8_t *)text, text_len, 32 * (9 + 14), 0};
+    mc_h1_accept(h2_server, NULL);
+    mem_pump(&loop, 1000000);
+}
+
+static void h2_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void finish_h2(void)
+{
+    assert_int_equal(h2_answered, h2_expected);
+    mc_http_server_free(h2_server);
+    mem_pump(&loop, 1000);
+    uv_walk(&loop, h2_close_walk, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    mc_net_close(&h2_net);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(mem_conn_count, 0);
+    mc_buf_close(&mem_out);
+    finish_text();
+}
+
 static const struct row rows[] = {
     {"register N nodes", 4000, prep_registry, run_register, finish_registry},
     {"deregister N nodes", 4000, prep_deregister, run_deregister, finish_registry},
@@ -358,6 +451,7 @@ static const struct row rows[] = {
     {"form of N pairs", 4000, prep_form, run_form, finish_text},
     {"N WebSocket frames", 8000, prep_frames, run_frames, finish_text},
     {"publish to N subscribers", 4000, prep_fanout, run_fanout, finish_fanout},
+    {"N streams on one HTTP/2 conn", 2000, prep_h2, run_h2, finish_h2},
 };
 
 static void test_rows(void **state)
