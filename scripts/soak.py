@@ -682,15 +682,27 @@ class Soak:
 
     # -- the end
     async def check_registrations(self):
-        """Every node registration back, in the sidecar's view and (etcd) in the store."""
+        """Every node registration back and correct (address, port, metadata; no node the soak
+        did not register), in the sidecar's view and (etcd) in the store."""
         client = Client(self.port)
         lost = []
         await asyncio.sleep(4)  # the last heartbeats and re-puts land
-        for name, nid, proc, _ in self.nodes:
+        for name in sorted({n[0] for n in self.nodes}):
             st, body = await client.request("GET", f"/registry?service={name}")
-            ids = {n["id"] for v in (json.loads(body) if st == 200 else []) for n in v["nodes"]}
-            if nid not in ids:
-                lost.append(f"{name}/{nid} missing from the sidecar")
+            got = {n["id"]: n for v in (json.loads(body) if st == 200 else []) for n in v["nodes"]}
+            mine = {nid: (proc, meta) for svc, nid, proc, meta in self.nodes if svc == name}
+            for nid in set(got) - set(mine):
+                lost.append(f"{name}/{nid}: a node nobody registered")
+            for nid, (proc, meta) in mine.items():
+                n = got.get(nid)
+                if n is None:
+                    lost.append(f"{name}/{nid} missing from the sidecar")
+                elif (n.get("address"), n.get("port")) not in ((HOST, proc.port),
+                                                                (f"{HOST}:{proc.port}", None),
+                                                                (f"{HOST}:{proc.port}", 0)):
+                    lost.append(f"{name}/{nid} has address {n.get('address')} port {n.get('port')}")
+                elif any((n.get("metadata") or {}).get(k) != v for k, v in meta.items()):
+                    lost.append(f"{name}/{nid} has metadata {n.get('metadata')}")
         for i in range(20):
             name = f"soak.svc.{i}"
             st, body = await client.request("GET", f"/registry?service={name}")
