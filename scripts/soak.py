@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -204,7 +205,6 @@ class Stats:
 def reason_of(why):
     """An error's class for the report: the status and the sidecar's detail without the node's
     address and port, or the exception's type."""
-    import re
     why = re.sub(r"127\.0\.0\.1:\d+", "<node>", why)
     why = re.sub(r"\b(greeter|webapp|grpc)-\d\b", "<id>", why)
     why = re.sub(r"\d+ ms|\d+(\.\d+)? s\b", "<t>", why)
@@ -601,8 +601,8 @@ class Soak:
             await asyncio.sleep(10)
 
     async def chaos(self, duration):
-        """A node killed every 30 s (greeter, webapp, gRPC in turn) and restarted 10 s later; etcd restarted at 40 % of the
-        run and nats-server at 70 % (each down for 5 s)."""
+        """A node killed every 30 s (greeter, webapp, gRPC in turn) and restarted 10 s later;
+        etcd restarted at 40 % of the run and nats-server at 70 % (each down for 5 s)."""
         t0 = self.t0
         events = []
         k = 0
@@ -659,7 +659,8 @@ class Soak:
         await asyncio.sleep(1)  # the subscriptions reach the broker
         tasks += [asyncio.create_task(self.rpc_worker(i)) for i in range(4)]
         tasks += [asyncio.create_task(self.proxy_worker(i)) for i in range(2)]
-        threads = [threading.Thread(target=self.h2_worker, args=(i,), daemon=True) for i in range(2)]
+        threads = [threading.Thread(target=self.h2_worker, args=(i,), daemon=True)
+                   for i in range(2)]
         threads += [threading.Thread(target=self.grpc_worker, args=(m,), daemon=True)
                     for m in ("unary", "server stream", "bidi stream")]
         for th in threads:
