@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """The soak driver of `make soak` (see scripts/soak.sh): one sidecar on loopback, with etcd and
-nats-server (or the embedded backends), three go-micro greeter nodes and two plain HTTP nodes.
+nats-server (or the embedded backends), three go-micro greeter nodes, two plain HTTP nodes and
+two gRPC nodes (python3-grpcio, tests/integration/apps/grpc_app.py).
 
 Phase 1: SOAK_CONNECTIONS (10,000) concurrent keep-alive connections, each answered twice.
-Phase 2: SOAK_MINUTES of mixed load: /rpc calls, proxied HTTP/1 requests, registry reads and
+Phase 2: SOAK_MINUTES of mixed load: /rpc calls, proxied HTTP/1 requests, proxied HTTP/2
+requests (python3-h2 over h2c prior knowledge, several streams at once per connection), gRPC
+calls through the sidecar (unary, server streaming, bidirectional streaming), registry reads and
 writes with TTLs, SOAK_SUBSCRIBERS (200) WebSocket subscribers and a steady publisher, while a
 node is killed (SIGKILL) and restarted every 30 s and etcd and nats-server are restarted once.
 
@@ -19,15 +22,22 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import grpc  # noqa: E402
+import h2.config  # noqa: E402
+import h2.connection  # noqa: E402
+import h2.events  # noqa: E402
 import websockets  # noqa: E402
 
 from harness import HOST, can_connect, free_port  # noqa: E402
@@ -40,7 +50,10 @@ BACKENDS = os.environ.get("SOAK_BACKENDS", "etcd")
 NODE_TTL = 10  # seconds: the nodes' own heartbeat registration (re-sent every 3 s)
 EJECT_SLACK = 5  # seconds after a node is back or expired during which calls may still fail
 PUBLISH_RATE = 20  # messages per second
-GREETERS, WEBAPPS = 3, 2
+GREETERS, WEBAPPS, GRPCS = 3, 2, 2
+GRPC_SERVICE = "soak.grpc"  # the gRPC nodes' service, named by the micro-service header
+GRPC_PATH = "/go.micro.srv.greeter.Greeter/"  # the methods grpc_app.py serves
+H2_STREAMS = 4  # concurrent streams per HTTP/2 round
 
 
 def log(msg):
@@ -166,19 +179,36 @@ class Stats:
         self.unexpected = {}
         self.samples = []  # unexpected examples
         self.expected_samples = {}  # kind -> the first few expected errors
+        self.reasons = {}  # "kind: reason" -> count, every error (expected or not)
+        self.lock = threading.Lock()  # the HTTP/2 and gRPC clients run in threads
 
     def count(self, table, kind, n=1):
         table[kind] = table.get(kind, 0) + n
 
     def good(self, kind):
-        self.count(self.ok, kind)
+        with self.lock:
+            self.count(self.ok, kind)
 
-    def bad(self, kind, why, expected):
-        self.count(self.expected if expected else self.unexpected, kind)
-        if expected and len(self.expected_samples.setdefault(kind, [])) < 5:
-            self.expected_samples[kind].append(why[:200])
-        if not expected and len(self.samples) < 30:
-            self.samples.append(f"{kind}: {why}")
+    def bad(self, kind, why, expected, t0=None):
+        """why: what failed; t0: the run's start (monotonic), to log when it failed."""
+        with self.lock:
+            self.count(self.expected if expected else self.unexpected, kind)
+            self.count(self.reasons, f"{kind}: {reason_of(why)}")
+            if t0 is not None:
+                why = f"at {time.monotonic() - t0:.1f}s {why}"
+            if expected and len(self.expected_samples.setdefault(kind, [])) < 5:
+                self.expected_samples[kind].append(why[:200])
+            if not expected and len(self.samples) < 30:
+                self.samples.append(f"{kind}: {why}")
+
+
+def reason_of(why):
+    """An error's class for the report: the status and the sidecar's detail without the node's
+    address and port, or the exception's type."""
+    why = re.sub(r"127\.0\.0\.1:\d+", "<node>", why)
+    why = re.sub(r"\b(greeter|webapp|grpc)-\d\b", "<id>", why)
+    why = re.sub(r"\d+ ms|\d+(\.\d+)? s\b", "<t>", why)
+    return why[:120]
 
 
 class Soak:
@@ -192,6 +222,7 @@ class Soak:
         self.published = {}  # seq -> time published (acknowledged 200)
         self.received = {}  # subscriber index -> set of seqs
         self.sub_ready = 0
+        self.t0 = time.monotonic()  # the start of phase 2: errors and events are timed from it
 
     # -- outages
     def outage_covers(self, kinds, t):
@@ -228,8 +259,17 @@ class Soak:
             self.nodes.append(("go.micro.srv.webapp", f"webapp-{i}",
                                Proc(f"webapp-{i}", ["node", "examples/webapp.js", str(p)], p),
                                {"protocol": "http"}))
+        for i in range(GRPCS):
+            p = free_port()
+            argv = [sys.executable, "tests/integration/apps/grpc_app.py", "--port", str(p),
+                    "--name", f"grpc-{i}"]
+            self.nodes.append((GRPC_SERVICE, f"grpc-{i}", Proc(f"grpc-{i}", argv, p), {}))
         for _, _, proc, _ in self.nodes:
             proc.start()
+        # Kills take the kinds in turn (greeter, webapp, gRPC, greeter, ...): each is hit early.
+        by_kind = [[n for n in self.nodes if n[0] == svc] for svc in
+                   ("go.micro.srv.greeter", "go.micro.srv.webapp", GRPC_SERVICE)]
+        self.kill_order = [group[r % len(group)] for r in range(6) for group in by_kind]
 
     def stop_all(self):
         for _, _, proc, _ in self.nodes:
@@ -324,10 +364,10 @@ class Soak:
         try:
             st, data = await client.request(method, path, body, headers)
         except Exception as e:  # noqa: BLE001
-            self.stats.bad(kind, repr(e), self.outage_covers(kinds, t))
+            self.stats.bad(kind, repr(e), self.outage_covers(kinds, t), self.t0)
             return None
         if st != want:
-            self.stats.bad(kind, f"{st} {data[:200]!r}", self.outage_covers(kinds, t))
+            self.stats.bad(kind, f"{st} {data[:200]!r}", self.outage_covers(kinds, t), self.t0)
             return None
         self.stats.good(kind)
         return data
@@ -421,6 +461,139 @@ class Soak:
                 self.published[seq] = t
             await asyncio.sleep(1 / PUBLISH_RATE)
 
+    # -- HTTP/2 and gRPC clients: blocking libraries, so each runs in a thread of its own
+
+    def h2_open(self):
+        sock = socket.create_connection((HOST, self.port), timeout=10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                    header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        return sock, conn
+
+    def h2_round(self, sock, conn, paths):
+        """Sends one GET per path on concurrent streams of one connection and reads every
+        answer: {stream id: (status, body) or an error string}. Raises on a connection error
+        (every stream still open is then lost with it)."""
+        want = {}
+        for path in paths:
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"),
+                                    (":authority", "soak"), (":path", path)], end_stream=True)
+            want[sid] = [None, b""]
+        sock.sendall(conn.data_to_send())
+        done = {}
+        deadline = time.monotonic() + 15
+        while len(done) < len(want):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(want) - len(done)} streams unanswered after 15 s")
+            sock.settimeout(left)
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("the sidecar closed the HTTP/2 connection")
+            for ev in conn.receive_data(data):
+                sid = getattr(ev, "stream_id", None)
+                if isinstance(ev, h2.events.ResponseReceived):
+                    want[sid][0] = int(dict(ev.headers)[":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    want[sid][1] += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done[sid] = tuple(want[sid])
+                elif isinstance(ev, h2.events.StreamReset):
+                    done[sid] = f"stream reset by the sidecar (error {ev.error_code})"
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    raise ConnectionError(f"GOAWAY {ev.error_code}")
+            out = conn.data_to_send()
+            if out:
+                sock.sendall(out)
+        return done
+
+    def h2_worker(self, n):
+        """Proxied HTTP/2 requests to the webapp nodes: rounds of H2_STREAMS concurrent GETs on
+        one h2c (prior knowledge) connection, reopened after a connection error."""
+        kinds = ("go.micro.srv.webapp", "etcd")
+        sock = conn = None
+        i = 0
+        while not self.stop:
+            paths = []
+            for _ in range(H2_STREAMS):
+                i += 1
+                paths.append(f"/webapp/h2/{n}?i={i}")
+            t = time.monotonic()
+            try:
+                if sock is None:
+                    sock, conn = self.h2_open()
+                answers = self.h2_round(sock, conn, paths)
+            except Exception as e:  # noqa: BLE001
+                for _ in paths:
+                    self.stats.bad("proxy h2", repr(e), self.outage_covers(kinds, t), self.t0)
+                if sock:
+                    sock.close()
+                sock = conn = None
+                time.sleep(0.1)
+                continue
+            for sid, path in zip(sorted(answers), paths):
+                a = answers[sid]
+                if isinstance(a, str):
+                    self.stats.bad("proxy h2", a, self.outage_covers(kinds, t), self.t0)
+                elif a[0] != 200:
+                    self.stats.bad("proxy h2", f"{a[0]} {a[1][:200]!r}",
+                                   self.outage_covers(kinds, t), self.t0)
+                elif json.loads(a[1]).get("path") != path:
+                    self.stats.bad("proxy h2", f"wrong answer {a[1][:100]!r}", False, self.t0)
+                else:
+                    self.stats.good("proxy h2")
+            time.sleep(0.005)
+        if sock:
+            sock.close()
+
+    def grpc_failed(self, kind, e, t):
+        """A failed gRPC call: expected only as UNAVAILABLE (the node was gone and not yet
+        ejected, or it died under the call) while a gRPC node was down or etcd was."""
+        code = e.code() if isinstance(e, grpc.RpcError) else None
+        why = f"{code.name if code else ''} {e.details() if code else repr(e)}"
+        expected = (code == grpc.StatusCode.UNAVAILABLE and
+                    self.outage_covers((GRPC_SERVICE, "etcd"), t))
+        self.stats.bad(kind, why, expected, self.t0)
+
+    def grpc_worker(self, mode):
+        """gRPC calls through the sidecar, one after another: unary (Hello), server streaming
+        (Count: 20 messages) or bidirectional streaming (Chat: 10 messages), each checked."""
+        md = (("micro-service", GRPC_SERVICE),)
+        kind = f"grpc {mode}"
+        with grpc.insecure_channel(f"{HOST}:{self.port}") as ch:
+            hello = ch.unary_unary(GRPC_PATH + "Hello")
+            count = ch.unary_stream(GRPC_PATH + "Count")
+            chat = ch.stream_stream(GRPC_PATH + "Chat")
+            i = 0
+            while not self.stop:
+                i += 1
+                t = time.monotonic()
+                try:
+                    if mode == "unary":
+                        req = f"u{i}".encode()
+                        got = hello(req, metadata=md + (("x-req", str(i)),), timeout=10)
+                        good = got.startswith(b"grpc-") and got.endswith(b":" + req)
+                    elif mode == "server stream":
+                        got = list(count(b"20", metadata=md, timeout=10))
+                        good = got == [str(k).encode() for k in range(20)]
+                    else:
+                        msgs = [f"b{i}.{k}".encode() for k in range(10)]
+                        got = list(chat(iter(msgs), metadata=md, timeout=10))
+                        node = got[0].split(b":")[0] if got else b""
+                        good = got == [node + b":" + m for m in msgs] and node.startswith(b"grpc-")
+                except Exception as e:  # noqa: BLE001
+                    self.grpc_failed(kind, e, t)
+                    time.sleep(0.05)
+                    continue
+                if good:
+                    self.stats.good(kind)
+                else:
+                    self.stats.bad(kind, f"wrong answer {got!r}"[:200], False, self.t0)
+                time.sleep(0.005)
+
     async def rss_sampler(self):
         t0 = time.monotonic()
         while not self.stop:
@@ -428,9 +601,9 @@ class Soak:
             await asyncio.sleep(10)
 
     async def chaos(self, duration):
-        """A node killed every 30 s and restarted 10 s later; etcd restarted at 40 % of the
-        run and nats-server at 70 % (each down for 5 s)."""
-        t0 = time.monotonic()
+        """A node killed every 30 s (greeter, webapp, gRPC in turn) and restarted 10 s later;
+        etcd restarted at 40 % of the run and nats-server at 70 % (each down for 5 s)."""
+        t0 = self.t0
         events = []
         k = 0
         next_kill = 20
@@ -438,7 +611,7 @@ class Soak:
         while not self.stop:
             now = time.monotonic() - t0
             if now >= next_kill and now < duration - 25:
-                name, nid, proc, _ = self.nodes[k % len(self.nodes)]
+                name, nid, proc, _ = self.kill_order[k % len(self.kill_order)]
                 k += 1
                 w = self.open_window(name)
                 proc.kill()
@@ -474,6 +647,7 @@ class Soak:
 
     async def mixed(self):
         duration = MINUTES * 60
+        self.t0 = time.monotonic()
         log(f"phase 2: {MINUTES:g} min of mixed load ({SUBSCRIBERS} subscribers, backends {BACKENDS})")
         tasks = [asyncio.create_task(self.node_keeper())]
         await asyncio.sleep(1)
@@ -485,6 +659,12 @@ class Soak:
         await asyncio.sleep(1)  # the subscriptions reach the broker
         tasks += [asyncio.create_task(self.rpc_worker(i)) for i in range(4)]
         tasks += [asyncio.create_task(self.proxy_worker(i)) for i in range(2)]
+        threads = [threading.Thread(target=self.h2_worker, args=(i,), daemon=True)
+                   for i in range(2)]
+        threads += [threading.Thread(target=self.grpc_worker, args=(m,), daemon=True)
+                    for m in ("unary", "server stream", "bidi stream")]
+        for th in threads:
+            th.start()
         tasks += [asyncio.create_task(self.registry_worker()), asyncio.create_task(self.publisher()),
                   asyncio.create_task(self.rss_sampler()), asyncio.create_task(self.chaos(duration))]
         t0 = time.monotonic()
@@ -498,18 +678,32 @@ class Soak:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for th in threads:  # each call is bounded by its 10-15 s timeout
+            await asyncio.get_running_loop().run_in_executor(None, th.join, 30)
 
     # -- the end
     async def check_registrations(self):
-        """Every node registration back, in the sidecar's view and (etcd) in the store."""
+        """Every node registration back and correct (address, port, metadata; no node the soak
+        did not register), in the sidecar's view and (etcd) in the store."""
         client = Client(self.port)
         lost = []
         await asyncio.sleep(4)  # the last heartbeats and re-puts land
-        for name, nid, proc, _ in self.nodes:
+        for name in sorted({n[0] for n in self.nodes}):
             st, body = await client.request("GET", f"/registry?service={name}")
-            ids = {n["id"] for v in (json.loads(body) if st == 200 else []) for n in v["nodes"]}
-            if nid not in ids:
-                lost.append(f"{name}/{nid} missing from the sidecar")
+            got = {n["id"]: n for v in (json.loads(body) if st == 200 else []) for n in v["nodes"]}
+            mine = {nid: (proc, meta) for svc, nid, proc, meta in self.nodes if svc == name}
+            for nid in set(got) - set(mine):
+                lost.append(f"{name}/{nid}: a node nobody registered")
+            for nid, (proc, meta) in mine.items():
+                n = got.get(nid)
+                if n is None:
+                    lost.append(f"{name}/{nid} missing from the sidecar")
+                elif (n.get("address"), n.get("port")) not in ((HOST, proc.port),
+                                                                (f"{HOST}:{proc.port}", None),
+                                                                (f"{HOST}:{proc.port}", 0)):
+                    lost.append(f"{name}/{nid} has address {n.get('address')} port {n.get('port')}")
+                elif any((n.get("metadata") or {}).get(k) != v for k, v in meta.items()):
+                    lost.append(f"{name}/{nid} has metadata {n.get('metadata')}")
         for i in range(20):
             name = f"soak.svc.{i}"
             st, body = await client.request("GET", f"/registry?service={name}")
@@ -555,7 +749,7 @@ async def main():
     result = {"minutes": MINUTES, "backends": BACKENDS, "phase1": s.phase1,
               "ok": s.stats.ok, "expected_errors": s.stats.expected,
               "unexpected_errors": s.stats.unexpected, "unexpected_samples": s.stats.samples,
-              "expected_samples": s.stats.expected_samples,
+              "expected_samples": s.stats.expected_samples, "error_reasons": s.stats.reasons,
               "published": len(s.published), "subscribers": SUBSCRIBERS,
               "messages_lost": lost_msgs, "rss_kb": s.rss, "rss_growth_kb": growth,
               "events": getattr(s, "events", []), "registrations_lost": lost_regs}
@@ -567,6 +761,9 @@ async def main():
     log(f"expected errors (node, etcd or nats down): {s.stats.expected}")
     for kind, whys in s.stats.expected_samples.items():
         log(f"  expected {kind}, e.g.: {whys[0]}")
+    log("errors by reason (expected and unexpected):")
+    for why, n in sorted(s.stats.reasons.items()):
+        log(f"  {n:6d}  {why}")
     log(f"unexpected errors: {s.stats.unexpected}")
     for line in s.stats.samples:
         log("  " + line)

@@ -2,8 +2,9 @@
 # make soak: the sidecar under long, mixed, hostile-to-its-dependencies load, on loopback only
 # and bounded in time (not part of make test). Phase 1 holds 10,000 concurrent keep-alive
 # connections; phase 2 runs SOAK_MINUTES [5] of registry reads and writes with TTLs, /rpc calls,
-# proxied HTTP/1 requests and 200 WebSocket subscribers with a steady publish rate, while
-# service nodes are killed and restarted and etcd and nats-server are restarted
+# proxied HTTP/1 and HTTP/2 (h2c) requests, gRPC calls (unary, server and bidi streaming) to
+# grpcio nodes, and 200 WebSocket subscribers with a steady publish rate, while service nodes
+# (go-micro, HTTP and gRPC) are killed and restarted and etcd and nats-server are restarted
 # (--registry=etcd --broker=nats; SOAK_BACKENDS=memory for the embedded ones). It prints the
 # error counts by kind, RSS every 10 s and the final registration check, and exits non-zero on
 # an unexplained error, RSS growth or a lost registration. The driver is scripts/soak.py.
