@@ -311,6 +311,24 @@ static int reset_status(uint32_t code)
     }
 }
 
+/* Ends a call whose response head was already sent with the sidecar's own status as its
+ * trailers (a gRPC client reads the reason there; a reset stream would say only INTERNAL). */
+static void end_with_status(struct grpc_call *c, int code, const char *message)
+{
+    struct mc_http_request *req = c->req;
+    c->grpc_status = code;
+    call_finish(c);
+    char code_text[12];
+    snprintf(code_text, sizeof code_text, "%d", code);
+    struct mc_buf enc;
+    mc_buf_init(&enc);
+    mc_grpc_message_encode(&enc, message);
+    struct mc_http_header tr[2] = {{"grpc-status", code_text}, {"grpc-message", enc.data}};
+    mc_http_response_trailers(req, tr, 2);
+    mc_http_response_end(req, 1);
+    mc_buf_close(&enc);
+}
+
 static void on_node_done(struct mc_h2_call *s, const struct mc_h2_done *d, void *ctx)
 {
     (void)s;
@@ -325,12 +343,20 @@ static void on_node_done(struct mc_h2_call *s, const struct mc_h2_done *d, void 
                 mc_http_response_trailers(req, d->trailers, d->trailer_count);
             mc_http_response_end(req, 1);
         } else {
-            /* cut mid-stream (the node reset it, or the connection went): the client's stream
-             * is reset too */
-            c->grpc_status =
-                d->err == MC_ECANCELED ? reset_status(d->reset_code) : MC_GRPC_UNAVAILABLE;
-            call_finish(c);
-            mc_http_response_end(req, 0);
+            /* cut mid-stream (the node reset it, or the connection went): the client gets
+             * the status that says so as trailers */
+            char msg[200];
+            int code;
+            if (d->err == MC_ECANCELED) {
+                code = reset_status(d->reset_code);
+                snprintf(msg, sizeof msg, "node %s reset the stream (HTTP/2 error %u)",
+                         c->try.node ? c->try.node : "-", d->reset_code);
+            } else {
+                code = MC_GRPC_UNAVAILABLE;
+                snprintf(msg, sizeof msg, "node %s: the stream was cut: %s",
+                         c->try.node ? c->try.node : "-", mc_strerror(d->err));
+            }
+            end_with_status(c, code, msg);
         }
         return;
     }
@@ -373,16 +399,7 @@ static void deadline_fire(uv_timer_t *t)
         return;
     }
     /* mid-stream: the node's stream is cancelled, the client gets the status as trailers */
-    struct mc_http_request *req = c->req;
-    c->grpc_status = MC_GRPC_DEADLINE_EXCEEDED;
-    call_finish(c);
-    struct mc_buf enc;
-    mc_buf_init(&enc);
-    mc_grpc_message_encode(&enc, msg);
-    struct mc_http_header tr[2] = {{"grpc-status", "4"}, {"grpc-message", enc.data}};
-    mc_http_response_trailers(req, tr, 2);
-    mc_http_response_end(req, 1);
-    mc_buf_close(&enc);
+    end_with_status(c, MC_GRPC_DEADLINE_EXCEEDED, msg);
 }
 
 /* ---- the request: client -> node ---- */

@@ -415,6 +415,22 @@ def test_stream_the_node_never_saw_is_retried(micro, apps, h2nodes, mode):
     ch.close()
 
 
+def test_node_dying_mid_stream_is_unavailable(micro, h2nodes):
+    """A node that answered part of a stream and then went away: the client gets UNAVAILABLE
+    with a message naming the node (trailers), not a reset it would read as INTERNAL."""
+    cut = h2nodes("cut")
+    sc = micro()
+    assert sc.register(service(SVC, [node("cut-node", port=cut.port)])).status == 200
+    ch = channel(sc)
+    call = ch.unary_stream(PATH + "Count")(b"", timeout=10)
+    with pytest.raises(grpc.RpcError) as e:
+        for _ in call:
+            pass
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+    assert f"127.0.0.1:{cut.port}" in e.value.details()
+    ch.close()
+
+
 def test_stream_the_node_saw_is_not_retried(micro, apps, h2nodes):
     """A node that resets a stream it received (INTERNAL_ERROR) may have acted on it: the call
     fails (INTERNAL, as gRPC clients map that reset) instead of running twice."""

@@ -5,7 +5,9 @@ stdout line; appends one line "<mode> <stream id>" to --events per request it se
   --mode goaway   GOAWAY with last_stream_id 0 on the first request, then the connection closes
   --mode reset    every stream is reset with INTERNAL_ERROR (the node saw it: not retryable)
   --mode trailers a gRPC answer once the request's trailers came: HEADERS, one empty message,
-                  and trailers grpc-status 0 plus x-echo-<name>: <value> for each of them"""
+                  and trailers grpc-status 0 plus x-echo-<name>: <value> for each of them
+  --mode cut      HEADERS and one empty message, then the connection closes (a node that dies
+                  mid-stream)"""
 
 import argparse
 import socket
@@ -47,6 +49,13 @@ def serve(sock):
                         conn.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                     elif args.mode == "reset":
                         conn.reset_stream(ev.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                    elif args.mode == "cut":
+                        sid = ev.stream_id
+                        conn.send_headers(sid, [(":status", "200"),
+                                                ("content-type", "application/grpc")])
+                        conn.send_data(sid, b"\0\0\0\0\0")
+                        sock.sendall(conn.data_to_send())
+                        return
                     else:
                         conn.close_connection(last_stream_id=0)
                         sock.sendall(conn.data_to_send())
