@@ -68,28 +68,31 @@ static void call_free(struct mc_call *call)
     mc_free(call);
 }
 
-/* The node of the last attempt, taken out of the tried list so that it outlives the call until
- * done has read it (the access log's upstream=); NULL when no node was tried. */
-static char *take_node(struct mc_call *call)
+/* The node of the last attempt, copied out of the call so that it outlives it until done has
+ * read it (the access log's upstream=): into buf[cap] when it fits, else a new string in *heap
+ * (NULL otherwise; the caller frees it). NULL when no node was tried. */
+static const char *take_node(struct mc_call *call, char *buf, size_t cap, char **heap)
 {
-    struct mc_upstream_try *t = &call->try;
-    if (!t->tried_count)
+    *heap = NULL;
+    const char *node = call->try.node;
+    if (!node)
         return NULL;
-    char *node = t->tried[t->tried_count - 1];
-    t->tried[t->tried_count - 1] = NULL;
-    t->node = NULL;
-    return node;
+    size_t len = strlen(node) + 1;
+    if (len <= cap)
+        return memcpy(buf, node, len);
+    return *heap = mc_strdup(node);
 }
 
 static void answer(struct mc_call *call, int status, const char *body, size_t len)
 {
-    char *node = take_node(call);
+    char buf[MC_HTTP_UPSTREAM_INLINE], *heap;
+    const char *node = take_node(call, buf, sizeof buf, &heap);
     struct mc_call_answer a = {status, body, len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(node);
+    mc_free(heap);
 }
 
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
@@ -100,13 +103,14 @@ static void answer_error_n(struct mc_call *call, int status, const char *detail,
     struct mc_buf b;
     mc_buf_init(&b);
     mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
-    char *node = take_node(call);
+    char buf[MC_HTTP_UPSTREAM_INLINE], *heap;
+    const char *node = take_node(call, buf, sizeof buf, &heap);
     struct mc_call_answer a = {status, b.data, b.len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(node);
+    mc_free(heap);
     mc_buf_close(&b);
 }
 
