@@ -26,10 +26,10 @@ struct mc_call {
     struct mc_caller *caller;
     char *service;
     char *method;
-    char *address;         /* direct node, or NULL */
+    char *address;       /* direct node, or NULL */
     const char *request; /* the JSON-RPC body, built once (in text) */
     size_t request_len;
-    uint64_t id; /* its JSON-RPC id, which the reply must echo when it has one */
+    uint64_t id;                    /* its JSON-RPC id, which the reply must echo when it has one */
     struct mc_http_header *headers; /* in text: the caller's kept headers, then ours */
     size_t header_count;
     mc_call_done_cb done;

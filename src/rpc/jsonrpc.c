@@ -117,12 +117,50 @@ static int read_hex4(struct scan *s, uint32_t *out)
 
 /* Bytes that stand for themselves inside a JSON string: not '"', '\\' or a control. */
 #define PLAIN16(b) 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
-static const unsigned char plain[256] = {
-    [0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x22 '"' */
-    PLAIN16(0x30), PLAIN16(0x40),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x5c '\\' */
-    PLAIN16(0x60), PLAIN16(0x70), PLAIN16(0x80), PLAIN16(0x90), PLAIN16(0xa0), PLAIN16(0xb0),
-    PLAIN16(0xc0), PLAIN16(0xd0), PLAIN16(0xe0), PLAIN16(0xf0)};
+static const unsigned char plain[256] = {[0x20] = 1,
+                                         1,
+                                         0,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1, /* 0x22 '"' */
+                                         PLAIN16(0x30),
+                                         PLAIN16(0x40),
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         0,
+                                         1,
+                                         1,
+                                         1, /* 0x5c '\\' */
+                                         PLAIN16(0x60),
+                                         PLAIN16(0x70),
+                                         PLAIN16(0x80),
+                                         PLAIN16(0x90),
+                                         PLAIN16(0xa0),
+                                         PLAIN16(0xb0),
+                                         PLAIN16(0xc0),
+                                         PLAIN16(0xd0),
+                                         PLAIN16(0xe0),
+                                         PLAIN16(0xf0)};
 
 /* A string at s->p (which must be '"'), decoded into k (may be NULL). Raw bytes >= 0x80 are
  * passed through unchecked; lone surrogate escapes become U+FFFD, as Go's decoder does. */
