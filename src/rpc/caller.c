@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http/head.h"
 #include "rpc/jsonrpc.h"
@@ -217,19 +216,19 @@ static int attempt(struct mc_call *call)
 }
 
 /* The first letter rules most names out before any comparison (this runs for every header of
- * every call). */
+ * every call); names are tokens, compared without a call. */
 static int dropped_header(const char *name)
 {
     switch (name[0] | 0x20) {
     case 'h':
-        return strcasecmp(name, "Host") == 0;
+        return mc_http_name_is(name, "host", 4);
     case 'c':
-        return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||
-               mc_http_hop_by_hop(name);
+        return mc_http_name_is(name, "content-length", 14) ||
+               mc_http_name_is(name, "content-type", 12) || mc_http_hop_by_hop(name);
     case 'e':
-        return strcasecmp(name, "Expect") == 0;
+        return mc_http_name_is(name, "expect", 6);
     case 'x':
-        return strncasecmp(name, "X-Micro-", 8) == 0;
+        return mc_http_name_eq(name, "x-micro-", 8); /* stops at a shorter name's NUL */
     default:
         return mc_http_hop_by_hop(name);
     }
@@ -251,9 +250,13 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
     size_t sl = strlen(req->service), ml = strlen(req->method);
     size_t al = req->address && *req->address ? strlen(req->address) : 0;
     size_t kept = 0, header_text = 0;
+    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the copying pass */
     for (size_t i = 0; i < req->header_count; i++) {
-        if (dropped_header(req->headers[i].name))
+        if (dropped_header(req->headers[i].name)) {
+            if (i < 64)
+                dropped |= (uint64_t)1 << i;
             continue;
+        }
         kept++;
         header_text += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
     }
@@ -277,7 +280,7 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
     size_t n = 0;
     for (size_t i = 0; i < req->header_count; i++) {
         const struct mc_http_header *h = &req->headers[i];
-        if (dropped_header(h->name))
+        if (i < 64 ? (int)((dropped >> i) & 1) : dropped_header(h->name))
             continue;
         call->headers[n].name = put(&at, h->name, strlen(h->name));
         call->headers[n].value = put(&at, h->value, strlen(h->value));

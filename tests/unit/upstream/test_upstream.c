@@ -232,7 +232,7 @@ static void test_tried_list_past_inline_room(void **state)
     s.version = strdup("1");
     char host[80];
     for (int i = 0; i < 8; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "n%d", i);
         /* the first ones short, the later ones long (over the inline text between them) */
         snprintf(host, sizeof host,
