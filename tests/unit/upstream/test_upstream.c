@@ -198,10 +198,12 @@ static void test_address_list_kept_until_the_view_changes(void **state)
     assert_string_equal(addrs[3], "127.0.0.1:9004");
 
     /* a node with a TTL: the list lasts until its expiry (the registry's clock) */
-    register_node("e", 9005, 1);
+    /* 200 ms: a sanitized build on a loaded machine took over 1 ms between registering and
+     * reading, so a 1 ms TTL had expired already */
+    register_node("e", 9005, 200);
     addrs = mc_upstream_addresses(up, SVC, &n, &id1);
     assert_int_equal(n, 5);
-    usleep(5000);
+    usleep(250000);
     addrs = mc_upstream_addresses(up, SVC, &n, &id2);
     assert_int_equal(n, 4);
     assert_true(id2 != id1);
