@@ -150,20 +150,16 @@ static void respond_nul(struct mc_http_request *req, const char *field)
     mc_http_respond_error(req, 400, RPC_ID, detail);
 }
 
-/* A member that must be a string: its decoded value, into buf[cap] when it fits (no
- * allocation for the usual names), else a new string in *heap; NULL when absent, not a string
- * or holding a NUL. */
-static const char *string_member(const char *body, const struct mc_json_member *m, char *buf,
-                                 size_t cap, char **heap)
+/* A member that must be a string: its value as mc_json_members decoded it into m->buf (no
+ * allocation for the usual names), else (too long for it) a new string in *heap; NULL when
+ * absent, not a string or holding a NUL. */
+static const char *string_member(const char *body, const struct mc_json_member *m, char **heap)
 {
     if (!m->found)
         return NULL;
-    int rc = mc_json_string_decode_into(body + m->start, m->len, buf, cap);
-    if (rc == 0)
-        return buf;
-    if (rc == MC_ETOOBIG)
-        return *heap = mc_json_string_decode(body + m->start, m->len);
-    return NULL;
+    if (m->decoded)
+        return m->buf;
+    return *heap = mc_json_string_decode(body + m->start, m->len);
 }
 
 static int is_json_content(const char *ct)
@@ -212,14 +208,17 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
         struct mc_json_member m[4] = {
-            {.key = "service"}, {.key = "method"}, {.key = "address"}, {.key = "request"}};
+            {.key = "service", .buf = name_buf[0], .cap = sizeof name_buf[0]},
+            {.key = "method", .buf = name_buf[1], .cap = sizeof name_buf[1]},
+            {.key = "address", .buf = name_buf[2], .cap = sizeof name_buf[2]},
+            {.key = "request"}};
         if (mc_json_members(text, req->body.len, m, 4) < 0) {
             respond_bad_body(req, text, req->body.len);
             return;
         }
-        service = string_member(text, &m[0], name_buf[0], sizeof name_buf[0], &owned[0]);
-        method = string_member(text, &m[1], name_buf[1], sizeof name_buf[1], &owned[1]);
-        address = string_member(text, &m[2], name_buf[2], sizeof name_buf[2], &owned[2]);
+        service = string_member(text, &m[0], &owned[0]);
+        method = string_member(text, &m[1], &owned[1]);
+        address = string_member(text, &m[2], &owned[2]);
         const char *decoded[3] = {service, method, address};
         for (int i = 0; i < 3; i++) {
             /* a string that did not decode holds a \u0000: refused, never cut short or

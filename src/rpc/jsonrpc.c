@@ -492,23 +492,37 @@ static int members_member(void *ctx, struct scan *s, const char *key, size_t key
 {
     struct members_ctx *c = ctx;
     const char *start = s->p;
-    int err = scan_value(s);
+    struct mc_json_member *m = NULL;
+    for (size_t i = 0; i < c->count && !m; i++)
+        if (key_is(key, key_len, c->members[i].key))
+            m = &c->members[i];
+    if (!m)
+        return scan_value(s);
+    int err;
+    m->decoded = 0;
+    if (m->buf && m->cap && s->p < s->end && *s->p == '"') {
+        /* decoded in this pass: the names are not scanned a second time */
+        struct sink k = {NULL, m->buf, m->cap - 1, 0};
+        err = scan_string(s, &k);
+        if (!err && k.len <= k.cap && !memchr(m->buf, '\0', k.len)) {
+            m->buf[k.len] = '\0';
+            m->decoded = 1;
+        }
+    } else {
+        err = scan_value(s);
+    }
     if (err)
         return err;
-    for (size_t i = 0; i < c->count; i++) {
-        if (key_is(key, key_len, c->members[i].key)) {
-            c->members[i].found = 1; /* the last one wins, as Go's decoder does */
-            c->members[i].start = (size_t)(start - c->body);
-            c->members[i].len = (size_t)(s->p - start);
-        }
-    }
+    m->found = 1; /* the last one wins, as Go's decoder does */
+    m->start = (size_t)(start - c->body);
+    m->len = (size_t)(s->p - start);
     return 0;
 }
 
 int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        members[i].found = 0;
+        members[i].found = members[i].decoded = 0;
     struct members_ctx ctx = {body, members, count};
     return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
 }

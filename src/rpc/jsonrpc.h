@@ -51,6 +51,12 @@ struct mc_json_member {
     int found;       /* a repeated key counts its last value */
     size_t start;    /* the value's bytes in the body, untouched (numbers, spacing, order) */
     size_t len;
+    /* Optional (buf NULL: none): a string value is decoded into buf[0..cap) during the same
+     * scan, NUL-terminated; decoded says it fit and holds no NUL (otherwise decode it from
+     * start/len with mc_json_string_decode, which tells a NUL from a long string). */
+    char *buf;
+    size_t cap;
+    int decoded;
 };
 
 /* Scans body[0..len) once, strictly (it must be exactly one well-formed JSON object), filling

@@ -413,6 +413,29 @@ static void test_string_decode_into(void **state)
     assert_int_equal(mc_json_members(body, strlen(body), &m, 1), 0);
     assert_true(m.found);
     assert_memory_equal(body + m.start, "\"y\"", m.len);
+
+    /* decoded during the scan: a fitting string is, a long one, one holding a NUL, a
+     * non-string and a string replaced by a later non-string are not */
+    char b[4][8];
+    struct mc_json_member d[4] = {{.key = "a", .buf = b[0], .cap = 8},
+                                  {.key = "b", .buf = b[1], .cap = 8},
+                                  {.key = "c", .buf = b[2], .cap = 8},
+                                  {.key = "e", .buf = b[3], .cap = 8}};
+    const char *doc = "{\"a\":\"x\\u00e9\",\"b\":\"12345678\",\"c\":\"n\\u0000\",\"e\":\"s\","
+                      "\"e\":[1]}";
+    assert_int_equal(mc_json_members(doc, strlen(doc), d, 4), 0);
+    assert_true(d[0].found && d[0].decoded);
+    assert_string_equal(b[0], "x\xc3\xa9");
+    assert_true(d[1].found && !d[1].decoded); /* 8 bytes do not fit 8 with the NUL */
+    char *longer = mc_json_string_decode(doc + d[1].start, d[1].len);
+    assert_string_equal(longer, "12345678");
+    mc_free(longer);
+    assert_true(d[2].found && !d[2].decoded);
+    assert_null(mc_json_string_decode(doc + d[2].start, d[2].len));
+    assert_true(d[3].found && !d[3].decoded);
+    assert_memory_equal(doc + d[3].start, "[1]", 3);
+    /* a key at the very end of a truncated body: refused, nothing read past it */
+    assert_int_equal(mc_json_members("{\"a\":", 5, d, 4), MC_EPROTO);
 }
 
 int main(void)
