@@ -9,7 +9,8 @@
 # The sidecar's heaviest functions (self cost, N2 proxy run) are listed after.
 # Loopback only; every process started here is stopped on exit.
 # Knobs: BUILD [build], CG_N1 [2000], CG_N2 [12000], CG_RPC [1] (0: no /rpc runs),
-# BENCH_PORT_BASE [18100] (BASE..BASE+2 must be free),
+# BENCH_PORT_BASE [18100] (BASE..BASE+2 must be free), CG_ONLY [unset; e.g. "rpc" or
+# "sidecar": only those runs, to measure one change quickly],
 # CG_HTTP2 [unset; 1: the client speaks h2c (h2load -c1 -m10, prior knowledge) and nginx
 # listens with `http2`: the cost of a request proxied from HTTP/2 to the HTTP/1.1 backend].
 set -euo pipefail
@@ -186,10 +187,12 @@ profile() {
 
 echo "callgrind: $N1 and $N2 keep-alive requests through each proxy (valgrind is slow: ~1-2 min)"
 KINDS=(sidecar nginx)
-if [ "$RPC" != 0 ]; then
-    start rpc_backend "$P_RPC" "$BUILD/bench/rpc_backend" "$P_RPC"
-    KINDS+=(rpc)
-fi
+[ "$RPC" != 0 ] && KINDS+=(rpc)
+# shellcheck disable=SC2206 # a list of words on purpose
+[ -n "${CG_ONLY:-}" ] && KINDS=($CG_ONLY)
+for kind in "${KINDS[@]}"; do
+    [ "$kind" = rpc ] && start rpc_backend "$P_RPC" "$BUILD/bench/rpc_backend" "$P_RPC"
+done
 declare -A per mallocs
 for kind in "${KINDS[@]}"; do
     profile "$kind" "$N1"
@@ -212,11 +215,13 @@ for kind in "${KINDS[@]}"; do
     [ "$kind" = rpc ] && label="sidecar /rpc (per call)"
     read -r al fr <<<"${mallocs[$kind]}"
     printf '| %s | %s | %s | %s | %s |\n' "$label" "${per[$kind]}" \
-        "$(awk -v a="${per[$kind]}" -v b="${per[nginx]}" 'BEGIN{printf "%.2f", a/b}')" "$al" "$fr"
+        "$(awk -v a="${per[$kind]}" -v b="${per[nginx]:-}" 'BEGIN{if (b) printf "%.2f", a/b; else printf "-"}')" \
+        "$al" "$fr"
 done
 echo
 echo "(allocations = calls to malloc + calloc + realloc; frees count free(NULL) too.)"
 echo
+[ -f "$TMP/callgrind.sidecar.$N2" ] || exit 0
 echo "Sidecar, heaviest functions by self cost ($N2-request run):"
 callgrind_annotate --inclusive=no "$TMP/callgrind.sidecar.$N2" 2>/dev/null |
     awk '/^-+$/{s++} s>=3' | grep -v '^-' | sed -n '1,26p'

@@ -24,7 +24,7 @@
 struct proxy {
     struct mc_http_request *req;
     struct mc_api *api;
-    char *service;
+    char *service; /* service_inline, or a new string when the name is longer */
     struct mc_http_call *call;
     struct mc_upstream_try try; /* node choice, tried list, deadline, balancer accounting */
     const char *node;           /* the attempt in flight (try.node) */
@@ -35,6 +35,7 @@ struct proxy {
     struct mc_buf replay;
     int replay_overflow;
     int got_head;
+    char service_inline[128];
 };
 
 /* Finished proxy states kept for the next request (with their header array): a steady
@@ -65,7 +66,9 @@ static void proxy_free(struct proxy *p)
         p->req->handler_data = NULL;
     }
     mc_upstream_try_close(&p->try);
-    mc_free(p->service);
+    if (p->service != p->service_inline)
+        mc_free(p->service);
+    p->service = NULL;
     mc_free(p->forwarded_for);
     mc_buf_close(&p->replay);
     if (free_proxy_count >= PROXY_FREE_MAX || p->headers.blocks || p->headers.cap > 64) {
@@ -210,10 +213,9 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
     p->got_head = 1;
     mc_buf_close(&p->replay);
     lb_done(p, head->status < 500);
-    /* The request takes the node's address over for the access log: no retry follows. */
-    mc_http_request_give_upstream(req, p->try.tried[p->try.tried_count - 1]);
-    p->try.tried[p->try.tried_count - 1] = NULL;
-    p->node = p->try.node = req->upstream;
+    /* The node's address for the access log (into the request's inline room): no retry
+     * follows, but the state may be freed before the request is reported. */
+    mc_http_request_set_upstream(req, p->node);
     /* The node's headers minus hop-by-hop ones (kept for an upgrade) and its framing: the
      * codec frames the body for this client. Interim 1xx heads never reach on_head. */
     struct mc_http_header stack[32];
@@ -424,15 +426,24 @@ static int attempt(struct proxy *p)
 void mc_api_proxy(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
-    char *service;
-    if (mc_route_path_to_service(req->path, req->path_len, api->config->namespace, &service) < 0) {
+    /* The service name goes into the state's own buffer (a longer one into a new string). */
+    struct proxy *p = proxy_new();
+    size_t need;
+    int rc = mc_route_service_into(req->path, req->path_len, api->config->namespace,
+                                   p->service_inline, sizeof p->service_inline, &need);
+    if (rc == MC_ENOTFOUND) {
+        proxy_free(p);
         mc_http_respond_error(req, 404, PROXY_ID, "not found");
         return;
     }
-    struct proxy *p = proxy_new();
+    p->service = p->service_inline;
+    if (rc == MC_ETOOBIG) {
+        p->service = mc_malloc(need);
+        mc_route_service_into(req->path, req->path_len, api->config->namespace, p->service, need,
+                              &need);
+    }
     p->req = req;
     p->api = api;
-    p->service = service;
     mc_buf_init(&p->replay);
     p->has_body = req->chunked || (req->has_content_length && req->content_length > 0);
     mc_upstream_try_init(&p->try, mc_caller_upstream(api->caller), p->service, NULL, NULL, 504);

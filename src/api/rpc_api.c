@@ -150,10 +150,16 @@ static void respond_nul(struct mc_http_request *req, const char *field)
     mc_http_respond_error(req, 400, RPC_ID, detail);
 }
 
-/* A member that must be a string: its decoded value, or NULL when absent or not a string. */
-static char *string_member(const char *body, const struct mc_json_member *m)
+/* A member that must be a string: its value as mc_json_members decoded it into m->buf (no
+ * allocation for the usual names), else (too long for it) a new string in *heap; NULL when
+ * absent, not a string or holding a NUL. */
+static const char *string_member(const char *body, const struct mc_json_member *m, char **heap)
 {
-    return m->found ? mc_json_string_decode(body + m->start, m->len) : NULL;
+    if (!m->found)
+        return NULL;
+    if (m->decoded)
+        return m->buf;
+    return *heap = mc_json_string_decode(body + m->start, m->len);
 }
 
 static int is_json_content(const char *ct)
@@ -191,7 +197,10 @@ static void respond_no_service(struct mc_http_request *req)
 void mc_api_rpc(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
-    char *service = NULL, *method = NULL, *address = NULL, *params = NULL;
+    const char *service = NULL, *method = NULL, *address = NULL;
+    char *owned[3] = {NULL, NULL, NULL}; /* service, method, address when on the heap */
+    char name_buf[3][128];               /* the decoded names that fit, on the stack */
+    char *params = NULL;
     const char *params_view = NULL; /* the request's bytes in the body, when not copied */
     size_t params_len = 0;
     if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
@@ -199,15 +208,18 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
         struct mc_json_member m[4] = {
-            {.key = "service"}, {.key = "method"}, {.key = "address"}, {.key = "request"}};
+            {.key = "service", .buf = name_buf[0], .cap = sizeof name_buf[0]},
+            {.key = "method", .buf = name_buf[1], .cap = sizeof name_buf[1]},
+            {.key = "address", .buf = name_buf[2], .cap = sizeof name_buf[2]},
+            {.key = "request"}};
         if (mc_json_members(text, req->body.len, m, 4) < 0) {
             respond_bad_body(req, text, req->body.len);
             return;
         }
-        service = string_member(text, &m[0]);
-        method = string_member(text, &m[1]);
-        address = string_member(text, &m[2]);
-        char *decoded[3] = {service, method, address};
+        service = string_member(text, &m[0], &owned[0]);
+        method = string_member(text, &m[1], &owned[1]);
+        address = string_member(text, &m[2], &owned[2]);
+        const char *decoded[3] = {service, method, address};
         for (int i = 0; i < 3; i++) {
             /* a string that did not decode holds a \u0000: refused, never cut short or
              * taken for absent */
@@ -233,9 +245,9 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
             if (rc == MC_EINVAL)
                 respond_nul(req, names[i]);
         }
-        service = values[0];
-        method = values[1];
-        address = values[2];
+        service = owned[0] = values[0];
+        method = owned[1] = values[1];
+        address = owned[2] = values[2];
         if (rc == MC_EINVAL) {
             mc_free(values[3]);
             goto out;
@@ -266,9 +278,8 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     };
     start_call(req, api, &creq);
 out:
-    mc_free(service);
-    mc_free(method);
-    mc_free(address);
+    for (int i = 0; i < 3; i++)
+        mc_free(owned[i]);
     mc_free(params);
 }
 

@@ -188,8 +188,7 @@ static void request_free(struct mc_http_request *req)
     if (!req)
         return;
     struct h1_conn *hc = req->stream;
-    mc_free(req->upstream);
-    req->upstream = NULL;
+    mc_http_request_set_upstream(req, NULL);
     if (!hc->spare_req && hc->state != HC_CLOSED && hc->state != HC_UPGRADED) {
         if (req->body.cap > SPARE_BODY_MAX)
             mc_buf_close(&req->body);

@@ -220,7 +220,7 @@ static void request_free(struct mc_http_request *req)
     if (req->headers != st->headers_inline)
         mc_free(req->headers);
     mc_free(req->trailers);
-    mc_free(req->upstream);
+    mc_http_request_set_upstream(req, NULL);
     memset(req, 0, sizeof *req);
 }
 

@@ -65,12 +65,21 @@ void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t l
 
 void mc_http_request_set_upstream(struct mc_http_request *req, const char *address)
 {
-    mc_http_request_give_upstream(req, address ? mc_strdup(address) : NULL);
+    size_t len = address ? strlen(address) + 1 : 0;
+    if (len == 0 || len > sizeof req->upstream_inline) {
+        mc_http_request_give_upstream(req, address ? mc_strdup(address) : NULL);
+        return;
+    }
+    if (req->upstream != req->upstream_inline)
+        mc_free(req->upstream);
+    /* memmove: address may be the request's own upstream */
+    req->upstream = memmove(req->upstream_inline, address, len);
 }
 
 void mc_http_request_give_upstream(struct mc_http_request *req, char *address)
 {
-    mc_free(req->upstream);
+    if (req->upstream != req->upstream_inline)
+        mc_free(req->upstream);
     req->upstream = address;
 }
 

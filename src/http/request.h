@@ -66,6 +66,10 @@ struct mc_http_stream_ops {
     const struct mc_cors *(*cors)(const struct mc_http_request *req);
 };
 
+/* Node addresses up to this size (with the NUL) are kept in the request itself: "[v6]:port"
+ * fits, so the access log's upstream= costs no allocation per request. */
+#define MC_HTTP_UPSTREAM_INLINE 64
+
 struct mc_http_request {
     const struct mc_http_stream_ops *ops; /* the codec's; private */
     void *stream;                         /* the codec's state for this request; private */
@@ -94,9 +98,11 @@ struct mc_http_request {
     mc_http_abort_cb on_abort;
     mc_http_body_cb on_body;
     void *handler_data;
-    /* The node that answered (proxy, /rpc), for the access log; owned by the request (set with
-     * mc_http_request_set_upstream or _give_upstream), NULL when none. */
+    /* The node that answered (proxy, /rpc), for the access log; NULL when none. Points at
+     * upstream_inline, or at an owned string when the address is longer: set and released only
+     * with mc_http_request_set_upstream (NULL releases) or _give_upstream. */
     char *upstream;
+    char upstream_inline[MC_HTTP_UPSTREAM_INLINE];
 
     /* Response bookkeeping (read by observers). */
     int status;
@@ -120,7 +126,8 @@ const char *mc_http_request_header(const struct mc_http_request *req, const char
 int mc_http_query_param(const struct mc_http_request *req, const char *name, char **value);
 /* The client's address as text ("127.0.0.1"), into buf. */
 void mc_http_request_peer(const struct mc_http_request *req, char *buf, size_t len);
-/* Records the node that served the request (copied; NULL clears it) for the access log. */
+/* Records the node that served the request (copied, into the request's inline room when it
+ * fits; NULL clears it and frees any longer copy) for the access log. */
 void mc_http_request_set_upstream(struct mc_http_request *req, const char *address);
 /* The same, taking address (mc_malloc'd) over: the request frees it. For a handler that holds
  * the string already and is about to drop it (no copy on the proxy's hot path). */

@@ -3,7 +3,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http/head.h"
 #include "rpc/jsonrpc.h"
@@ -26,15 +25,19 @@ struct mc_call {
     struct mc_caller *caller;
     char *service;
     char *method;
-    char *address;         /* direct node, or NULL */
-    struct mc_buf request; /* the JSON-RPC body, built once */
-    uint64_t id;           /* its JSON-RPC id, which the reply must echo when it has one */
-    struct mc_http_header_list headers;
+    char *address;       /* direct node, or NULL */
+    const char *request; /* the JSON-RPC body, built once (in text) */
+    size_t request_len;
+    uint64_t id;                    /* its JSON-RPC id, which the reply must echo when it has one */
+    struct mc_http_header *headers; /* in text: the caller's kept headers, then ours */
+    size_t header_count;
     mc_call_done_cb done;
     void *ctx;
     struct mc_http_call *http;
     struct mc_upstream_try try; /* node choice, tried list, deadline */
-    char text[];                /* service, method and address, in the call's own block */
+    /* One block for everything the call owns (one allocation per call): the header array,
+     * then service, method and address, the copied headers' names and values, the body. */
+    _Alignas(struct mc_http_header) char text[];
 };
 
 struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
@@ -63,33 +66,34 @@ struct mc_upstream *mc_caller_upstream(struct mc_caller *caller)
 static void call_free(struct mc_call *call)
 {
     mc_upstream_try_close(&call->try);
-    mc_buf_close(&call->request);
-    mc_http_header_list_close(&call->headers);
     mc_free(call);
 }
 
-/* The node of the last attempt, taken out of the tried list so that it outlives the call until
- * done has read it (the access log's upstream=); NULL when no node was tried. */
-static char *take_node(struct mc_call *call)
+/* The node of the last attempt, copied out of the call so that it outlives it until done has
+ * read it (the access log's upstream=): into buf[cap] when it fits, else a new string in *heap
+ * (NULL otherwise; the caller frees it). NULL when no node was tried. */
+static const char *take_node(struct mc_call *call, char *buf, size_t cap, char **heap)
 {
-    struct mc_upstream_try *t = &call->try;
-    if (!t->tried_count)
+    *heap = NULL;
+    const char *node = call->try.node;
+    if (!node)
         return NULL;
-    char *node = t->tried[t->tried_count - 1];
-    t->tried[t->tried_count - 1] = NULL;
-    t->node = NULL;
-    return node;
+    size_t len = strlen(node) + 1;
+    if (len <= cap)
+        return memcpy(buf, node, len);
+    return *heap = mc_strdup(node);
 }
 
 static void answer(struct mc_call *call, int status, const char *body, size_t len)
 {
-    char *node = take_node(call);
+    char buf[MC_HTTP_UPSTREAM_INLINE], *heap;
+    const char *node = take_node(call, buf, sizeof buf, &heap);
     struct mc_call_answer a = {status, body, len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(node);
+    mc_free(heap);
 }
 
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
@@ -100,13 +104,14 @@ static void answer_error_n(struct mc_call *call, int status, const char *detail,
     struct mc_buf b;
     mc_buf_init(&b);
     mc_http_error_json_n(&b, CLIENT_ID, status, detail, len);
-    char *node = take_node(call);
+    char buf[MC_HTTP_UPSTREAM_INLINE], *heap;
+    const char *node = take_node(call, buf, sizeof buf, &heap);
     struct mc_call_answer a = {status, b.data, b.len, node};
     mc_call_done_cb done = call->done;
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(node);
+    mc_free(heap);
     mc_buf_close(&b);
 }
 
@@ -195,10 +200,10 @@ static int attempt(struct mc_call *call)
         .address = call->try.node,
         .method = "POST",
         .target = "/",
-        .headers = call->headers.items,
-        .header_count = call->headers.count,
-        .body = call->request.data,
-        .body_len = call->request.len,
+        .headers = call->headers,
+        .header_count = call->header_count,
+        .body = call->request,
+        .body_len = call->request_len,
         .dial_timeout_ms = dial && dial < remaining ? dial : remaining,
         .timeout_ms = remaining,
         .buffer_body = 1,
@@ -211,53 +216,88 @@ static int attempt(struct mc_call *call)
 }
 
 /* The first letter rules most names out before any comparison (this runs for every header of
- * every call). */
+ * every call); names are tokens, compared without a call. */
 static int dropped_header(const char *name)
 {
     switch (name[0] | 0x20) {
     case 'h':
-        return strcasecmp(name, "Host") == 0;
+        return mc_http_name_is(name, "host", 4);
     case 'c':
-        return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Content-Type") == 0 ||
-               mc_http_hop_by_hop(name);
+        return mc_http_name_is(name, "content-length", 14) ||
+               mc_http_name_is(name, "content-type", 12) || mc_http_hop_by_hop(name);
     case 'e':
-        return strcasecmp(name, "Expect") == 0;
+        return mc_http_name_is(name, "expect", 6);
     case 'x':
-        return strncasecmp(name, "X-Micro-", 8) == 0;
+        return mc_http_name_eq(name, "x-micro-", 8); /* stops at a shorter name's NUL */
     default:
         return mc_http_hop_by_hop(name);
     }
 }
 
+/* Copies s[0..n] (its NUL included) to *at and advances it; returns the copy. */
+static char *put(char **at, const char *s, size_t n)
+{
+    char *copy = memcpy(*at, s, n + 1);
+    *at += n + 1;
+    return copy;
+}
+
 struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
                               mc_call_done_cb done, void *ctx)
 {
-    /* One block for the call and its three strings. */
-    size_t sl = strlen(req->service) + 1, ml = strlen(req->method) + 1;
-    size_t al = req->address && *req->address ? strlen(req->address) + 1 : 0;
-    struct mc_call *call = mc_calloc(1, sizeof *call + sl + ml + al);
+    /* Sizes first: the kept headers (minus hop-by-hop and framing: copied, since the call may
+     * outlive the request that asked for it), the names, and the body's bound. */
+    size_t sl = strlen(req->service), ml = strlen(req->method);
+    size_t al = req->address && *req->address ? strlen(req->address) : 0;
+    size_t kept = 0, header_text = 0;
+    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the copying pass */
+    for (size_t i = 0; i < req->header_count; i++) {
+        if (dropped_header(req->headers[i].name)) {
+            if (i < 64)
+                dropped |= (uint64_t)1 << i;
+            continue;
+        }
+        kept++;
+        header_text += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
+    }
+    size_t params_len = req->params ? req->params_len : 0;
+    /* mc_jsonrpc_encode_request writes at most 53 bytes of framing and digits, the method
+     * escaped (6 bytes per byte at worst: \u00XX), and the params (or "{}") */
+    size_t body_max = 64 + 6 * ml + params_len;
+    size_t header_count = kept + 3;
+    size_t size = sizeof(struct mc_call) + header_count * sizeof(struct mc_http_header) + sl + 1 +
+                  ml + 1 + (al ? al + 1 : 0) + header_text + body_max;
+    struct mc_call *call = mc_malloc(size);
+    memset(call, 0, sizeof *call);
+    call->headers = (struct mc_http_header *)call->text;
+    char *at = call->text + header_count * sizeof(struct mc_http_header);
     call->caller = caller;
-    call->service = memcpy(call->text, req->service, sl);
-    call->method = memcpy(call->text + sl, req->method, ml);
-    call->address = al ? memcpy(call->text + sl + ml, req->address, al) : NULL;
+    call->service = put(&at, req->service, sl);
+    call->method = put(&at, req->method, ml);
+    call->address = al ? put(&at, req->address, al) : NULL;
     call->done = done;
     call->ctx = ctx;
-    mc_buf_init(&call->request);
-    /* the body's size, near enough that it grows at most once */
-    mc_buf_reserve(&call->request, ml + (req->params ? req->params_len : 2) + 48);
+    size_t n = 0;
+    for (size_t i = 0; i < req->header_count; i++) {
+        const struct mc_http_header *h = &req->headers[i];
+        if (i < 64 ? (int)((dropped >> i) & 1) : dropped_header(h->name))
+            continue;
+        call->headers[n].name = put(&at, h->name, strlen(h->name));
+        call->headers[n].value = put(&at, h->value, strlen(h->value));
+        n++;
+    }
+    call->headers[n++] = (struct mc_http_header){"Content-Type", "application/json"};
+    call->headers[n++] = (struct mc_http_header){"X-Micro-Service", call->service};
+    call->headers[n++] = (struct mc_http_header){"X-Micro-Method", call->method};
+    call->header_count = n;
+    /* The body, encoded into the rest of the block through a buffer that views it: its
+     * capacity is the bound above, so it never grows (and so never frees or moves the view). */
     call->id = caller->next_id++;
-    mc_jsonrpc_encode_request(&call->request, req->method, req->params ? req->params : "",
-                              req->params ? req->params_len : 0, call->id);
-    /* Headers: the caller's own (minus hop-by-hop and framing), then ours; copied, since the
-     * call may outlive the request that asked for it. */
-    mc_http_header_list_init(&call->headers, req->header_count + 3);
-    for (size_t i = 0; i < req->header_count; i++)
-        if (!dropped_header(req->headers[i].name))
-            mc_http_header_list_add_copy(&call->headers, req->headers[i].name,
-                                         req->headers[i].value);
-    mc_http_header_list_add(&call->headers, "Content-Type", "application/json");
-    mc_http_header_list_add(&call->headers, "X-Micro-Service", call->service);
-    mc_http_header_list_add(&call->headers, "X-Micro-Method", call->method);
+    struct mc_buf body = {.data = at, .len = 0, .cap = body_max};
+    mc_jsonrpc_encode_request(&body, req->method, req->params ? req->params : "", params_len,
+                              call->id);
+    call->request = body.data;
+    call->request_len = body.len;
     mc_upstream_try_init(&call->try, caller->upstream, call->service, call->method, call->address,
                          408);
     return attempt(call) ? NULL : call;

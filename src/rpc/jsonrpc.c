@@ -5,7 +5,6 @@
 
 #include <inttypes.h>
 #include <string.h>
-#include <strings.h>
 
 #include "util/alloc.h"
 #include "util/error.h"
@@ -116,6 +115,53 @@ static int read_hex4(struct scan *s, uint32_t *out)
     return 0;
 }
 
+/* Bytes that stand for themselves inside a JSON string: not '"', '\\' or a control. */
+#define PLAIN16(b) 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+static const unsigned char plain[256] = {[0x20] = 1,
+                                         1,
+                                         0,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1, /* 0x22 '"' */
+                                         PLAIN16(0x30),
+                                         PLAIN16(0x40),
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         0,
+                                         1,
+                                         1,
+                                         1, /* 0x5c '\\' */
+                                         PLAIN16(0x60),
+                                         PLAIN16(0x70),
+                                         PLAIN16(0x80),
+                                         PLAIN16(0x90),
+                                         PLAIN16(0xa0),
+                                         PLAIN16(0xb0),
+                                         PLAIN16(0xc0),
+                                         PLAIN16(0xd0),
+                                         PLAIN16(0xe0),
+                                         PLAIN16(0xf0)};
+
 /* A string at s->p (which must be '"'), decoded into k (may be NULL). Raw bytes >= 0x80 are
  * passed through unchecked; lone surrogate escapes become U+FFFD, as Go's decoder does. */
 static int scan_string(struct scan *s, struct sink *k)
@@ -132,10 +178,12 @@ static int scan_string(struct scan *s, struct sink *k)
         if (c < 0x20)
             return MC_EPROTO;
         if (c != '\\') {
-            const char *run = s->p;
-            while (s->p < s->end && *s->p != '"' && *s->p != '\\' && (unsigned char)*s->p >= 0x20)
-                s->p++;
-            sink_put(k, run, (size_t)(s->p - run));
+            /* a run of plain bytes, on a local pointer (s->p would be stored back per byte) */
+            const char *run = s->p, *p = run, *end = s->end;
+            while (p < end && plain[(unsigned char)*p])
+                p++;
+            s->p = p;
+            sink_put(k, run, (size_t)(p - run));
             continue;
         }
         if (++s->p >= s->end)
@@ -350,7 +398,11 @@ static int scan_document(const char *text, size_t len, member_fn on_member, void
 /* Keys match case-insensitively, as Go's encoding/json matches struct fields. */
 static int key_is(const char *key, size_t key_len, const char *name)
 {
-    return key_len == strlen(name) && strncasecmp(key, name, key_len) == 0;
+    /* name is lowercase letters: OR-ing 0x20 folds exactly the letters of key onto them */
+    for (size_t i = 0; i < key_len; i++)
+        if (!name[i] || ((unsigned char)key[i] | 0x20) != (unsigned char)name[i])
+            return 0;
+    return name[key_len] == '\0';
 }
 
 /* An unsigned integer value (digits only, as Go's uint64/int32 decoding requires) into *v;
@@ -440,25 +492,55 @@ static int members_member(void *ctx, struct scan *s, const char *key, size_t key
 {
     struct members_ctx *c = ctx;
     const char *start = s->p;
-    int err = scan_value(s);
+    struct mc_json_member *m = NULL;
+    for (size_t i = 0; i < c->count && !m; i++)
+        if (key_is(key, key_len, c->members[i].key))
+            m = &c->members[i];
+    if (!m)
+        return scan_value(s);
+    int err;
+    m->decoded = 0;
+    if (m->buf && m->cap && s->p < s->end && *s->p == '"') {
+        /* decoded in this pass: the names are not scanned a second time */
+        struct sink k = {NULL, m->buf, m->cap - 1, 0};
+        err = scan_string(s, &k);
+        if (!err && k.len <= k.cap && !memchr(m->buf, '\0', k.len)) {
+            m->buf[k.len] = '\0';
+            m->decoded = 1;
+        }
+    } else {
+        err = scan_value(s);
+    }
     if (err)
         return err;
-    for (size_t i = 0; i < c->count; i++) {
-        if (key_is(key, key_len, c->members[i].key)) {
-            c->members[i].found = 1; /* the last one wins, as Go's decoder does */
-            c->members[i].start = (size_t)(start - c->body);
-            c->members[i].len = (size_t)(s->p - start);
-        }
-    }
+    m->found = 1; /* the last one wins, as Go's decoder does */
+    m->start = (size_t)(start - c->body);
+    m->len = (size_t)(s->p - start);
     return 0;
 }
 
 int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        members[i].found = 0;
+        members[i].found = members[i].decoded = 0;
     struct members_ctx ctx = {body, members, count};
     return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
+}
+
+int mc_json_string_decode_into(const char *text, size_t len, char *buf, size_t cap)
+{
+    struct scan s = {text, text + len, 0};
+    if (len == 0 || *text != '"' || cap == 0)
+        return MC_EPROTO;
+    struct sink k = {NULL, buf, cap - 1, 0};
+    if (scan_string(&s, &k) || s.p != s.end)
+        return MC_EPROTO;
+    if (k.len > k.cap)
+        return MC_ETOOBIG;
+    if (memchr(buf, '\0', k.len))
+        return MC_EPROTO;
+    buf[k.len] = '\0';
+    return 0;
 }
 
 char *mc_json_string_decode(const char *text, size_t len)

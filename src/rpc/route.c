@@ -12,9 +12,15 @@ struct seg {
     size_t n;
 };
 
-/* Splits the path part of the target into cleaned segments (no empty, ".", or ".." ones);
- * returns how many, in a new array *out the caller frees. */
-static size_t split_path(const char *path, size_t len, struct seg **out)
+/* Segments kept on the stack: a longer path takes one heap array (rare: a path of over 32
+ * bytes with over 16 segments). */
+#define SEGS_INLINE 16
+
+/* Splits the path part of the target into cleaned segments (no empty, ".", or ".." ones) and
+ * returns how many there are; the first min(count, cap) are stored in segs[]. A segment past
+ * cap is counted but not stored: a ".." only ever pops the last one, so the stored ones stay
+ * exactly the cleaned path's first cap segments. */
+static size_t split_path_into(const char *path, size_t len, struct seg *segs, size_t cap)
 {
     const char *q = memchr(path, '?', len);
     if (q)
@@ -22,23 +28,36 @@ static size_t split_path(const char *path, size_t len, struct seg **out)
     q = memchr(path, '#', len);
     if (q)
         len = (size_t)(q - path);
-    struct seg *segs = mc_malloc((len / 2 + 1) * sizeof *segs);
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t j = i;
-        while (j < len && path[j] != '/')
-            j++;
+        const char *slash = memchr(path + i, '/', len - i);
+        size_t j = slash ? (size_t)(slash - path) : len;
         struct seg s = {path + i, j - i};
-        if (s.n == 2 && memcmp(s.p, "..", 2) == 0) {
+        if (s.n == 2 && s.p[0] == '.' && s.p[1] == '.') {
             if (k)
                 k--;
         } else if (s.n && !(s.n == 1 && s.p[0] == '.')) {
-            segs[k++] = s;
+            if (k < cap)
+                segs[k] = s;
+            k++;
         }
         i = j + 1;
     }
-    *out = segs;
     return k;
+}
+
+/* Every segment: into stack[SEGS_INLINE] when they fit, else a new array (*heap, which the
+ * caller frees; NULL otherwise). */
+static size_t split_path(const char *path, size_t len, struct seg *stack, struct seg **segs,
+                         struct seg **heap)
+{
+    *heap = NULL;
+    *segs = stack;
+    if (len / 2 + 1 <= SEGS_INLINE)
+        return split_path_into(path, len, stack, SEGS_INLINE);
+    *heap = mc_malloc((len / 2 + 1) * sizeof **heap);
+    *segs = *heap;
+    return split_path_into(path, len, *heap, len / 2 + 1);
 }
 
 /* go-micro's versionRe: ^v[0-9]+$ */
@@ -91,10 +110,10 @@ int mc_route_path_to_call(const char *path, size_t len, const char *namespace_, 
 {
     *service_out = NULL;
     *method_out = NULL;
-    struct seg *segs;
-    size_t k = split_path(path, len, &segs);
+    struct seg stack[SEGS_INLINE], *segs, *heap;
+    size_t k = split_path(path, len, stack, &segs, &heap);
     if (k == 0) {
-        mc_free(segs);
+        mc_free(heap);
         return MC_ENOTFOUND;
     }
     size_t svc_n, first_method;
@@ -120,7 +139,7 @@ int mc_route_path_to_call(const char *path, size_t len, const char *namespace_, 
     }
     if (k == 1)
         mc_buf_append_str(&method, ".Call"); /* /foo calls Foo.Call, the default handler */
-    mc_free(segs);
+    mc_free(heap);
     if (!ok) {
         mc_buf_close(&svc);
         mc_buf_close(&method);
@@ -144,21 +163,47 @@ static int is_proxy_name(struct seg s)
     return 1;
 }
 
+/* Copies src[0..n) into out at *at, as far as cap allows; *at counts every byte. */
+static void put(char *out, size_t cap, size_t *at, const char *src, size_t n)
+{
+    if (*at < cap)
+        memcpy(out + *at, src, n < cap - *at ? n : cap - *at);
+    *at += n;
+}
+
+int mc_route_service_into(const char *path, size_t len, const char *namespace_, char *out,
+                          size_t cap, size_t *need)
+{
+    /* Only the first two cleaned segments matter: <name> or <vN>/<name>. */
+    struct seg segs[2];
+    size_t k = split_path_into(path, len, segs, 2);
+    size_t n = k >= 2 && is_version(segs[0]) ? 2 : 1;
+    if (k == 0 || !is_proxy_name(segs[n - 1]))
+        return MC_ENOTFOUND;
+    size_t at = 0, nsl = strlen(namespace_);
+    put(out, cap, &at, namespace_, nsl);
+    for (size_t i = 0; i < n; i++) {
+        if (at)
+            put(out, cap, &at, ".", 1);
+        put(out, cap, &at, segs[i].p, segs[i].n);
+    }
+    *need = at + 1;
+    if (at >= cap)
+        return MC_ETOOBIG;
+    out[at] = '\0';
+    return 0;
+}
+
 int mc_route_path_to_service(const char *path, size_t len, const char *namespace_,
                              char **service_out)
 {
     *service_out = NULL;
-    struct seg *segs;
-    size_t k = split_path(path, len, &segs);
-    size_t n = k >= 2 && is_version(segs[0]) ? 2 : 1;
-    int rc = MC_ENOTFOUND;
-    if (k > 0 && is_proxy_name(segs[n - 1])) {
-        struct mc_buf svc;
-        mc_buf_init(&svc);
-        append_service(&svc, namespace_, segs, n);
-        *service_out = mc_buf_steal(&svc, NULL);
-        rc = 0;
-    }
-    mc_free(segs);
-    return rc;
+    size_t need;
+    int rc = mc_route_service_into(path, len, namespace_, NULL, 0, &need);
+    if (rc == MC_ENOTFOUND)
+        return rc;
+    char *s = mc_malloc(need);
+    mc_route_service_into(path, len, namespace_, s, need, &need);
+    *service_out = s;
+    return 0;
 }

@@ -24,5 +24,11 @@ int mc_route_path_to_call(const char *path, size_t len, const char *namespace_, 
  * Returns 0 and a new string in *service_out (caller mc_free()s), or MC_ENOTFOUND (NULL out). */
 int mc_route_path_to_service(const char *path, size_t len, const char *namespace_,
                              char **service_out);
+/* The same into the caller's out[0..cap) (out may be NULL when cap is 0), allocating nothing:
+ * for the proxy's hot path. Sets *need to the bytes the name takes with its NUL whenever the
+ * path names a service, and returns 0 (out holds the name), MC_ETOOBIG (it needs more than
+ * cap: nothing usable in out; call again with *need bytes) or MC_ENOTFOUND (*need untouched). */
+int mc_route_service_into(const char *path, size_t len, const char *namespace_, char *out,
+                          size_t cap, size_t *need);
 
 #endif

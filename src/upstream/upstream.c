@@ -154,6 +154,38 @@ void mc_upstream_done(struct mc_upstream_try *t, int ok)
     t->ok = ok;
 }
 
+/* Whether s lives in the try's inline text (not a string of its own to free). */
+static int in_text(const struct mc_upstream_try *t, const char *s)
+{
+    uintptr_t p = (uintptr_t)s, start = (uintptr_t)t->tried_text;
+    return p >= start && p - start < sizeof t->tried_text;
+}
+
+/* Appends a copy of node to the tried list: inline while there is room, the heap after. */
+static const char *tried_add(struct mc_upstream_try *t, const char *node)
+{
+    size_t n = t->tried_count;
+    if (n < MC_UPSTREAM_TRIED_INLINE) {
+        t->tried = t->tried_inline;
+    } else if (n == MC_UPSTREAM_TRIED_INLINE) {
+        const char **heap = mc_malloc((n + 1) * sizeof *heap);
+        memcpy(heap, t->tried_inline, n * sizeof *heap);
+        t->tried = heap;
+    } else {
+        t->tried = mc_realloc(t->tried, (n + 1) * sizeof *t->tried);
+    }
+    size_t len = strlen(node) + 1;
+    char *copy;
+    if (len <= sizeof t->tried_text - t->tried_text_len) {
+        copy = memcpy(t->tried_text + t->tried_text_len, node, len);
+        t->tried_text_len += len;
+    } else {
+        copy = mc_strdup(node);
+    }
+    t->tried[t->tried_count++] = copy;
+    return copy;
+}
+
 void mc_upstream_try_close(struct mc_upstream_try *t)
 {
     if (t->ep)
@@ -164,10 +196,13 @@ void mc_upstream_try_close(struct mc_upstream_try *t)
                               (uv_hrtime() - t->start_ns) / 1000, t->ok);
     t->start_ns = 0;
     for (size_t i = 0; i < t->tried_count; i++)
-        mc_free(t->tried[i]);
-    mc_free(t->tried);
+        if (!in_text(t, t->tried[i]))
+            mc_free((char *)t->tried[i]);
+    if (t->tried != t->tried_inline)
+        mc_free(t->tried);
     t->tried = NULL;
     t->tried_count = 0;
+    t->tried_text_len = 0;
     t->node = NULL;
 }
 
@@ -215,9 +250,8 @@ int mc_upstream_next(struct mc_upstream_try *t, struct mc_buf *detail)
         uint64_t list_id;
         const char *const *addrs = mc_upstream_addresses(up, t->service, &n, &list_id);
         enum mc_lb_status status;
-        struct mc_lb_endpoint *ep =
-            mc_lb_pick_list(up->lb, t->service, list_id, addrs, n, (const char *const *)t->tried,
-                            t->tried_count, &status);
+        struct mc_lb_endpoint *ep = mc_lb_pick_list(up->lb, t->service, list_id, addrs, n, t->tried,
+                                                    t->tried_count, &status);
         if (!ep) {
             switch (status) {
             case MC_LB_NO_NODES:
@@ -235,9 +269,7 @@ int mc_upstream_next(struct mc_upstream_try *t, struct mc_buf *detail)
         t->ep = ep;
         node = mc_lb_endpoint_address(ep);
     }
-    t->tried = mc_realloc(t->tried, (t->tried_count + 1) * sizeof *t->tried);
-    t->tried[t->tried_count++] = mc_strdup(node);
-    t->node = t->tried[t->tried_count - 1];
+    t->node = tried_add(t, node);
     t->attempts++;
     t->attempt_start_ms = now;
     return 0;

@@ -45,16 +45,25 @@ void mc_upstream_free(struct mc_upstream *up);
 const char *const *mc_upstream_addresses(struct mc_upstream *up, const char *name, size_t *count,
                                          uint64_t *list_id);
 
+/* The tried list's inline room: the first MC_UPSTREAM_TRIED_INLINE attempts, and their
+ * addresses while they fit in MC_UPSTREAM_TRIED_TEXT bytes, take no allocation; more attempts
+ * (a larger --retries) or longer addresses go to the heap. */
+#define MC_UPSTREAM_TRIED_INLINE 4
+#define MC_UPSTREAM_TRIED_TEXT 192
+
 /* One call's attempts. Embedded in the caller's own call; everything it points to (service,
- * method, address) is borrowed and must outlive it. */
+ * method, address) is borrowed and must outlive it. It points into itself once an attempt has
+ * started: never copy or move one. */
 struct mc_upstream_try {
     struct mc_upstream *up;
     const char *service;
     const char *method;  /* for the log ("call <service> <method>"); NULL: "proxy <service>" */
     const char *address; /* a node named by the caller: tried alone, never retried */
     int timeout_status;  /* the status a timeout maps to (408 for /rpc, 504 for a gateway) */
-    const char *node;    /* the attempt in flight (the last of tried); NULL before the first */
-    char **tried;        /* every node attempted, in order (owned) */
+    const char *node;    /* the attempt in flight (the last of tried); NULL before the first.
+                          * Valid until the try is closed. */
+    const char **tried;  /* every node attempted, in order: tried_inline or a new array; each
+                          * string in tried_text or a new one (owned) */
     size_t tried_count;
     int attempts;
     int last_err; /* the last attempt's transport error */
@@ -62,6 +71,9 @@ struct mc_upstream_try {
     struct mc_lb_endpoint *ep; /* the balancer's endpoint of the attempt in flight */
     uint64_t start_ns;         /* for on_call (0: not timed, or reported already) */
     int ok;                    /* the last attempt was answered well */
+    size_t tried_text_len;
+    const char *tried_inline[MC_UPSTREAM_TRIED_INLINE];
+    char tried_text[MC_UPSTREAM_TRIED_TEXT];
 };
 
 /* Starts a try (the deadline is now + --request_timeout). address NULL or "": the balancer

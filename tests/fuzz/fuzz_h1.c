@@ -117,8 +117,13 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
 
     if (getenv("FUZZ_PRINT")) /* to see what a seed exercises: FUZZ_PRINT=1 fuzz_h1 FILE */
         fprintf(stderr, "%.*s\n", (int)mem_out.len, mem_out.data);
-    /* The sidecar answers HTTP/1.1 and nothing else (a WebSocket stream follows a 101). */
-    if (mem_out.len > 0)
+    /* The sidecar answers HTTP/1.1 (a WebSocket stream follows a 101), or, to a connection
+     * that opens with the HTTP/2 preface, HTTP/2: its SETTINGS frame comes first. */
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    if (mem_out.len > 0 && size >= sizeof preface - 1 &&
+        memcmp(data, preface, sizeof preface - 1) == 0)
+        assert(mem_out.len >= 9 && (unsigned char)mem_out.data[3] == 0x4 /* SETTINGS */);
+    else if (mem_out.len > 0)
         assert(mem_out.len >= 9 && memcmp(mem_out.data, "HTTP/1.1 ", 9) == 0);
 
     /* Shut down as the sidecar does, then let every close callback run. */

@@ -384,6 +384,60 @@ static void test_reply_must_answer_the_call(void **state)
     assert_false(answers("{\"id\":8,\"result\":1}", 7));
 }
 
+/* The allocation-free decode: into a buffer while it fits (escapes, UTF-8, exactly full),
+ * MC_ETOOBIG one byte short, MC_EPROTO for a NUL, a non-string or trailing bytes; keys match
+ * case-insensitively only on letters. */
+static void test_string_decode_into(void **state)
+{
+    (void)state;
+    char buf[8];
+    const char *t = "\"a\\u00e9\\n\\\"\"";
+    assert_int_equal(mc_json_string_decode_into(t, strlen(t), buf, sizeof buf), 0);
+    assert_string_equal(buf, "a\xc3\xa9\n\"");
+    t = "\"1234567\"";
+    assert_int_equal(mc_json_string_decode_into(t, strlen(t), buf, 8), 0);
+    assert_string_equal(buf, "1234567");
+    assert_int_equal(mc_json_string_decode_into(t, strlen(t), buf, 7), MC_ETOOBIG);
+    char *heap = mc_json_string_decode(t, strlen(t));
+    assert_string_equal(heap, "1234567");
+    mc_free(heap);
+    assert_int_equal(mc_json_string_decode_into("\"a\\u0000\"", 10, buf, sizeof buf), MC_EPROTO);
+    assert_int_equal(mc_json_string_decode_into("12", 2, buf, sizeof buf), MC_EPROTO);
+    assert_int_equal(mc_json_string_decode_into("\"a\" ", 4, buf, sizeof buf), MC_EPROTO);
+    assert_int_equal(mc_json_string_decode_into("\"a", 2, buf, sizeof buf), MC_EPROTO);
+    assert_int_equal(mc_json_string_decode_into("\"\"", 2, buf, 1), 0);
+    assert_string_equal(buf, "");
+    /* "sErViCe" matches; "SE@VICE" (0x40 | 0x20 is '`', not 'r') and "service1" do not */
+    const char *body = "{\"SE@VICE\":\"x\",\"sErViCe\":\"y\",\"service1\":\"z\"}";
+    struct mc_json_member m = {.key = "service"};
+    assert_int_equal(mc_json_members(body, strlen(body), &m, 1), 0);
+    assert_true(m.found);
+    assert_memory_equal(body + m.start, "\"y\"", m.len);
+
+    /* decoded during the scan: a fitting string is, a long one, one holding a NUL, a
+     * non-string and a string replaced by a later non-string are not */
+    char b[4][8];
+    struct mc_json_member d[4] = {{.key = "a", .buf = b[0], .cap = 8},
+                                  {.key = "b", .buf = b[1], .cap = 8},
+                                  {.key = "c", .buf = b[2], .cap = 8},
+                                  {.key = "e", .buf = b[3], .cap = 8}};
+    const char *doc = "{\"a\":\"x\\u00e9\",\"b\":\"12345678\",\"c\":\"n\\u0000\",\"e\":\"s\","
+                      "\"e\":[1]}";
+    assert_int_equal(mc_json_members(doc, strlen(doc), d, 4), 0);
+    assert_true(d[0].found && d[0].decoded);
+    assert_string_equal(b[0], "x\xc3\xa9");
+    assert_true(d[1].found && !d[1].decoded); /* 8 bytes do not fit 8 with the NUL */
+    char *longer = mc_json_string_decode(doc + d[1].start, d[1].len);
+    assert_string_equal(longer, "12345678");
+    mc_free(longer);
+    assert_true(d[2].found && !d[2].decoded);
+    assert_null(mc_json_string_decode(doc + d[2].start, d[2].len));
+    assert_true(d[3].found && !d[3].decoded);
+    assert_memory_equal(doc + d[3].start, "[1]", 3);
+    /* a key at the very end of a truncated body: refused, nothing read past it */
+    assert_int_equal(mc_json_members("{\"a\":", 5, d, 4), MC_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_malformed_rejected),
         cmocka_unit_test(test_every_truncation_rejected),
         cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_string_decode_into),
         cmocka_unit_test(test_reply_must_answer_the_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,12 +129,80 @@ static void test_path_to_service_table(void **state)
     }
 }
 
+/* The allocation-free variant: the same names as the table, into a buffer just big enough, and
+ * MC_ETOOBIG with the size needed when it is one byte short. */
+static void test_service_into(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof service_rows / sizeof service_rows[0]; i++) {
+        const struct service_row *r = &service_rows[i];
+        char out[64];
+        size_t need = 12345;
+        int rc =
+            mc_route_service_into(r->path, strlen(r->path), "go.micro.srv", out, sizeof out, &need);
+        if (!r->service) {
+            assert_int_equal(rc, MC_ENOTFOUND);
+            assert_int_equal(need, 12345);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        assert_string_equal(out, r->service);
+        assert_int_equal(need, strlen(r->service) + 1);
+        char exact[64];
+        assert_int_equal(
+            mc_route_service_into(r->path, strlen(r->path), "go.micro.srv", exact, need, &need), 0);
+        assert_string_equal(exact, r->service);
+        memset(exact, 'x', sizeof exact);
+        assert_int_equal(
+            mc_route_service_into(r->path, strlen(r->path), "go.micro.srv", exact, need - 1, &need),
+            MC_ETOOBIG);
+        assert_int_equal(need, strlen(r->service) + 1);
+        assert_int_equal(exact[need - 1], 'x'); /* nothing written past the capacity */
+    }
+    /* no namespace: no leading dot */
+    char out[16];
+    size_t need;
+    assert_int_equal(mc_route_service_into("/v2/foo/x", 9, "", out, sizeof out, &need), 0);
+    assert_string_equal(out, "v2.foo");
+}
+
+/* Cleaning with more segments than the stack keeps (16), ".." popping back into the kept ones,
+ * for both mappings. */
+static void test_many_segments(void **state)
+{
+    (void)state;
+    const char *path = "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/../../../../../../../../../../../"
+                       "../../../../../../../x/y";
+    char *svc, *method;
+    assert_int_equal(mc_route_path_to_call(path, strlen(path), "ns", &svc, &method), 0);
+    assert_string_equal(svc, "ns.a.b"); /* a/b/x/y */
+    assert_string_equal(method, "X.Y");
+    mc_free(svc);
+    mc_free(method);
+    assert_int_equal(mc_route_path_to_service(path, strlen(path), "ns", &svc), 0);
+    assert_string_equal(svc, "ns.a");
+    mc_free(svc);
+    const char *up = "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/../../../../../../../../../../../"
+                     "../../../../../../../../../v3/z"; /* past the root */
+    char out[32];
+    size_t need;
+    assert_int_equal(mc_route_service_into(up, strlen(up), "ns", out, sizeof out, &need), 0);
+    assert_string_equal(out, "ns.v3.z");
+    assert_int_equal(mc_route_path_to_call(up, strlen(up), "ns", &svc, &method), 0);
+    assert_string_equal(svc, "ns.v3");
+    assert_string_equal(method, "V3.Z");
+    mc_free(svc);
+    mc_free(method);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_to_call_table),
         cmocka_unit_test(test_path_to_call_len_bounded),
         cmocka_unit_test(test_path_to_service_table),
+        cmocka_unit_test(test_service_into),
+        cmocka_unit_test(test_many_segments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,11 +241,63 @@ static void test_address_list_kept_until_the_view_changes(void **state)
     mc_registry_free(r, NULL, NULL);
 }
 
+/* More attempts than the try's inline room, and addresses longer than its inline text: the
+ * tried list moves to the heap and keeps every node in order, distinct, named in the error;
+ * closing frees it (the sanitized build and memcheck would see a leak or a bad free). */
+static void test_tried_list_past_inline_room(void **state)
+{
+    (void)state;
+    struct mc_service s;
+    mc_service_init(&s);
+    s.name = strdup("go.micro.srv.many");
+    s.version = strdup("1");
+    char host[80];
+    for (int i = 0; i < 8; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        /* the first ones short, the later ones long (over the inline text between them) */
+        snprintf(host, sizeof host,
+                 i < 3 ? "127.0.0.%d" : "node-%d.a-rather-long-host-name.example", i + 1);
+        mc_service_add_node(&s, id, host, 9000 + i);
+    }
+    mc_registry_register(registry, &s, 0, 0, registered, NULL);
+    mc_service_close(&s);
+
+    struct mc_upstream *up = new_upstream(10000, 7);
+    struct mc_upstream_try t;
+    mc_upstream_try_init(&t, up, "go.micro.srv.many", NULL, NULL, 504);
+    struct mc_buf detail;
+    mc_buf_init(&detail);
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(mc_upstream_next(&t, &detail), 0);
+        assert_ptr_equal(t.node, t.tried[t.tried_count - 1]);
+        assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 0);
+    }
+    assert_int_equal(mc_upstream_next(&t, &detail), 0);
+    assert_int_equal(t.tried_count, 8);
+    assert_true(t.tried != t.tried_inline);
+    for (size_t i = 0; i < 8; i++)
+        for (size_t j = i + 1; j < 8; j++)
+            assert_string_not_equal(t.tried[i], t.tried[j]);
+    assert_int_equal(mc_upstream_failed(&t, UV_ECONNREFUSED, 1, &detail), 502);
+    for (size_t i = 0; i < 8; i++)
+        assert_non_null(strstr(detail.data, t.tried[i]));
+    /* every node tried: a ninth attempt has none left */
+    mc_buf_reset(&detail);
+    mc_upstream_try_close(&t);
+    assert_null(t.tried);
+    assert_null(t.node);
+    mc_upstream_try_close(&t); /* idempotent */
+    mc_buf_close(&detail);
+    mc_upstream_free(up);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_retries_every_node_then_names_them, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tried_list_past_inline_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_address, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_address_list_kept_until_the_view_changes, setup,
