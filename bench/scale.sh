@@ -139,7 +139,7 @@ scale_nodes() {
         sleep 0.3
         rss=$(rss_kb "$pid")
         cpu=$(proxy_cpu_us)
-        NODE_ROWS+=("| $n | $(mib "$rss") | $(awk -v r="$rss" -v b="$base" -v n="$n" 'BEGIN{printf "%.2f", (r-b)/n}') | $(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN{printf "%.1f", t*1e6/hz/n}') | $cpu |")
+        NODE_ROWS+=("| $n | $(mib "$rss") | $(awk -v r="$rss" -v b="$base" -v n="$n" 'BEGIN{printf "%.2f", (r-b)/n}') | $(awk -v t="$ticks" -v hz="$HZ" -v n="$n" 'BEGIN{if(t>0) printf "%.1f", t*1e6/hz/n; else printf "< %.1f", 1e6/hz/n}') | $cpu |")
         echo "  $n nodes: RSS $(mib "$rss") MiB, proxied request ${cpu} us CPU"
         sidecar_stop
     done
