@@ -527,22 +527,6 @@ int mc_json_members(const char *body, size_t len, struct mc_json_member *members
     return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
 }
 
-int mc_json_string_decode_into(const char *text, size_t len, char *buf, size_t cap)
-{
-    struct scan s = {text, text + len, 0};
-    if (len == 0 || *text != '"' || cap == 0)
-        return MC_EPROTO;
-    struct sink k = {NULL, buf, cap - 1, 0};
-    if (scan_string(&s, &k) || s.p != s.end)
-        return MC_EPROTO;
-    if (k.len > k.cap)
-        return MC_ETOOBIG;
-    if (memchr(buf, '\0', k.len))
-        return MC_EPROTO;
-    buf[k.len] = '\0';
-    return 0;
-}
-
 char *mc_json_string_decode(const char *text, size_t len)
 {
     struct scan s = {text, text + len, 0};

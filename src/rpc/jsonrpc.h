@@ -66,10 +66,6 @@ int mc_json_members(const char *body, size_t len, struct mc_json_member *members
 /* Decodes the JSON string literal text[0..len) (quotes included) into a new NUL-terminated
  * string the caller mc_free()s; NULL when it is not exactly one string or holds a NUL. */
 char *mc_json_string_decode(const char *text, size_t len);
-/* The same into buf[0..cap), NUL-terminated, allocating nothing: 0, MC_ETOOBIG (it takes cap
- * bytes or more: use mc_json_string_decode), or MC_EPROTO (not exactly one string, or it holds
- * a NUL). */
-int mc_json_string_decode_into(const char *text, size_t len, char *buf, size_t cap);
 /* Frees what a decoded reply owns (its error string) and clears it; safe to call twice. */
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply);
 
