@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "conf/conf.h"
 #include "http/h1.h"
+#include "http/h2.h"
 #include "lb/lb.h"
 #include "mem_transport.h"
 #include "registry/registry.h"
@@ -119,9 +120,7 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size)
         fprintf(stderr, "%.*s\n", (int)mem_out.len, mem_out.data);
     /* The sidecar answers HTTP/1.1 (a WebSocket stream follows a 101), or, to a connection
      * that opens with the HTTP/2 preface, HTTP/2: its SETTINGS frame comes first. */
-    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    if (mem_out.len > 0 && size >= sizeof preface - 1 &&
-        memcmp(data, preface, sizeof preface - 1) == 0)
+    if (mem_out.len > 0 && mc_h2_preface_match((const char *)data, size) == 1)
         assert(mem_out.len >= 9 && (unsigned char)mem_out.data[3] == 0x4 /* SETTINGS */);
     else if (mem_out.len > 0)
         assert(mem_out.len >= 9 && memcmp(mem_out.data, "HTTP/1.1 ", 9) == 0);
