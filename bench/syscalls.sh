@@ -30,60 +30,17 @@ for p in strace nginx haproxy curl; do
     }
 done
 
-TMP=$(mktemp -d /tmp/micro-syscalls.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() {
-    echo "syscalls: $*" >&2
-    exit 1
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+BENCH_NAME=syscalls
+. bench/lib.sh
+START_WAIT_TENTHS=200
 
-# start NAME PORT CMD...: background CMD, wait (at most 20 s) for PORT; sets LAST_PID.
-start() {
-    local name=$1 port=$2
-    shift 2
-    port_open "$port" && die "port $port is already in use (set BENCH_PORT_BASE)"
-    "$@" >"$TMP/$name.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    for _ in $(seq 1 200); do
-        kill -0 "$LAST_PID" 2>/dev/null || { cat "$TMP/$name.log" >&2; die "$name exited"; }
-        port_open "$port" && return 0
-        sleep 0.1
-    done
-    die "$name did not listen on 127.0.0.1:$port"
-}
-
-mkdir -p "$TMP/backend" "$TMP/proxy"
-common="client_body_temp_path TMP/cb; proxy_temp_path TMP/px; fastcgi_temp_path TMP/fc;
-    uwsgi_temp_path TMP/uw; scgi_temp_path TMP/sc; access_log off; keepalive_requests 1000000;"
-cat >"$TMP/backend/nginx.conf" <<EOF
-worker_processes 1; daemon off; pid $TMP/backend/pid; error_log $TMP/backend/error.log warn;
-events { worker_connections 1024; }
-http { ${common//TMP/$TMP/backend}
-    server { listen 127.0.0.1:$P_BACKEND; location / { default_type text/plain; return 200 "ok\n"; } } }
-EOF
+nginx_backend_conf "$TMP/backend" "$P_BACKEND"
+nginx_common_conf "$TMP/proxy"
 # master_process off: one process, the one strace watches.
 cat >"$TMP/proxy/nginx.conf" <<EOF
 master_process off; daemon off; pid $TMP/proxy/pid; error_log $TMP/proxy/error.log warn;
 events { worker_connections 1024; }
-http { ${common//TMP/$TMP/proxy}
+http { include $TMP/proxy/common.conf;
     upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
     server { listen 127.0.0.1:$P_NGINX;
         location / { proxy_pass http://backend; proxy_http_version 1.1;
@@ -119,13 +76,13 @@ start backend "$P_BACKEND" nginx -p "$TMP/backend" -e "$TMP/backend/error.log" \
     -c "$TMP/backend/nginx.conf"
 start sidecar "$P_SIDECAR" "$BUILD/micro" sidecar --sidecar_address="127.0.0.1:$P_SIDECAR" \
     --handler=proxy --log_level=warn
-declare -A PIDOF=([sidecar]=$LAST_PID)
+declare -A PIDOF=([sidecar]=${PID[sidecar]})
 curl -fsS -X POST -d "{\"name\":\"go.micro.srv.bench\",\"nodes\":[{\"id\":\"b1\",\"address\":\"127.0.0.1\",\"port\":$P_BACKEND}]}" \
     "http://127.0.0.1:$P_SIDECAR/registry" >/dev/null
 start nginx "$P_NGINX" nginx -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
-PIDOF[nginx]=$LAST_PID
+PIDOF[nginx]=${PID[nginx]}
 start haproxy "$P_HAPROXY" haproxy -db -f "$TMP/haproxy.cfg"
-PIDOF[haproxy]=$LAST_PID
+PIDOF[haproxy]=${PID[haproxy]}
 declare -A PORTOF=([sidecar]=$P_SIDECAR [nginx]=$P_NGINX [haproxy]=$P_HAPROXY)
 
 # requests PORT N: N GETs over one keep-alive connection; fails unless every one answered ok.
