@@ -43,7 +43,7 @@ DEFS     = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Werror
 INCS     = -Isrc -I$(LLHTTP_INC) $(shell pkg-config --cflags libuv jansson uuid libnghttp2 2>/dev/null)
 CFLAGS  += -std=c17 $(OPT) $(DEFS) $(WARN) $(INCS) $(SANFLAGS) -MMD -MP
-LDLIBS  += $(shell pkg-config --libs libuv jansson uuid libnghttp2 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lm -lpthread
+LDLIBS  += $(shell pkg-config --libs libuv jansson uuid libnghttp2 2>/dev/null) -lwslay -lnats -lssl -lcrypto -lpthread
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 
 SRCS      := $(shell find src -name '*.c' | sort)
@@ -97,7 +97,7 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c Makefile
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmicro.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libmicro.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libmicro.a $(LDFLAGS) $(LDLIBS) -lcmocka -lm
 
 # Fuzz targets link libFuzzer's main (a shorter stem than the unit-test rule: this one wins).
 $(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(BUILD)/libmicro.a

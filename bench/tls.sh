@@ -7,8 +7,8 @@
 # request (`Connection: close`: a full handshake each, so req/s = handshakes/s). Rounds
 # alternate which server goes first; figures are medians. Memory, RSS and Pss (smaps_rollup):
 # the sidecar's after start-up, 1 s after its first requests, idle (after BENCH_TLS_QUIET
-# seconds without a connection: the sidecar then drops the TLS libraries' pages it faulted
-# in), and the highest under each load; nginx's (master + worker) beside it.
+# seconds without a connection), and the highest under each load; nginx's (master + worker)
+# beside it; and the floor any process reaches with these libraries (bench/tls_floor.c).
 # The noise-free figures (instructions and syscalls per request): bench/tls_profile.sh.
 # Prints a markdown table on stdout.
 #   BUILD [build], BENCH_DURATION [5] seconds per wrk run, BENCH_ROUNDS [3],
@@ -29,6 +29,8 @@ for tool in nginx wrk openssl curl; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
 [ -x "$BUILD/micro" ] || die "build $BUILD/micro first"
+make --no-print-directory -s BUILD="$BUILD" "$BUILD/bench/tls_floor" >/dev/null ||
+    die "cannot build $BUILD/bench/tls_floor"
 
 # --- certificates ---
 (
@@ -41,6 +43,10 @@ done
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
         -extfile server.ext -out server.crt
 ) >/dev/null 2>&1 || die "openssl could not make the certificates"
+
+# The floor: a process that only builds the same server context, then one handshake in memory.
+FLOOR=$("$BUILD/bench/tls_floor" "$TMP/server.crt" "$TMP/server.key") || die "bench/tls_floor failed"
+read -r _ FLOOR_CTX_RSS FLOOR_CTX_PSS _ FLOOR_HS_RSS FLOOR_HS_PSS <<<"$(echo $FLOOR)"
 
 # --- servers ---
 INTERMEDIATE="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
@@ -153,4 +159,6 @@ handshakes nginx $(rounds "$TMP/hs_nginx"), sidecar $(rounds "$TMP/hs_sidecar").
 | idle (${QUIET} s without a connection) | $(mib "$IDLE_RSS") | $(mib "$IDLE_PSS") | $(mib "$NG_IDLE_RSS") | $(mib "$NG_IDLE_PSS") | < 6: $(yes_no "$IDLE_RSS" 6) |
 | highest under the keep-alive load | $(mib "$KA_RSS") | $(mib "$KA_PSS") | $(mib "$NG_KA_RSS") | $(mib "$NG_KA_PSS") | < 10: $(yes_no "$KA_RSS" 10) |
 | highest under the handshake load | $(mib "$HS_RSS") | $(mib "$HS_PSS") | $(mib "$NG_HS_RSS") | $(mib "$NG_HS_PSS") | |
+| the floor (bench/tls_floor.c: a program that only builds the same server context) | $(mib "$FLOOR_CTX_RSS") | $(mib "$FLOOR_CTX_PSS") | | | |
+| the floor after one handshake and one record each way (in memory) | $(mib "$FLOOR_HS_RSS") | $(mib "$FLOOR_HS_PSS") | | | |
 EOF

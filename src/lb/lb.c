@@ -3,12 +3,12 @@
  * is excluded or ejected) and asks the selector. */
 #include "lb/lb.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/decay.h"
 #include "util/log.h"
 
 #define PRUNE_EVERY_MS 60000
@@ -367,7 +367,7 @@ static void maybe_eject(struct mc_lb_endpoint *ep, uint64_t now)
 static double decay_weight(uint64_t from_ms, uint64_t to_ms)
 {
     double elapsed = to_ms > from_ms ? (double)(to_ms - from_ms) : 0.0;
-    return exp(-elapsed / MC_LB_EWMA_TAU_MS);
+    return mc_exp_neg(elapsed / MC_LB_EWMA_TAU_MS);
 }
 
 void mc_lb_call_done(struct mc_lb_endpoint *ep, int ok, uint64_t latency_us)

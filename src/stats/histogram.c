@@ -1,8 +1,6 @@
 /* Log-linear latency histogram (see histogram.h). */
 #include "stats/histogram.h"
 
-#include <math.h>
-
 static const uint64_t pow10_us[MC_HISTOGRAM_DECADES + 1] = {
     1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
 };
@@ -51,7 +49,10 @@ uint64_t mc_histogram_quantile(const struct mc_histogram *h, double q)
 {
     if (h->count == 0)
         return 0;
-    uint64_t rank = (uint64_t)ceil(q * (double)h->count);
+    double want = q * (double)h->count; /* rounded up: no libm for one ceil */
+    uint64_t rank = want > 0 ? (uint64_t)want : 0;
+    if ((double)rank < want)
+        rank++;
     if (rank < 1)
         rank = 1;
     if (rank > h->count)
