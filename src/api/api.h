@@ -30,6 +30,10 @@ struct mc_api {
     struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
     struct mc_stats *stats;          /* the counters behind /stats and /metrics */
     struct mc_h2_client *h2;         /* HTTP/2 to nodes: gRPC (src/api/grpc_api.c) */
+    /* Finished proxy states kept for reuse (src/api/proxy_api.c); freed by
+     * mc_api_proxy_free_spares. Zero-initialised with the rest. */
+    struct mc_proxy *spare_proxies;
+    unsigned spare_proxy_count;
 };
 
 /* Fills routes (up to max) with the API's routes, each bound to api, and returns the count.
@@ -60,6 +64,9 @@ void mc_api_auto(struct mc_http_request *req, void *ctx);
  * tunnel's memory, and its connections', is released by their close callbacks as the loop
  * runs. For shutdown: the loop must run again afterwards. */
 void mc_api_proxy_close_tunnels(struct mc_api *api);
+/* Frees the proxy states kept for reuse. For the end: after the loop's last run, when no
+ * request can finish any more. */
+void mc_api_proxy_free_spares(struct mc_api *api);
 /* GET /registry with a WebSocket upgrade: streams watch events (src/api/registry_watch.c). */
 void mc_api_registry_watch(struct mc_http_request *req, struct mc_api *api);
 

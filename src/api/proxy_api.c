@@ -21,7 +21,7 @@
 #define PROXY_HIGH_WATER (256 * 1024) /* queued bytes that pause the other side */
 #define PROXY_REPLAY_MAX (64 * 1024)  /* body bytes kept to replay on a retry */
 
-struct proxy {
+struct mc_proxy {
     struct mc_http_request *req;
     struct mc_api *api;
     char *service; /* service_inline, or a new string when the name is longer */
@@ -38,27 +38,29 @@ struct proxy {
     char service_inline[128];
 };
 
-/* Finished proxy states kept for the next request (with their header array): a steady
- * stream of proxied requests allocates none. One list per thread (the loop's); bounded. */
+/* Finished proxy states kept for the next request (with their header array), on the api's
+ * list: a steady stream of proxied requests allocates none. Bounded. */
 #define PROXY_FREE_MAX 64
-static _Thread_local struct proxy *free_proxies;
-static _Thread_local unsigned free_proxy_count;
 
-static struct proxy *proxy_new(void)
+static struct mc_proxy *proxy_new(struct mc_api *api)
 {
-    struct proxy *p = free_proxies;
-    if (!p)
-        return mc_calloc(1, sizeof *p);
-    free_proxies = (struct proxy *)p->req; /* the list's link while free */
-    free_proxy_count--;
+    struct mc_proxy *p = api->spare_proxies;
+    if (!p) {
+        p = mc_calloc(1, sizeof *p);
+        p->api = api;
+        return p;
+    }
+    api->spare_proxies = (struct mc_proxy *)p->req; /* the list's link while free */
+    api->spare_proxy_count--;
     struct mc_http_header_list headers = p->headers;
     memset(p, 0, sizeof *p);
     p->headers = headers;
     p->headers.count = 0;
+    p->api = api;
     return p;
 }
 
-static void proxy_free(struct proxy *p)
+static void proxy_free(struct mc_proxy *p)
 {
     if (p->req) {
         p->req->on_abort = NULL;
@@ -71,17 +73,29 @@ static void proxy_free(struct proxy *p)
     p->service = NULL;
     mc_free(p->forwarded_for);
     mc_buf_close(&p->replay);
-    if (free_proxy_count >= PROXY_FREE_MAX || p->headers.blocks || p->headers.cap > 64) {
+    struct mc_api *api = p->api;
+    if (api->spare_proxy_count >= PROXY_FREE_MAX || p->headers.blocks || p->headers.cap > 64) {
         mc_http_header_list_close(&p->headers);
         mc_free(p);
         return;
     }
-    p->req = (struct mc_http_request *)free_proxies;
-    free_proxies = p;
-    free_proxy_count++;
+    p->req = (struct mc_http_request *)api->spare_proxies;
+    api->spare_proxies = p;
+    api->spare_proxy_count++;
 }
 
-static void lb_done(struct proxy *p, int ok)
+void mc_api_proxy_free_spares(struct mc_api *api)
+{
+    while (api->spare_proxies) {
+        struct mc_proxy *p = api->spare_proxies;
+        api->spare_proxies = (struct mc_proxy *)p->req;
+        mc_http_header_list_close(&p->headers);
+        mc_free(p);
+    }
+    api->spare_proxy_count = 0;
+}
+
+static void lb_done(struct mc_proxy *p, int ok)
 {
     mc_upstream_done(&p->try, ok);
 }
@@ -149,7 +163,7 @@ void mc_api_proxy_close_tunnels(struct mc_api *api)
     }
 }
 
-static void start_tunnel(struct proxy *p, int status, const struct mc_http_header *headers,
+static void start_tunnel(struct mc_proxy *p, int status, const struct mc_http_header *headers,
                          size_t count)
 {
     struct mc_http_request *req = p->req;
@@ -189,14 +203,14 @@ static void start_tunnel(struct proxy *p, int status, const struct mc_http_heade
  * which cancels the node call), so a reader that stopped cannot hold both ends for ever. */
 static void download_drained(struct mc_http_request *req)
 {
-    struct proxy *p = req->handler_data;
+    struct mc_proxy *p = req->handler_data;
     if (p && p->call)
         mc_http_call_resume(p->call);
 }
 
 static void on_head(struct mc_http_call *call, const struct mc_http_response_head *head, void *ctx)
 {
-    struct proxy *p = ctx;
+    struct mc_proxy *p = ctx;
     struct mc_http_request *req = p->req;
     if (head->upgrade && !req->upgrade) {
         /* A switch nobody asked for: passing it on would turn the client's HTTP connection
@@ -247,7 +261,7 @@ static void on_head(struct mc_http_call *call, const struct mc_http_response_hea
 
 static void on_node_body(struct mc_http_call *call, const char *data, size_t len, void *ctx)
 {
-    struct proxy *p = ctx;
+    struct mc_proxy *p = ctx;
     struct mc_http_request *req = p->req;
     mc_http_response_write(req, data, len);
     if (mc_http_request_pending_output(req) > PROXY_HIGH_WATER) {
@@ -257,11 +271,11 @@ static void on_node_body(struct mc_http_call *call, const char *data, size_t len
     }
 }
 
-static int attempt(struct proxy *p);
+static int attempt(struct mc_proxy *p);
 
 /* Answers the upstream's final error (detail is closed here): the same detail as /rpc's,
  * naming the nodes tried, under the proxy's own error id. */
-static void respond_failure(struct proxy *p, int status, struct mc_buf *detail)
+static void respond_failure(struct mc_proxy *p, int status, struct mc_buf *detail)
 {
     struct mc_http_request *req = p->req;
     if (status >= 500)
@@ -275,7 +289,7 @@ static void respond_failure(struct proxy *p, int status, struct mc_buf *detail)
 static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx)
 {
     (void)call;
-    struct proxy *p = ctx;
+    struct mc_proxy *p = ctx;
     struct mc_http_request *req = p->req;
     p->call = NULL;
     if (p->got_head) {
@@ -302,14 +316,14 @@ static void on_done(struct mc_http_call *call, int err, int retryable, void *ctx
 static void upload_drained(struct mc_http_call *call, void *ctx)
 {
     (void)call;
-    struct proxy *p = ctx;
+    struct mc_proxy *p = ctx;
     if (p->req)
         mc_http_request_resume(p->req);
 }
 
 static void on_client_body(struct mc_http_request *req, const char *data, size_t len)
 {
-    struct proxy *p = req->handler_data;
+    struct mc_proxy *p = req->handler_data;
     if (!p || !p->call)
         return;
     if (!data) {
@@ -335,7 +349,7 @@ static void on_client_body(struct mc_http_request *req, const char *data, size_t
 
 static void on_client_abort(struct mc_http_request *req)
 {
-    struct proxy *p = req->handler_data;
+    struct mc_proxy *p = req->handler_data;
     p->req = NULL;
     if (p->call)
         mc_http_call_cancel(p->call);
@@ -346,7 +360,7 @@ static void on_client_abort(struct mc_http_request *req)
 /* The node sees the client's headers minus hop-by-hop ones (kept for an upgrade, which needs
  * Connection and Upgrade), plus X-Forwarded-For/-Proto/-Host. Names and values point into the
  * request, which outlives every attempt, so nothing is copied. */
-static void build_headers(struct proxy *p, struct mc_http_request *req)
+static void build_headers(struct mc_proxy *p, struct mc_http_request *req)
 {
     const char *xff = NULL, *host = NULL;
     if (p->headers.cap < req->header_count + 3) {
@@ -386,7 +400,7 @@ static void build_headers(struct proxy *p, struct mc_http_request *req)
 }
 
 /* Picks a node and starts the call; returns 1 when the request was answered instead. */
-static int attempt(struct proxy *p)
+static int attempt(struct mc_proxy *p)
 {
     struct mc_http_request *req = p->req;
     struct mc_api *api = p->api;
@@ -427,7 +441,7 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
     /* The service name goes into the state's own buffer (a longer one into a new string). */
-    struct proxy *p = proxy_new();
+    struct mc_proxy *p = proxy_new(api);
     size_t need;
     int rc = mc_route_service_into(req->path, req->path_len, api->config->namespace,
                                    p->service_inline, sizeof p->service_inline, &need);

@@ -583,6 +583,7 @@ int mc_sidecar_run(const struct mc_config *cfg)
     uv_walk(&sc->loop, close_walk_cb, NULL);
     uv_run(&sc->loop, UV_RUN_DEFAULT);
     uv_loop_close(&sc->loop);
+    mc_api_proxy_free_spares(&sc->api);
     mc_caller_free(sc->caller);
     mc_upstream_free(sc->upstream);
     mc_lb_free(sc->lb);

@@ -139,6 +139,7 @@ static void fuzz_sidecar_stop(struct fuzz_sidecar *f)
     int closed = uv_loop_close(&f->loop);
     assert(closed == 0);
     assert(mem_conn_count == 0);
+    mc_api_proxy_free_spares(&f->api);
     mc_caller_free(f->caller);
     mc_upstream_free(f->upstream);
     mc_lb_free(f->lb);
