@@ -28,8 +28,10 @@ struct mc_api {
     struct mc_lb *lb;                /* node choice, shared by calls and the proxy */
     struct mc_ws_hub *ws_hub;        /* every live WebSocket session (broker, registry watch) */
     struct mc_proxy_tunnel *tunnels; /* the proxy's open 101 tunnels (src/api/proxy_api.c) */
-    struct mc_stats *stats;          /* the counters behind /stats and /metrics */
-    struct mc_h2_client *h2;         /* HTTP/2 to nodes: gRPC (src/api/grpc_api.c) */
+    uv_timer_t tunnel_sweep;         /* closes idle tunnels; initialised with the first one */
+    int tunnel_sweep_ready;
+    struct mc_stats *stats;  /* the counters behind /stats and /metrics */
+    struct mc_h2_client *h2; /* HTTP/2 to nodes: gRPC (src/api/grpc_api.c) */
     /* Finished proxy states kept for reuse (src/api/proxy_api.c); freed by
      * mc_api_proxy_free_spares. Zero-initialised with the rest. */
     struct mc_proxy *spare_proxies;
@@ -60,9 +62,9 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx);
  * the path has a node with metadata protocol=http, and otherwise gathers the body (bounded by
  * --max_body_size: 413) and makes the path call of --handler=rpc. */
 void mc_api_auto(struct mc_http_request *req, void *ctx);
-/* Closes both connections of every open proxy tunnel at once (queued bytes are dropped); each
- * tunnel's memory, and its connections', is released by their close callbacks as the loop
- * runs. For shutdown: the loop must run again afterwards. */
+/* Closes both connections of every open proxy tunnel at once (queued bytes are dropped), and
+ * the tunnels' idle timer; each tunnel's memory, and its connections', is released by their
+ * close callbacks as the loop runs. For shutdown: the loop must run again afterwards. */
 void mc_api_proxy_close_tunnels(struct mc_api *api);
 /* Frees the proxy states kept for reuse. For the end: after the loop's last run, when no
  * request can finish any more. */

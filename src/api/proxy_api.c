@@ -103,13 +103,60 @@ static void lb_done(struct mc_proxy *p, int ok)
 /* ---- WebSocket / 101 tunnel: two raw connections copying into each other ---- */
 
 /* Every open tunnel is on its api's list, so shutdown can close the ones still open
- * (mc_api_proxy_close_tunnels); a tunnel leaves the list when its second end has closed. */
+ * (mc_api_proxy_close_tunnels) and the idle sweep can find the silent ones; a tunnel leaves
+ * the list when its second end has closed. */
 struct mc_proxy_tunnel {
     struct mc_api *api;
     struct mc_conn *client, *node;
     int open;
+    uint64_t last_active_ms; /* loop time of the last byte read or written either way */
     struct mc_proxy_tunnel *prev, *next;
 };
+
+/* A tunnel with no byte either way for --proxy_idle_timeout is closed (as nginx's
+ * proxy_read_timeout closes an upgraded connection): a WebSocket whose client and app both
+ * went silent, or whose reader stopped, does not hold two connections for ever. One timer
+ * for all tunnels, every quarter of the timeout while any is open, instead of a timer (and a
+ * restart per message) each: a tunnel goes between 1 and 1.25 timeouts after its last byte. */
+static uint64_t tunnel_sweep_period(const struct mc_api *api)
+{
+    uint64_t period = api->config->proxy_idle_timeout_ms / 4;
+    return period > 100 ? period : 100;
+}
+
+static void tunnel_sweep(uv_timer_t *timer)
+{
+    struct mc_api *api = timer->data;
+    uint64_t now = uv_now(api->net->loop), timeout = api->config->proxy_idle_timeout_ms;
+    int open = 0;
+    for (struct mc_proxy_tunnel *t = api->tunnels; t; t = t->next) {
+        if (t->open < 2)
+            continue; /* one end closed: the other is closing (flushing, bounded by linger) */
+        if (now - t->last_active_ms < timeout) {
+            open = 1;
+            continue;
+        }
+        mc_log_debug("proxy: tunnel closed after %llu ms without a byte either way",
+                     (unsigned long long)(now - t->last_active_ms));
+        mc_conn_close(t->client, 1);
+        mc_conn_close(t->node, 1);
+    }
+    if (!open)
+        uv_timer_stop(timer);
+}
+
+static void tunnel_sweep_start(struct mc_api *api)
+{
+    if (!api->tunnel_sweep_ready) {
+        uv_timer_init(api->net->loop, &api->tunnel_sweep);
+        api->tunnel_sweep.data = api;
+        api->tunnel_sweep_ready = 1;
+    }
+    if (!uv_is_active((uv_handle_t *)&api->tunnel_sweep)) {
+        uint64_t period = tunnel_sweep_period(api);
+        uv_timer_start(&api->tunnel_sweep, tunnel_sweep, period, period);
+    }
+}
 
 static struct mc_conn *peer_of(struct mc_proxy_tunnel *t, struct mc_conn *c)
 {
@@ -125,6 +172,7 @@ static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
         mc_conn_close(other, 0); /* flush what it still owes, then close */
         return;
     }
+    t->last_active_ms = uv_now(t->api->net->loop);
     mc_conn_write_copy(other, data, (size_t)nread);
     mc_conn_flush(other);
     if (mc_conn_pending(other) > PROXY_HIGH_WATER)
@@ -134,6 +182,7 @@ static void tunnel_read(struct mc_conn *c, const char *data, ssize_t nread)
 static void tunnel_drain(struct mc_conn *c)
 {
     struct mc_proxy_tunnel *t = c->data;
+    t->last_active_ms = uv_now(t->api->net->loop); /* a slow reader still taking bytes */
     mc_conn_read_start(peer_of(t, c));
 }
 
@@ -161,6 +210,8 @@ void mc_api_proxy_close_tunnels(struct mc_api *api)
         mc_conn_close(t->client, 1);
         mc_conn_close(t->node, 1);
     }
+    if (api->tunnel_sweep_ready && !uv_is_closing((uv_handle_t *)&api->tunnel_sweep))
+        uv_close((uv_handle_t *)&api->tunnel_sweep, NULL); /* lives in api: nothing to free */
 }
 
 static void start_tunnel(struct mc_proxy *p, int status, const struct mc_http_header *headers,
@@ -179,6 +230,8 @@ static void start_tunnel(struct mc_proxy *p, int status, const struct mc_http_he
     t->client = mc_http_upgrade(req, status, headers, count, &from_client);
     p->req = NULL;
     t->open = 2;
+    t->last_active_ms = uv_now(t->api->net->loop);
+    tunnel_sweep_start(t->api);
     struct mc_conn *ends[2] = {t->client, t->node};
     for (int i = 0; i < 2; i++) {
         ends[i]->data = t;
