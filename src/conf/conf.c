@@ -567,26 +567,56 @@ static bool address_ok(enum mc_conf_type type, const char *text, char *why, size
     return false;
 }
 
-/* A comma-separated list of host:port entries, each checked as an address flag; an empty entry
- * (",," or a trailing comma) is a typo, not "no endpoint". */
-static bool address_list_ok(const char *text, char *why, size_t whylen)
+/* Walks a comma-separated list: check(entry, ctx) for each entry, copied NUL-terminated. An
+ * empty entry (",," or a trailing comma) or one of 300 bytes or more fails as a typo, not "no
+ * endpoint". Returns true, or false with the failing entry at *bad (*badlen bytes of text). */
+static bool each_list_entry(const char *text, bool (*check)(const char *entry, void *ctx),
+                            void *ctx, const char **bad, size_t *badlen)
 {
     char entry[300];
     const char *p = text;
     for (;;) {
         size_t len = strcspn(p, ",");
-        if (len == 0 || len >= sizeof entry) {
-            snprintf(why, whylen, "expected host:port[,host:port...], e.g. 127.0.0.1:2379");
+        bool ok = len > 0 && len < sizeof entry;
+        if (ok) {
+            memcpy(entry, p, len);
+            entry[len] = '\0';
+            ok = check(entry, ctx);
+        }
+        if (!ok) {
+            *bad = p;
+            *badlen = len;
             return false;
         }
-        memcpy(entry, p, len);
-        entry[len] = '\0';
-        if (!address_ok(MC_CONF_ADDRESS, entry, why, whylen))
-            return false;
         if (p[len] == '\0')
             return true;
         p += len + 1;
     }
+}
+
+struct why_buf {
+    char *why;
+    size_t whylen;
+};
+
+static bool address_entry_ok(const char *entry, void *ctx)
+{
+    struct why_buf *w = ctx;
+    return address_ok(MC_CONF_ADDRESS, entry, w->why, w->whylen);
+}
+
+/* A comma-separated list of host:port entries, each checked as an address flag. */
+static bool address_list_ok(const char *text, char *why, size_t whylen)
+{
+    struct why_buf w = {why, whylen};
+    const char *bad;
+    size_t badlen;
+    why[0] = '\0';
+    if (each_list_entry(text, address_entry_ok, &w, &bad, &badlen))
+        return true;
+    if (!why[0]) /* empty or overlong: address_ok did not see it */
+        snprintf(why, whylen, "expected host:port[,host:port...], e.g. 127.0.0.1:2379");
+    return false;
 }
 
 /* Stores text into the row's field. append: an earlier value of the same source is kept
@@ -791,40 +821,36 @@ static bool present(const char *s)
     return s && *s;
 }
 
-/* --broker_address: every comma-separated entry is nats://host:port with a host and a port
- * (the one host:port parser), so a typo is exit 2 now rather than a sidecar retrying a server
- * that cannot exist. Returns true, or false with the bad entry (printable) in why. */
+/* A nats://host:port entry with a host and a port (the one host:port parser). */
+static bool nats_entry_ok(const char *entry, void *ctx)
+{
+    (void)ctx;
+    static const char scheme[] = "nats://";
+    char host[256];
+    int port = 0;
+    return strncmp(entry, scheme, sizeof scheme - 1) == 0 &&
+           mc_net_split_host_port(entry + sizeof scheme - 1, host, sizeof host, &port) == 0 &&
+           host[0] && port > 0;
+}
+
+/* --broker_address: every comma-separated entry is nats://host:port, so a typo is exit 2 now
+ * rather than a sidecar retrying a server that cannot exist. Returns true, or false with the
+ * bad entry (printable) in why. */
 static bool nats_addresses_ok(const char *list, char *why, size_t whylen)
 {
-    static const char scheme[] = "nats://";
-    const char *p = list;
-    for (;;) {
-        size_t len = strcspn(p, ",");
-        char entry[300], host[256];
-        int port = 0;
-        bool ok = len > sizeof scheme - 1 && len < sizeof entry &&
-                  strncmp(p, scheme, sizeof scheme - 1) == 0;
-        if (ok) {
-            memcpy(entry, p + sizeof scheme - 1, len - (sizeof scheme - 1));
-            entry[len - (sizeof scheme - 1)] = '\0';
-            ok =
-                mc_net_split_host_port(entry, host, sizeof host, &port) == 0 && host[0] && port > 0;
-        }
-        if (!ok) {
-            char *bad = mc_strndup(p, len);
-            char shown[68];
-            printable(shown, sizeof shown, bad);
-            mc_free(bad);
-            snprintf(why, whylen,
-                     "invalid value \"%s\" for flag --broker_address: expected "
-                     "nats://host:port[,nats://host:port...], e.g. nats://127.0.0.1:4222",
-                     shown);
-            return false;
-        }
-        if (p[len] == '\0')
-            return true;
-        p += len + 1;
-    }
+    const char *p;
+    size_t len;
+    if (each_list_entry(list, nats_entry_ok, NULL, &p, &len))
+        return true;
+    char *bad = mc_strndup(p, len);
+    char shown[68];
+    printable(shown, sizeof shown, bad);
+    mc_free(bad);
+    snprintf(why, whylen,
+             "invalid value \"%s\" for flag --broker_address: expected "
+             "nats://host:port[,nats://host:port...], e.g. nats://127.0.0.1:4222",
+             shown);
+    return false;
 }
 
 int mc_config_parse(struct mc_config *cfg, int argc, char *const argv[], char *const envp[],
