@@ -14,6 +14,7 @@
 #   sample_mem PID OUT      the highest RSS and the highest Pss ("rss pss") every 0.2 s into
 #                           OUT, until killed or PID exits
 #   median / mib KIB / ratio A B   numbers on stdin -> median; KiB -> MiB; A/B to 2 places
+#   to_ms LATENCY           wrk's "1.23ms" / "850.00us" / "1.02s" -> milliseconds
 #   nginx_backend_conf DIR PORT    an nginx answering 200 "ok\n" to everything, in DIR
 #   nginx_proxy_conf DIR PORT BACKEND_PORT [LINES]   nginx as a keep-alive reverse proxy to
 #                           BACKEND_PORT with the X-Forwarded-* headers the sidecar adds;
@@ -133,6 +134,9 @@ sample_mem() {
 
 median() { sort -g | awk '{v[NR]=$1} END{if(NR==0){print "nan"} else if(NR%2){print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+to_ms() { # wrk latency "1.23ms" / "850.00us" / "1.02s" -> milliseconds
+    awk -v v="$1" 'BEGIN{n=v+0; if(v~/us$/) n/=1000; else if(v~/ms$/) n=n; else if(v~/m$/) n*=60000; else if(v~/s$/) n*=1000; printf "%.3f", n}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if(b>0) printf "%.2f", a/b; else print "n/a"}'; }
 
 # --- nginx configurations ----------------------------------------------------------------------

@@ -113,10 +113,6 @@ deregister() {
         "http://127.0.0.1:$P_SIDECAR/registry" >/dev/null
 }
 
-to_ms() { # wrk latency "1.23ms" / "850.00us" / "1.02s" -> milliseconds
-    awk -v v="$1" 'BEGIN{n=v+0; if(v~/us$/) n/=1000; else if(v~/ms$/) n=n; else if(v~/m$/) n*=60000; else if(v~/s$/) n*=1000; printf "%.3f", n}'
-}
-
 # wrk_run NAME ROUND PID URL [LUA]: one wrk run; appends "rps p99_ms errors rss_kb cpu_us_per_req"
 # to $TMP/res-NAME. PID is the server whose RSS and CPU are measured (0 for none).
 wrk_run() {
