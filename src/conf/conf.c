@@ -112,6 +112,10 @@ static const struct mc_flag flags[] = {
         "connections served at once; more are closed"),
     SIZE("max_body_size", NULL, "MICRO_MAX_BODY_SIZE", max_body_size, "4MiB", 1,
          "largest request body the sidecar reads itself"),
+    DURATION("body_timeout", NULL, "MICRO_BODY_TIMEOUT", body_timeout_ms, "20s", 1,
+             "a request body silent this long, or past it slower than --body_min_rate, is a 408"),
+    SIZE("body_min_rate", NULL, "MICRO_BODY_MIN_RATE", body_min_rate, "500", 0,
+         "bytes per second a request body must average from its start (0: no rate rule)"),
     SIZE("broker_max_message", NULL, "MICRO_BROKER_MAX_MESSAGE", broker_max_message, "1MiB", 1,
          "largest broker message"),
     /* TLS (SPEC 8): HTTPS and WSS on the one API port; SIGHUP reloads the pair. */

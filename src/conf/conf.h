@@ -47,6 +47,8 @@ struct mc_config {
     char *cors;
     int max_connections;
     uint64_t max_body_size;
+    uint64_t body_timeout_ms; /* a request body's grace and longest silence */
+    uint64_t body_min_rate;   /* bytes/s a request body must average after its grace; 0: off */
     uint64_t broker_max_message;
     int enable_tls;           /* serve the API over TLS */
     char *tls_cert_file;      /* --enable_tls: PEM certificate (chain) */

@@ -9,6 +9,7 @@
 #include <llhttp.h>
 
 #include "http/access_log.h"
+#include "http/body_clock.h"
 #include "http/h2.h"
 #include "net/tls.h"
 #include "util/alloc.h"
@@ -52,8 +53,9 @@ struct h1_conn {
      * (the next head is parsed only once the last request is finished). */
     struct mc_http_header *fields, *tfields;
     size_t fields_cap, tfields_cap;
-    uint64_t deadline;  /* loop ms the current bound ends at; 0: none */
-    uint64_t timer_due; /* loop ms the running timer fires at; 0: not running */
+    uint64_t deadline;              /* loop ms the current bound ends at; 0: none */
+    uint64_t timer_due;             /* loop ms the running timer fires at; 0: not running */
+    struct mc_http_body_clock body; /* the request body's bound, while one is coming */
     enum hc_state state;
     enum hc_token last_token;
     struct mc_buf raw;      /* url and header strings, each NUL-terminated */
@@ -247,6 +249,45 @@ static void disarm_timer(struct h1_conn *hc)
     hc->deadline = 0;
 }
 
+/* Whether the request's body is still coming under its bound (not answered yet). */
+static int body_bounded(const struct h1_conn *hc)
+{
+    return mc_http_body_clock_running(&hc->body) && !hc->message_done && hc->req &&
+           !hc->req->responded;
+}
+
+/* The request body's bound (http/body_clock.h: silence and minimum average rate) is the
+ * connection's bound now. Its deadline only moves later as bytes come, so the running timer is
+ * left alone (arm_timer's lazy rule); paused by the handler, there is none. */
+static void arm_body(struct h1_conn *hc)
+{
+    const struct mc_http_server *s = hc->server;
+    uint64_t due = mc_http_body_clock_deadline(&hc->body, s->body_timeout_ms, s->body_min_rate);
+    if (!due) {
+        disarm_timer(hc);
+        return;
+    }
+    uint64_t now = uv_now(s->net->loop);
+    arm_timer(hc, due > now ? due - now : 0);
+}
+
+/* A request body begins: its clock starts now. */
+static void start_body(struct h1_conn *hc)
+{
+    mc_http_body_clock_start(&hc->body, uv_now(hc->server->net->loop));
+    arm_body(hc);
+}
+
+/* A shorter wait (for the client to take output) ended: the body's bound, if one is still
+ * running, is the bound again. */
+static void end_wait(struct h1_conn *hc)
+{
+    if (body_bounded(hc))
+        arm_body(hc);
+    else
+        disarm_timer(hc);
+}
+
 /* ---------- llhttp callbacks ---------- */
 
 static struct h1_conn *hc_of(llhttp_t *p)
@@ -423,13 +464,17 @@ static int on_headers_complete(llhttp_t *p)
                                        req->path_len, &hc->route);
     if (hc->verdict == MC_HTTP_ROUTE_OPTIONS) {
         hc->state = HC_READ_BODY;
-        arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS);
+        start_body(hc);
         return 0;
     }
     if (hc->verdict == MC_HTTP_ROUTE_RUN && (hc->route->flags & MC_HTTP_ROUTE_STREAM)) {
         send_continue(hc);
         hc->state = HC_HANDLING;
         hc->dispatch_due = 1;
+        /* A streamed body (a proxied upload) has the same bound as a buffered one: a trickle
+         * would otherwise hold this connection and the node's for ever. */
+        if (req->chunked || req->content_length > 0)
+            start_body(hc);
         return HPE_PAUSED;
     }
     if (req->has_content_length && req->content_length > s->max_body_size) {
@@ -440,7 +485,7 @@ static int on_headers_complete(llhttp_t *p)
         send_continue(hc); /* a body we will read; a refused one is skipped unasked */
     hc->state = HC_READ_BODY;
     if (req->chunked || req->content_length > 0)
-        arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS); /* bodiless requests complete right away */
+        start_body(hc); /* bodiless requests complete right away */
     return 0;
 }
 
@@ -450,6 +495,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct mc_http_request *req = hc->req;
     if (hc->state == HC_HANDLING) {
         if (!req->responded) {
+            /* Counted before the handler sees it: it may pause the body or answer. */
+            mc_http_body_clock_add(&hc->body, uv_now(hc->server->net->loop), len);
+            if (!hc->drain_timeout_ms)
+                arm_body(hc);
             if (req->on_body)
                 req->on_body(req, at, len);
         } else {
@@ -464,7 +513,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return HPE_USER;
     }
     mc_buf_append(&req->body, at, len);
-    arm_timer(hc, MC_HTTP_BODY_TIMEOUT_MS);
+    mc_http_body_clock_add(&hc->body, uv_now(hc->server->net->loop), len);
+    arm_body(hc);
     return 0;
 }
 
@@ -473,6 +523,7 @@ static int on_message_complete(llhttp_t *p)
     struct h1_conn *hc = hc_of(p);
     hc->message_done = 1;
     disarm_timer(hc);
+    mc_http_body_clock_stop(&hc->body);
     if (hc->req && hc->last_token != TOK_NONE)
         hc->req->trailers = fix_fields(hc, &hc->traw, &hc->req->trailer_count);
     if (hc->state == HC_HANDLING) {
@@ -682,7 +733,7 @@ static void h1_wait_drain(struct mc_http_request *req, mc_http_abort_cb cb, uint
         arm_timer(hc, timeout_ms);
     } else if (hc->drain_timeout_ms) {
         hc->drain_timeout_ms = 0;
-        disarm_timer(hc);
+        end_wait(hc);
     }
 }
 
@@ -699,7 +750,7 @@ static void on_client_drain(struct mc_conn *c)
     hc->answered = 0; /* the client took everything: a new batch of answers may start */
     if (hc->drain_timeout_ms) {
         hc->drain_timeout_ms = 0;
-        disarm_timer(hc);
+        end_wait(hc);
     }
     mc_http_abort_cb cb = hc->drain_cb;
     hc->drain_cb = NULL;
@@ -720,6 +771,8 @@ static void h1_pause(struct mc_http_request *req)
     struct h1_conn *hc = req->stream;
     hc->user_paused = 1;
     mc_conn_read_stop(hc->conn);
+    /* Held back by the handler (a node slow to take an upload): not the client's time. */
+    mc_http_body_clock_pause(&hc->body, uv_now(hc->server->net->loop));
 }
 
 static void h1_resume(struct mc_http_request *req)
@@ -728,6 +781,9 @@ static void h1_resume(struct mc_http_request *req)
     if (!hc->user_paused)
         return;
     hc->user_paused = 0;
+    mc_http_body_clock_resume(&hc->body, uv_now(hc->server->net->loop));
+    if (body_bounded(hc) && !hc->drain_timeout_ms)
+        arm_body(hc);
     if (!hc->peer_eof)
         mc_conn_read_start(hc->conn);
     process(hc);
@@ -963,10 +1019,34 @@ static void on_conn_read(struct mc_conn *c, const char *data, ssize_t nread)
 
 /* ---------- connections ---------- */
 
+/* The body's bound fired: a body that broke the rule is refused with 408 (a streaming
+ * handler lets go of it first; one that answered already sees the connection close). */
+static void body_timeout(struct h1_conn *hc, uint64_t now)
+{
+    const struct mc_http_server *s = hc->server;
+    enum mc_http_body_verdict v =
+        mc_http_body_clock_check(&hc->body, now, s->body_timeout_ms, s->body_min_rate);
+    if (v == MC_HTTP_BODY_OK) {
+        arm_body(hc); /* paused meanwhile, or moved later: nothing or a later bound */
+        return;
+    }
+    char detail[128], limit[32];
+    mc_duration_text(limit, sizeof limit, s->body_timeout_ms);
+    if (v == MC_HTTP_BODY_STALLED)
+        snprintf(detail, sizeof detail, "request body stalled for %s", limit);
+    else
+        snprintf(detail, sizeof detail,
+                 "request body under --body_min_rate=%llu bytes/s after --body_timeout=%s",
+                 (unsigned long long)s->body_min_rate, limit);
+    hc->error_detail = detail; /* read by refuse() now, before it goes out of scope */
+    mc_conn_read_stop(hc->conn);
+    refuse(hc, 408);
+    hc->error_detail = NULL;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct h1_conn *hc = t->data;
-    char limit[32];
     hc->timer_due = 0;
     if (!hc->deadline)
         return; /* disarmed since it was set */
@@ -987,16 +1067,9 @@ static void on_timer(uv_timer_t *t)
             conn_close(hc, hc->output_wait);
         }
         break;
-    case HC_READ_BODY: {
-        char detail[64];
-        mc_duration_text(limit, sizeof limit, MC_HTTP_BODY_TIMEOUT_MS);
-        snprintf(detail, sizeof detail, "request body stalled for %s", limit);
-        hc->error_detail = detail; /* read by refuse() now, before it goes out of scope */
-        mc_conn_read_stop(hc->conn);
-        refuse(hc, 408);
-        hc->error_detail = NULL;
+    case HC_READ_BODY:
+        body_timeout(hc, now);
         break;
-    }
     case HC_HANDLING:
         if (hc->drain_timeout_ms) {
             /* A streamed response waits for the client to take its output: progress re-arms
@@ -1012,6 +1085,8 @@ static void on_timer(uv_timer_t *t)
             }
         } else if (hc->req && hc->req->responded && !hc->message_done) {
             conn_close(hc, 0); /* the rest of an early-answered body stopped coming */
+        } else if (body_bounded(hc)) {
+            body_timeout(hc, now); /* a streamed body (proxied upload) too slow */
         }
         break;
     default:

@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/rand.h>
 
+#include "http/body_clock.h"
 #include "http/h2_tunnel.h"
 #include "util/alloc.h"
 #include "util/base64.h"
@@ -72,12 +73,13 @@ struct mc_h2_stream {
     uint64_t drain_timeout_ms, drain_deadline;
     size_t drain_mark;
     uint64_t body_deadline; /* buffered body or a discarded rest must progress by then; 0 */
-    size_t body_counted;    /* of req->body, in hc->body_bytes */
-    size_t unconsumed;      /* of that, not consumed yet: the connection's bodies are over budget */
+    struct mc_http_body_clock clock; /* the request body's bound (not a tunnel's, not gRPC's) */
+    size_t body_counted;             /* of req->body, in hc->body_bytes */
+    size_t unconsumed; /* of that, not consumed yet: the connection's bodies are over budget */
     struct mc_h2_tunnel *tunnel;
     unsigned in_trailers : 1, head_done : 1, body_done : 1, body_end_delivered : 1, due : 1,
         dispatched : 1, streaming : 1, user_paused : 1, submitted : 1, out_eof : 1, deferred : 1,
-        body_none : 1, trailers_due : 1, grpc : 1;
+        body_none : 1, trailers_due : 1, grpc : 1, body_slow : 1;
 };
 
 struct h2_conn {
@@ -255,6 +257,24 @@ static size_t body_budget(const struct h2_conn *hc)
     return b > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)b;
 }
 
+static void arm_at(struct h2_conn *hc, uint64_t when);
+
+/* The stream's body bound (http/body_clock.h: silence and minimum average rate, paused while
+ * the sidecar holds the window shut) is its body_deadline now; 0 while paused. */
+static void arm_body(struct mc_h2_stream *st)
+{
+    const struct mc_http_server *s = st->hc->server;
+    st->body_deadline =
+        mc_http_body_clock_deadline(&st->clock, s->body_timeout_ms, s->body_min_rate);
+    arm_at(st->hc, st->body_deadline);
+}
+
+static void start_body(struct mc_h2_stream *st)
+{
+    mc_http_body_clock_start(&st->clock, now_ms(st->hc));
+    arm_body(st);
+}
+
 /* Room again under the bodies' budget: the windows kept shut reopen. */
 static void consume_held_bodies(struct h2_conn *hc)
 {
@@ -263,6 +283,10 @@ static void consume_held_bodies(struct h2_conn *hc)
         if (st->unconsumed) {
             nghttp2_session_consume_stream(hc->session, st->id, st->unconsumed);
             st->unconsumed = 0;
+            if (mc_http_body_clock_running(&st->clock)) {
+                mc_http_body_clock_resume(&st->clock, now_ms(hc)); /* the client may send again */
+                arm_body(st);
+            }
             schedule_send(hc);
         }
     }
@@ -657,6 +681,11 @@ static void h2_pause(struct mc_http_request *req)
 {
     struct mc_h2_stream *st = req->stream;
     st->user_paused = 1;
+    if (mc_http_body_clock_running(&st->clock) && !req->responded) {
+        /* the window stays shut by us: not the client's time */
+        mc_http_body_clock_pause(&st->clock, now_ms(st->hc));
+        st->body_deadline = 0;
+    }
 }
 
 static void h2_resume(struct mc_http_request *req)
@@ -666,6 +695,10 @@ static void h2_resume(struct mc_http_request *req)
         return;
     st->user_paused = 0;
     struct h2_conn *hc = st->hc;
+    if (mc_http_body_clock_running(&st->clock) && !req->responded) {
+        mc_http_body_clock_resume(&st->clock, now_ms(hc));
+        arm_body(st);
+    }
     deliver_held(st);
     schedule_send(hc); /* window updates */
 }
@@ -879,6 +912,10 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     st->grpc = is_grpc(req);
     if (stream_route(st) || req->upgrade) {
         due_add(hc, st); /* an extended CONNECT's DATA is the tunnel's, held till it exists */
+        /* A streamed body (a proxied upload) is bounded as a buffered one is; a tunnel's data
+         * and a gRPC stream's messages are not a body (the call's deadline bounds gRPC). */
+        if (!end_stream && !req->upgrade && !st->grpc)
+            start_body(st);
         return;
     }
     if (req->has_content_length && req->content_length > s->max_body_size) {
@@ -886,12 +923,10 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
         due_add(hc, st);
         return;
     }
-    if (end_stream) {
+    if (end_stream)
         due_add(hc, st);
-    } else {
-        st->body_deadline = now_ms(hc) + MC_HTTP_BODY_TIMEOUT_MS;
-        arm_at(hc, st->body_deadline);
-    }
+    else
+        start_body(st);
 }
 
 static void dispatch(struct mc_h2_stream *st)
@@ -909,7 +944,8 @@ static void dispatch(struct mc_h2_stream *st)
             snprintf(detail, sizeof detail, "request body over %s", hc->server->max_body_text);
             d = detail;
         } else if (st->error_status == 408) {
-            d = "request body stalled";
+            d = st->body_slow ? "request body under --body_min_rate after --body_timeout"
+                              : "request body stalled for --body_timeout";
         }
         refuse(st, st->error_status, d);
         return;
@@ -1023,6 +1059,7 @@ static void body_done(struct mc_h2_stream *st)
 {
     st->body_done = 1;
     st->body_deadline = 0;
+    mc_http_body_clock_stop(&st->clock);
     if (st->tunnel) {
         mc_h2_tunnel_eof(st->tunnel);
         return;
@@ -1124,6 +1161,11 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         return 0;
     }
     if (stream_route(st) && st->verdict == MC_HTTP_ROUTE_RUN) {
+        if (mc_http_body_clock_running(&st->clock)) {
+            mc_http_body_clock_add(&st->clock, now_ms(st->hc), len);
+            if (!st->clock.paused_at)
+                arm_body(st);
+        }
         if (st->dispatched && !st->user_paused && st->held.len == 0 && !st->due)
             deliver(st, data, len);
         else
@@ -1144,11 +1186,15 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     mc_buf_append(&req->body, data, len);
     st->body_counted += len;
     st->hc->body_bytes += len;
-    if (st->hc->body_bytes <= body_budget(st->hc))
+    mc_http_body_clock_add(&st->clock, now_ms(st->hc), len);
+    if (st->hc->body_bytes <= body_budget(st->hc)) {
         nghttp2_session_consume_stream(session, stream_id, len);
-    else
-        st->unconsumed += len; /* this stream's window stays shut for now */
-    st->body_deadline = now_ms(st->hc) + MC_HTTP_BODY_TIMEOUT_MS;
+        arm_body(st);
+    } else {
+        st->unconsumed += len; /* this stream's window stays shut for now: not its time */
+        mc_http_body_clock_pause(&st->clock, now_ms(st->hc));
+        st->body_deadline = 0;
+    }
     return 0;
 }
 
@@ -1346,7 +1392,22 @@ static void on_timer(uv_timer_t *t)
             }
             if (now >= st->body_deadline) {
                 st->body_deadline = 0;
-                if (st->req && !st->req->responded && !st->dispatched) {
+                struct mc_http_request *req = st->req;
+                st->body_slow =
+                    mc_http_body_clock_check(&st->clock, now, hc->server->body_timeout_ms,
+                                             hc->server->body_min_rate) == MC_HTTP_BODY_SLOW;
+                mc_http_body_clock_stop(&st->clock);
+                if (req && !req->responded && st->dispatched && req->on_abort) {
+                    /* A streaming handler (proxied upload) lets go first, as for a client
+                     * that went away; the 408 is then ours to give. */
+                    mc_http_abort_cb abort_cb = req->on_abort;
+                    req->on_abort = NULL;
+                    req->on_body = NULL;
+                    abort_cb(req);
+                    st->error_status = 408;
+                    st->dispatched = 0;
+                    due_add(hc, st);
+                } else if (req && !req->responded && !st->dispatched) {
                     st->error_status = 408;
                     due_add(hc, st);
                 } else {

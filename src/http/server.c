@@ -91,6 +91,11 @@ struct mc_http_server *mc_http_server_new(struct mc_net *net,
     mc_size_text(size, sizeof size, s->max_body_size);
     snprintf(s->max_body_text, sizeof s->max_body_text, "--max_body_size=%s", size);
     s->max_connections = config->max_connections ? config->max_connections : 10000;
+    s->body_timeout_ms =
+        config->body_timeout_ms ? config->body_timeout_ms : MC_HTTP_BODY_TIMEOUT_MS;
+    s->body_min_rate = config->body_rate_off   ? 0
+                       : config->body_min_rate ? config->body_min_rate
+                                               : MC_HTTP_BODY_MIN_RATE;
     s->access_log = config->access_log;
     s->observer = config->observer;
     s->observer_ctx = config->observer_ctx;

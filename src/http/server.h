@@ -22,8 +22,12 @@
 #define MC_HTTP_MAX_HEADER_LINE (8 * 1024) /* one header line -> 431 */
 #define MC_HTTP_MAX_HEADERS 100            /* header count -> 431 */
 #define MC_HTTP_HEAD_TIMEOUT_MS 10000      /* head not complete -> 408 */
-#define MC_HTTP_BODY_TIMEOUT_MS 60000      /* no body progress -> 408 */
-#define MC_HTTP_IDLE_TIMEOUT_MS 75000      /* idle keep-alive connection -> silent close */
+/* A request body (when the config leaves them 0): silent this long, or past it slower on
+ * average than the rate in bytes/s -> 408 (http/body_clock.h, --body_timeout,
+ * --body_min_rate). */
+#define MC_HTTP_BODY_TIMEOUT_MS 20000
+#define MC_HTTP_BODY_MIN_RATE 500
+#define MC_HTTP_IDLE_TIMEOUT_MS 75000 /* idle keep-alive connection -> silent close */
 /* Backpressure on a pipelining client: the next request is not read while more than this
  * much output is unsent, or once this many answers were queued since the output last
  * drained; it resumes when the client has taken everything (the kernel's send buffer keeps
@@ -42,6 +46,9 @@ struct mc_http_server_config {
     const struct mc_http_route *routes;
     size_t route_count;
     uint64_t max_body_size;
+    uint64_t body_timeout_ms; /* 0: MC_HTTP_BODY_TIMEOUT_MS */
+    uint64_t body_min_rate;   /* bytes/s; 0: MC_HTTP_BODY_MIN_RATE (body_rate_off: none) */
+    int body_rate_off;        /* no rate rule, only the silence bound */
     unsigned max_connections;
     const char *cors; /* comma list of origins, "*" for any; NULL or "" for none */
     FILE *access_log; /* NULL: off; not owned */

@@ -24,7 +24,9 @@ struct mc_http_server {
     const struct mc_http_route *routes;
     size_t route_count;
     uint64_t max_body_size;
-    char max_body_text[48]; /* "--max_body_size=4MiB" for the 413 detail */
+    char max_body_text[48];   /* "--max_body_size=4MiB" for the 413 detail */
+    uint64_t body_timeout_ms; /* a request body's grace and longest silence */
+    uint64_t body_min_rate;   /* bytes/s it must average from its start; 0: no rate rule */
     unsigned max_connections;
     struct mc_cors cors;
     FILE *access_log;

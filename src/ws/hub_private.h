@@ -27,6 +27,17 @@ struct mc_ws_shared_frame {
     void *ctx;
 };
 
+/* A piece of output held in a session's backlog (see session.c): an owned copy (owned: base
+ * is mc_free()d, more bytes may be appended up to cap) or a reference released by
+ * release(ctx). ends_frame: the backlog may be cut after it without breaking the framing. */
+struct mc_ws_out {
+    const char *base;
+    size_t len, cap;
+    mc_conn_release_cb release;
+    void *ctx;
+    unsigned owned : 1, ends_frame : 1;
+};
+
 struct mc_ws_session {
     struct mc_ws_hub *hub;
     struct mc_ws_session *prev, *next;             /* hub->sessions */
@@ -44,8 +55,13 @@ struct mc_ws_session {
     uint8_t pong_frame[2 + 125];
     uint8_t ping[125];
     size_t ping_len;
+    /* Output past MC_WS_SESSION_DIRECT_MAX waits here as whole frames, in order, instead of in
+     * the connection's queue: a 1008 cut drops it and the close frame goes out next. */
+    struct mc_ws_out *backlog;
+    size_t backlog_head, backlog_len, backlog_cap; /* entries [head, len) are live */
+    size_t backlog_bytes;
     unsigned dirty : 1, ended : 1, tcp_closing : 1, started : 1, pong_queued : 1,
-        ping_unanswered : 1, read_paused : 1;
+        ping_unanswered : 1, read_paused : 1, to_backlog : 1;
 };
 
 struct mc_ws_hub {

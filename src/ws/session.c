@@ -45,6 +45,133 @@ static void frame_segment_done(void *ctx)
     mc_ws_shared_frame_unref(ctx);
 }
 
+/* ---- the backlog ----
+ *
+ * The connection's queue is handed to the socket in batches of segments, so a frame may be
+ * half in flight and half queued there: nothing can be taken back from it. Past
+ * MC_WS_SESSION_DIRECT_MAX of pending output, messages wait here instead, in order and as
+ * whole frames (its front is always a frame boundary), and go to the connection as it drains
+ * (on_drain). A 1008 cut drops the backlog at once, so the close frame follows at most
+ * MC_WS_SESSION_DIRECT_MAX of output: the reader gets it promptly rather than after megabytes
+ * it no longer needs (and a reader too slow for those would see the connection end without
+ * it). */
+
+#define BACKLOG_CHUNK (16u << 10) /* owned copies are coalesced into blocks of this size */
+
+static void owned_release(void *ctx)
+{
+    mc_free(ctx);
+}
+
+static int backlog_empty(const struct mc_ws_session *s)
+{
+    return s->backlog_head == s->backlog_len;
+}
+
+static struct mc_ws_out *backlog_push(struct mc_ws_session *s)
+{
+    if (s->backlog_len == s->backlog_cap && s->backlog_head > 0) {
+        memmove(s->backlog, s->backlog + s->backlog_head,
+                (s->backlog_len - s->backlog_head) * sizeof *s->backlog);
+        s->backlog_len -= s->backlog_head;
+        s->backlog_head = 0;
+    }
+    if (s->backlog_len == s->backlog_cap) {
+        s->backlog_cap = s->backlog_cap ? s->backlog_cap * 2 : 16;
+        s->backlog = mc_realloc(s->backlog, s->backlog_cap * sizeof *s->backlog);
+    }
+    struct mc_ws_out *o = &s->backlog[s->backlog_len++];
+    memset(o, 0, sizeof *o);
+    return o;
+}
+
+static void backlog_copy(struct mc_ws_session *s, const void *data, size_t len)
+{
+    struct mc_ws_out *o = backlog_empty(s) ? NULL : &s->backlog[s->backlog_len - 1];
+    if (!o || !o->owned || o->cap - o->len < len) {
+        o = backlog_push(s);
+        o->cap = len > BACKLOG_CHUNK ? len : BACKLOG_CHUNK;
+        o->base = mc_malloc(o->cap);
+        o->owned = 1;
+    }
+    memcpy((char *)o->base + o->len, data, len);
+    o->len += len;
+    o->ends_frame = 0;
+    s->backlog_bytes += len;
+}
+
+static void backlog_ref(struct mc_ws_session *s, const void *data, size_t len,
+                        mc_conn_release_cb release, void *ctx)
+{
+    struct mc_ws_out *o = backlog_push(s);
+    o->base = data;
+    o->len = len;
+    o->release = release;
+    o->ctx = ctx;
+    s->backlog_bytes += len;
+}
+
+/* A frame was produced whole: the backlog may be cut after what it holds now. */
+static void backlog_frame_end(struct mc_ws_session *s)
+{
+    if (!backlog_empty(s))
+        s->backlog[s->backlog_len - 1].ends_frame = 1;
+}
+
+static void out_release(struct mc_ws_out *o)
+{
+    if (o->owned)
+        mc_free((void *)o->base);
+    else if (o->release)
+        o->release(o->ctx);
+}
+
+/* Drops every frame still in the backlog; returns the bytes dropped. */
+static size_t backlog_drop(struct mc_ws_session *s)
+{
+    size_t dropped = s->backlog_bytes;
+    for (size_t i = s->backlog_head; i < s->backlog_len; i++)
+        out_release(&s->backlog[i]);
+    s->backlog_head = s->backlog_len = 0;
+    s->backlog_bytes = 0;
+    return dropped;
+}
+
+/* Hands whole frames from the backlog to the connection while its pending output is under
+ * limit (SIZE_MAX: all of them); the caller flushes. */
+static void backlog_move(struct mc_ws_session *s, size_t limit)
+{
+    if (!s->conn || backlog_empty(s))
+        return;
+    while (!backlog_empty(s) && mc_conn_pending(s->conn) < limit) {
+        unsigned ends;
+        do {
+            struct mc_ws_out *o = &s->backlog[s->backlog_head++];
+            s->backlog_bytes -= o->len;
+            ends = o->ends_frame;
+            if (o->owned)
+                mc_conn_write_ref(s->conn, o->base, o->len, owned_release, (void *)o->base);
+            else
+                mc_conn_write_ref(s->conn, o->base, o->len, o->release, o->ctx);
+        } while (!ends && !backlog_empty(s));
+    }
+    if (backlog_empty(s))
+        s->backlog_head = s->backlog_len = 0;
+}
+
+/* Flushes, and refills from the backlog for as long as the socket takes everything at once:
+ * the next refill is then due when a write request completes (on_drain), never left to an
+ * end-of-turn pass the loop might sleep before. */
+static void flush_and_refill(struct mc_ws_session *s)
+{
+    mc_conn_flush(s->conn);
+    while (s->conn && !s->conn->closing && !backlog_empty(s) &&
+           mc_conn_pending(s->conn) < s->cfg.direct_max) {
+        backlog_move(s, s->cfg.direct_max);
+        mc_conn_flush(s->conn);
+    }
+}
+
 /* ---- lifecycle ---- */
 
 static uint64_t now_ms(const struct mc_ws_session *s)
@@ -67,6 +194,10 @@ static void close_tcp(struct mc_ws_session *s, int now)
 {
     if (!s->conn)
         return;
+    if (now)
+        backlog_drop(s);
+    else
+        backlog_move(s, SIZE_MAX); /* a graceful close writes everything first */
     s->tcp_closing = 1;
     mc_conn_close(s->conn, now);
 }
@@ -78,6 +209,8 @@ static void release(struct mc_ws_session *s)
     mc_ws_free(s->ws);
     s->ws = NULL;
     mc_buf_close(&s->leftover);
+    backlog_drop(s);
+    mc_free(s->backlog);
     /* Last: removing the final session may finish a drain, which may free the hub. */
     mc_ws_hub_remove(s->hub, s);
     mc_free(s);
@@ -98,6 +231,7 @@ static void on_conn_closed(struct mc_conn *c)
 {
     struct mc_ws_session *s = c->data;
     end_session(s, MC_WS_CLOSE_ABNORMAL);
+    backlog_drop(s); /* shared frames go back to their publishers now */
     s->conn = NULL;
     mc_conn_free(c);
     close_timer(s);
@@ -151,12 +285,15 @@ static void on_timer(uv_timer_t *t)
         mc_log_debug("websocket idle for %llu ms: closing",
                      (unsigned long long)(now - s->last_rx_ms));
         mc_ws_close(s->ws, MC_WS_SESSION_CLOSE_IDLE, "idle timeout");
+        backlog_frame_end(s);
         end_session(s, MC_WS_SESSION_CLOSE_IDLE);
         close_tcp(s, 0);
         s->close_deadline_ms = now + s->cfg.close_timeout_ms;
     } else if (now >= s->last_ping_ms + s->cfg.ping_interval_ms) {
-        if (make_room(s, 2) == 0)
+        if (make_room(s, 2) == 0) {
             mc_ws_ping(s->ws);
+            backlog_frame_end(s);
+        }
         s->last_ping_ms = now;
     }
     arm_timer(s);
@@ -169,6 +306,11 @@ static void codec_write(void *ctx, const void *data, size_t len)
     struct mc_ws_session *s = ctx;
     if (!s->conn)
         return;
+    /* Behind a backlog, every frame waits its turn (a close must not pass a message). */
+    if (s->to_backlog || !backlog_empty(s)) {
+        backlog_copy(s, data, len);
+        return;
+    }
     mc_conn_write_copy(s->conn, data, len);
     mc_ws_hub_mark_dirty(s->hub, s);
 }
@@ -231,6 +373,7 @@ static void feed(struct mc_ws_session *s, const char *data, size_t len)
 {
     s->last_rx_ms = now_ms(s);
     mc_ws_feed(s->ws, (const uint8_t *)data, len);
+    backlog_frame_end(s); /* a close echo, or our close for a protocol error */
     if (!s->tcp_closing && mc_ws_want_close_connection(s->ws)) {
         /* RFC 6455 7.1.1: the server closes TCP first, once the close frame is out. */
         end_session(s, MC_WS_CLOSE_PROTOCOL); /* normally done already by codec_close */
@@ -255,6 +398,8 @@ static void on_read(struct mc_conn *c, const char *data, ssize_t nread)
 static void on_drain(struct mc_conn *c)
 {
     struct mc_ws_session *s = c->data;
+    if (!backlog_empty(s))
+        flush_and_refill(s);
     if (s->read_paused && !s->tcp_closing) {
         s->read_paused = 0;
         mc_conn_read_start(c);
@@ -311,6 +456,8 @@ struct mc_ws_session *mc_ws_session_accept(struct mc_http_request *req, struct m
         s->cfg.max_message = MC_WS_DEFAULT_MAX_MESSAGE;
     if (!s->cfg.max_queue)
         s->cfg.max_queue = MC_WS_SESSION_MAX_QUEUE;
+    if (!s->cfg.direct_max)
+        s->cfg.direct_max = MC_WS_SESSION_DIRECT_MAX;
     if (!s->cfg.ping_interval_ms)
         s->cfg.ping_interval_ms = MC_WS_SESSION_PING_MS;
     if (!s->cfg.idle_timeout_ms)
@@ -365,7 +512,7 @@ void *mc_ws_session_data(const struct mc_ws_session *s)
 
 size_t mc_ws_session_pending(const struct mc_ws_session *s)
 {
-    return s->conn ? mc_conn_pending(s->conn) : 0;
+    return s->conn ? mc_conn_pending(s->conn) + s->backlog_bytes : 0;
 }
 
 /* The one gate for everything the session queues except close frames (messages, shared
@@ -377,10 +524,14 @@ static int make_room(struct mc_ws_session *s, size_t add)
 {
     if (s->ended || !s->conn || !mc_ws_can_send(s->ws))
         return MC_ECLOSED;
-    size_t pending = mc_conn_pending(s->conn);
+    size_t pending = mc_conn_pending(s->conn) + s->backlog_bytes;
     if (pending > 0 && pending + add > s->cfg.max_queue) {
         s->hub->slow_closes++;
-        mc_log_warn("websocket reader too slow (%zu bytes queued): closing with 1008", pending);
+        /* The messages not handed to the socket yet are lost to this reader anyway (that is
+         * what 1008 says): dropped, so that the close frame is what it reads next. */
+        size_t dropped = backlog_drop(s);
+        mc_log_warn("websocket reader too slow (%zu bytes queued, %zu dropped): closing with 1008",
+                    pending, dropped);
         mc_ws_session_close(s, MC_WS_CLOSE_POLICY, "reader too slow");
         if (s->conn && !s->tcp_closing) {
             s->read_paused = 1;
@@ -396,7 +547,11 @@ int mc_ws_session_send(struct mc_ws_session *s, int is_text, const void *data, s
     int rc = make_room(s, len + MC_WS_FRAME_HEADER_MAX);
     if (rc < 0)
         return rc;
-    return mc_ws_send(s->ws, is_text, data, len);
+    s->to_backlog = !backlog_empty(s) || mc_conn_pending(s->conn) >= s->cfg.direct_max;
+    rc = mc_ws_send(s->ws, is_text, data, len);
+    s->to_backlog = 0;
+    backlog_frame_end(s);
+    return rc;
 }
 
 int mc_ws_session_send_shared(struct mc_ws_session *s, struct mc_ws_shared_frame *f)
@@ -404,6 +559,12 @@ int mc_ws_session_send_shared(struct mc_ws_session *s, struct mc_ws_shared_frame
     int rc = make_room(s, f->hdr_len + f->len);
     if (rc < 0)
         return rc;
+    if (!backlog_empty(s) || mc_conn_pending(s->conn) >= s->cfg.direct_max) {
+        backlog_ref(s, f->hdr, f->hdr_len, frame_segment_done, mc_ws_shared_frame_ref(f));
+        backlog_ref(s, f->payload, f->len, frame_segment_done, mc_ws_shared_frame_ref(f));
+        backlog_frame_end(s);
+        return 0;
+    }
     mc_conn_write_ref(s->conn, f->hdr, f->hdr_len, frame_segment_done, mc_ws_shared_frame_ref(f));
     mc_conn_write_ref(s->conn, f->payload, f->len, frame_segment_done, mc_ws_shared_frame_ref(f));
     mc_ws_hub_mark_dirty(s->hub, s);
@@ -417,6 +578,13 @@ int mc_ws_session_close(struct mc_ws_session *s, uint16_t code, const char *reas
     int rc = mc_ws_close(s->ws, code, reason);
     if (rc < 0)
         return rc;
+    /* No message follows a close: whatever still waits goes to the connection now, the close
+     * last (after a 1008 cut, the backlog was dropped: the close alone). */
+    backlog_frame_end(s);
+    if (!backlog_empty(s)) {
+        backlog_move(s, SIZE_MAX);
+        mc_ws_hub_mark_dirty(s->hub, s);
+    }
     end_session(s, code);
     set_close_deadline(s, s->cfg.close_timeout_ms);
     return 0;
@@ -427,7 +595,7 @@ int mc_ws_session_close(struct mc_ws_session *s, uint16_t code, const char *reas
 void mc_ws_session_flush(struct mc_ws_session *s)
 {
     if (s->conn)
-        mc_conn_flush(s->conn);
+        flush_and_refill(s);
 }
 
 void mc_ws_session_shutdown(struct mc_ws_session *s, uint16_t code, uint64_t bound_ms)

@@ -1,7 +1,8 @@
 /* One WebSocket session over a connection taken from the HTTP server: the codec (ws.h) wired
  * to the socket, a ping every 54 s and a cut after 60 s of silence, the close handshake with
  * a bound, and a bounded outbound queue (a reader that cannot keep up is closed with 1008,
- * nobody waits for it, and it is not read until its output drains). Control frames count
+ * nobody waits for it, the messages still queued for it are dropped so that the close frame
+ * reaches it next, and it is not read until its output drains). Control frames count
  * toward the bound, and a peer's pings get at most one pong in the queue at a time: while one
  * is queued, later pings only replace the payload of the next answer (RFC 6455 5.5.3). Every
  * session belongs to a hub (hub.h), which flushes their output once per loop turn and closes them
@@ -17,11 +18,15 @@
 #include "ws/hub.h"
 
 #define MC_WS_SESSION_MAX_QUEUE (8u << 20) /* outbound bytes (any frame) before a 1008 cut */
-#define MC_WS_SESSION_PING_MS 54000        /* a ping this long after the previous one */
-#define MC_WS_SESSION_IDLE_MS 60000        /* nothing received for this long: close */
-#define MC_WS_SESSION_CLOSE_MS 5000        /* our close sent: wait this long for the peer */
-#define MC_WS_SESSION_CLOSE_IDLE 1001      /* the code an idle session is closed with */
-#define MC_WS_CLOSE_ABNORMAL 1006          /* reported when TCP ended without a close */
+/* Outbound bytes handed to the connection at most; further messages wait in the session's
+ * own backlog as whole frames, so that a reader cut with 1008 has at most this much (plus the
+ * socket's buffers) to read before the close frame: the backlog is dropped. */
+#define MC_WS_SESSION_DIRECT_MAX (256u << 10)
+#define MC_WS_SESSION_PING_MS 54000   /* a ping this long after the previous one */
+#define MC_WS_SESSION_IDLE_MS 60000   /* nothing received for this long: close */
+#define MC_WS_SESSION_CLOSE_MS 5000   /* our close sent: wait this long for the peer */
+#define MC_WS_SESSION_CLOSE_IDLE 1001 /* the code an idle session is closed with */
+#define MC_WS_CLOSE_ABNORMAL 1006     /* reported when TCP ended without a close */
 
 struct mc_ws_session;
 
@@ -38,6 +43,7 @@ typedef void (*mc_ws_session_close_cb)(struct mc_ws_session *s, uint16_t code);
 struct mc_ws_session_config {
     uint64_t max_message;      /* largest message from the client (0: MC_WS_DEFAULT_MAX_MESSAGE) */
     size_t max_queue;          /* 0: MC_WS_SESSION_MAX_QUEUE */
+    size_t direct_max;         /* 0: MC_WS_SESSION_DIRECT_MAX */
     uint64_t ping_interval_ms; /* 0: MC_WS_SESSION_PING_MS */
     uint64_t idle_timeout_ms;  /* 0: MC_WS_SESSION_IDLE_MS */
     uint64_t close_timeout_ms; /* 0: MC_WS_SESSION_CLOSE_MS */

@@ -43,6 +43,8 @@ static uint64_t ping_ms, idle_ms;
 /* The close timeout; tests whose client reads a long queue back raise it, so that a slow run
  * (valgrind) cannot drop the queue before the client has read it. */
 static uint64_t close_ms;
+/* The session's queue bound and backlog threshold (0: MAX_QUEUE and the default). */
+static size_t max_queue, direct_max;
 
 static void on_message(struct mc_ws_session *s, int is_text, const uint8_t *data, size_t len)
 {
@@ -62,7 +64,8 @@ static void ws_handler(struct mc_http_request *req, void *ctx)
 {
     (void)ctx;
     const struct mc_ws_session_config cfg = {
-        .max_queue = MAX_QUEUE,
+        .max_queue = max_queue ? max_queue : MAX_QUEUE,
+        .direct_max = direct_max,
         .ping_interval_ms = ping_ms,
         .idle_timeout_ms = idle_ms,
         .close_timeout_ms = close_ms,
@@ -116,6 +119,7 @@ static int setup(void **state)
     ping_ms = 100;
     idle_ms = 400;
     close_ms = 200;
+    max_queue = direct_max = 0;
     return 0;
 }
 
@@ -349,6 +353,65 @@ static void test_slow_reader_cut_and_shared_release(void **state)
     assert_int_equal(client_frame(&c, p, sizeof p, &n, 1000), -1);
     pump(20);
     assert_int_equal(released, 1); /* once, after the last segment let go */
+    assert_int_equal(mc_ws_hub_count(hub), 0);
+    client_close(&c);
+}
+
+/* Past direct_max of pending output, messages wait in the session's backlog; a reader cut with
+ * 1008 then gets the close after at most that much (plus the kernel's buffers), not after the
+ * whole queue: the backlog is dropped whole (copies and shared frames alike, the framing
+ * intact), and the shared frame is released. */
+static void test_slow_reader_cut_drops_the_backlog(void **state)
+{
+    (void)state;
+    struct client c;
+    close_ms = 10000;
+    ping_ms = idle_ms = 600000;
+    max_queue = 1 << 20;
+    direct_max = 16 * 1024;
+    client_connect(&c, 4096);
+    struct mc_ws_session *s = last_session;
+    static char shared[4000], copied[3000];
+    memset(shared, 's', sizeof shared);
+    memset(copied, 'c', sizeof copied);
+    released = 0;
+    struct mc_ws_shared_frame *f =
+        mc_ws_shared_frame_new(MC_WS_OP_BINARY, shared, sizeof shared, count_release, NULL);
+    int rc = 0, sent = 0;
+    size_t sent_bytes = 0;
+    for (int i = 0; i < 10000 && rc == 0; i++) {
+        rc = i % 2 ? mc_ws_session_send(s, 0, copied, sizeof copied)
+                   : mc_ws_session_send_shared(s, f);
+        if (rc == 0) {
+            sent++;
+            sent_bytes += i % 2 ? sizeof copied : sizeof shared;
+        }
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(rc, MC_ETOOBIG);
+    assert_int_equal(close_code, MC_WS_CLOSE_POLICY);
+    assert_true(sent > 200); /* about 1 MiB queued, and what the kernel took */
+    mc_ws_shared_frame_unref(f);
+    /* The reader wakes up: a little data, every frame whole, then the 1008 close. */
+    uint8_t p[64];
+    size_t n, got = 0;
+    int op, frames = 0;
+    while ((op = client_frame(&c, p, sizeof p, &n, 10000)) == MC_WS_OP_BINARY) {
+        assert_true(n == sizeof shared || n == sizeof copied);
+        assert_true(p[0] == (n == sizeof shared ? 's' : 'c'));
+        got += n;
+        frames++;
+    }
+    assert_int_equal(op, MC_WS_OP_CLOSE);
+    assert_int_equal(p[0] << 8 | p[1], MC_WS_CLOSE_POLICY);
+    assert_true(frames < sent);
+    /* The kernel's buffers (megabytes on loopback) still reach the reader; what the session
+     * held past direct_max went (the frame in the connection's queue may be up to 4000). */
+    assert_true(sent_bytes - got >= max_queue - direct_max - 2 * sizeof shared);
+    client_send(&c, MC_WS_OP_CLOSE, p, 2);
+    assert_int_equal(client_frame(&c, p, sizeof p, &n, 1000), -1);
+    pump(20);
+    assert_int_equal(released, 1);
     assert_int_equal(mc_ws_hub_count(hub), 0);
     client_close(&c);
 }
@@ -601,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_echo_and_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_reader_cut_and_shared_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader_cut_drops_the_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_flood_queues_one_pong, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pong_past_the_bound_closes_1008, setup, teardown),
         cmocka_unit_test_setup_teardown(test_our_close_to_a_peer_that_stopped_reading_is_bounded,
