@@ -103,6 +103,10 @@ struct h2_conn {
     /* Buffered request bodies of all streams: past H2_BODY_BUDGET_FACTOR x --max_body_size the
      * streams' windows stay shut until some are freed (128 streams must not hold 128 bodies). */
     size_t body_bytes;
+    /* Past the budget one stream at a time (the first to be shut) still takes its body: a
+     * body always completes, so streams never wait on each other until a timeout. Its body
+     * adds at most one --max_body_size to the budget. */
+    struct mc_h2_stream *body_turn;
     unsigned in_recv : 1, closed : 1, close_due : 1, send_queued : 1, output_wait : 1,
         had_request : 1, going_away : 1, peer_eof : 1;
     char peer[48];
@@ -275,20 +279,39 @@ static void start_body(struct mc_h2_stream *st)
     arm_body(st);
 }
 
+/* The stream's window, kept shut, reopens: what it holds is consumed. */
+static void reopen_window(struct h2_conn *hc, struct mc_h2_stream *st)
+{
+    nghttp2_session_consume_stream(hc->session, st->id, st->unconsumed);
+    st->unconsumed = 0;
+    if (mc_http_body_clock_running(&st->clock)) {
+        mc_http_body_clock_resume(&st->clock, now_ms(hc)); /* the client may send again */
+        arm_body(st);
+    }
+    schedule_send(hc);
+}
+
+/* The turn past the budget ends with its stream's body (or the stream): the first stream
+ * still shut takes it. */
+static void pass_body_turn(struct h2_conn *hc)
+{
+    hc->body_turn = NULL;
+    for (struct mc_h2_stream *st = hc->streams; st; st = st->next) {
+        if (st->unconsumed) {
+            hc->body_turn = st;
+            reopen_window(hc, st);
+            return;
+        }
+    }
+}
+
 /* Room again under the bodies' budget: the windows kept shut reopen. */
 static void consume_held_bodies(struct h2_conn *hc)
 {
     for (struct mc_h2_stream *st = hc->streams; st && hc->body_bytes <= body_budget(hc);
          st = st->next) {
-        if (st->unconsumed) {
-            nghttp2_session_consume_stream(hc->session, st->id, st->unconsumed);
-            st->unconsumed = 0;
-            if (mc_http_body_clock_running(&st->clock)) {
-                mc_http_body_clock_resume(&st->clock, now_ms(hc)); /* the client may send again */
-                arm_body(st);
-            }
-            schedule_send(hc);
-        }
+        if (st->unconsumed)
+            reopen_window(hc, st);
     }
 }
 
@@ -305,6 +328,11 @@ static void stream_free(struct h2_conn *hc, struct mc_h2_stream *st)
         st->next->prev = st->prev;
     hc->stream_count--;
     hc->body_bytes -= st->body_counted;
+    if (hc->body_turn == st) {
+        hc->body_turn = NULL;
+        if (hc->session)
+            pass_body_turn(hc);
+    }
     if (st->body_counted && hc->session)
         consume_held_bodies(hc);
     if (st->tunnel) {
@@ -1058,6 +1086,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static void body_done(struct mc_h2_stream *st)
 {
     st->body_done = 1;
+    if (st->hc->body_turn == st)
+        pass_body_turn(st->hc);
     st->body_deadline = 0;
     mc_http_body_clock_stop(&st->clock);
     if (st->tunnel) {
@@ -1181,15 +1211,22 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         st->error_status = 413;
         st->body_deadline = 0;
         due_add(st->hc, st);
+        if (st->hc->body_turn == st)
+            pass_body_turn(st->hc); /* its body is no longer taken */
         return 0;
     }
     mc_buf_append(&req->body, data, len);
     st->body_counted += len;
     st->hc->body_bytes += len;
     mc_http_body_clock_add(&st->clock, now_ms(st->hc), len);
-    if (st->hc->body_bytes <= body_budget(st->hc)) {
+    if (!st->hc->body_turn && st->hc->body_bytes > body_budget(st->hc))
+        st->hc->body_turn = st; /* the first over the budget goes on: see body_turn */
+    if (st->hc->body_bytes <= body_budget(st->hc) || st->hc->body_turn == st) {
         nghttp2_session_consume_stream(session, stream_id, len);
-        arm_body(st);
+        if (st->unconsumed)
+            reopen_window(st->hc, st); /* shut before it took the turn */
+        else
+            arm_body(st);
     } else {
         st->unconsumed += len; /* this stream's window stays shut for now: not its time */
         mc_http_body_clock_pause(&st->clock, now_ms(st->hc));
