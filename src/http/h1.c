@@ -1282,7 +1282,8 @@ static struct mc_conn *h1_upgrade(struct mc_http_request *req, int status,
     mc_conn_flush_soon(conn);
     req->status = status;
     req->responded = 1;
-    report(hc, req);
+    if (!req->continues)
+        report(hc, req); /* an h2c upgrade is logged and counted once, as its stream 1 */
     hc->req = NULL;
     request_free(req);
     return detach(hc, leftover);

@@ -1681,6 +1681,7 @@ int mc_h2_upgrade(struct mc_http_server *s, struct mc_http_request *req)
     static const struct mc_http_header switching[] = {{"Connection", "Upgrade"},
                                                       {"Upgrade", "h2c"}};
     struct mc_buf leftover;
+    req->continues = 1;
     struct mc_conn *conn = mc_http_upgrade(req, 101, switching, 2, &leftover);
     struct h2_conn *hc = conn_new(s, conn);
     if (nghttp2_session_upgrade2(hc->session, payload, plen, head, NULL) != 0) {

@@ -78,6 +78,7 @@ struct mc_http_request {
     unsigned has_content_length : 1; /* the body's length is content_length */
     unsigned chunked : 1;            /* a body of unknown length follows */
     unsigned responded : 1;          /* the response is complete (set by the codec) */
+    unsigned continues : 1; /* goes on in another codec (Upgrade: h2c): its 101 is not logged */
     const char *method_name;
     char *url; /* NUL-terminated request target */
     size_t url_len;

@@ -202,11 +202,22 @@ def test_proxy_streams_large_bodies_both_ways(micro, app, tmp_path):
 # ---- selection: Upgrade, ALPN, and upgrades not taken ----
 
 
-def test_upgrade_h2c_on_registry_is_taken(micro):
-    sc = micro()
+def test_upgrade_h2c_on_registry_is_taken(micro, tmp_path):
+    log = tmp_path / "access.log"
+    sc = micro(f"--access_log={log}", "--enable_stats")
     status, version, body = curl(sc.port, "upgrade", "GET", "/registry")
     assert status == 200 and version == "2", body
     assert b"go.micro.sidecar" in body
+    # One request: logged and counted once, as HTTP/2 (its 101 is the codec's hand-over).
+    stats = json.loads(harness.request(sc.port, "GET", "/stats",
+                                       headers={"Accept": "application/json"}).body)
+    protocols = stats["protocols"]
+    assert protocols.get("HTTP/1.1", 0) == 0 and protocols["HTTP/2"] == 1, protocols
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "/stats" not in log.read_text():
+        time.sleep(0.05)
+    lines = [ln for ln in log.read_text().splitlines() if "/registry" in ln]
+    assert len(lines) == 1 and " 200 " in lines[0], lines
 
 
 def test_an_upgrade_not_taken_is_ignored(micro):
