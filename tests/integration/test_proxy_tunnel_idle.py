@@ -22,15 +22,23 @@ def start(tmp_path, micro):
     return app, sc
 
 
+def tunnel(sc):
+    """A WebSocket to the echo app through the sidecar's tunnel (no pings of its own)."""
+    return websockets.connect(f"ws://{HOST}:{sc.port}/foo/chat/ws", open_timeout=5,
+                              close_timeout=2, ping_interval=None)
+
+
+async def echo(ws, text):
+    await ws.send(text)
+    assert await asyncio.wait_for(ws.recv(), 5) == text
+
+
 def test_silent_tunnel_is_closed_after_the_idle_timeout(tmp_path, micro):
     app, sc = start(tmp_path, micro)
     try:
         async def run():
-            uri = f"ws://{HOST}:{sc.port}/foo/chat/ws"
-            async with websockets.connect(uri, open_timeout=5, close_timeout=2,
-                                          ping_interval=None) as ws:
-                await ws.send("hello")
-                assert await asyncio.wait_for(ws.recv(), 5) == "hello"
+            async with tunnel(sc) as ws:
+                await echo(ws, "hello")
                 t0 = time.monotonic()
                 try:  # nothing either way: the sidecar must close the tunnel
                     await asyncio.wait_for(ws.recv(), 10)
@@ -49,14 +57,11 @@ def test_busy_tunnel_outlives_the_idle_timeout(tmp_path, micro):
     app, sc = start(tmp_path, micro)
     try:
         async def run():
-            uri = f"ws://{HOST}:{sc.port}/foo/chat/ws"
-            async with websockets.connect(uri, open_timeout=5, close_timeout=2,
-                                          ping_interval=None) as ws:
+            async with tunnel(sc) as ws:
                 end = time.monotonic() + 3.5  # three and a half timeouts
                 i = 0
                 while time.monotonic() < end:
-                    await ws.send(f"m{i}")
-                    assert await asyncio.wait_for(ws.recv(), 5) == f"m{i}"
+                    await echo(ws, f"m{i}")
                     i += 1
                     await asyncio.sleep(0.3)
                 return i
@@ -72,11 +77,8 @@ def test_shutdown_with_a_tunnel_open_exits_cleanly(tmp_path, micro):
     app, sc = start(tmp_path, micro)
     try:
         async def run():
-            uri = f"ws://{HOST}:{sc.port}/foo/chat/ws"
-            async with websockets.connect(uri, open_timeout=5, close_timeout=2,
-                                          ping_interval=None) as ws:
-                await ws.send("hello")
-                assert await asyncio.wait_for(ws.recv(), 5) == "hello"
+            async with tunnel(sc) as ws:
+                await echo(ws, "hello")
                 assert harness.finish_sidecar(sc) == []
                 try:
                     await asyncio.wait_for(ws.recv(), 5)
