@@ -1030,6 +1030,13 @@ static void body_timeout(struct h1_conn *hc, uint64_t now)
         arm_body(hc); /* paused meanwhile, or moved later: nothing or a later bound */
         return;
     }
+    if (hc->streaming) {
+        /* The answer has begun: no 408 can follow it; the connection ends the request. */
+        mc_log_debug("client %s: request body too slow after the answer began: closing",
+                     conn_peer(hc));
+        conn_close(hc, 0);
+        return;
+    }
     char detail[128], limit[32];
     mc_duration_text(limit, sizeof limit, s->body_timeout_ms);
     if (v == MC_HTTP_BODY_STALLED)

@@ -1434,7 +1434,7 @@ static void on_timer(uv_timer_t *t)
                     mc_http_body_clock_check(&st->clock, now, hc->server->body_timeout_ms,
                                              hc->server->body_min_rate) == MC_HTTP_BODY_SLOW;
                 mc_http_body_clock_stop(&st->clock);
-                if (req && !req->responded && st->dispatched && req->on_abort) {
+                if (req && !req->responded && st->dispatched && !st->submitted && req->on_abort) {
                     /* A streaming handler (proxied upload) lets go first, as for a client
                      * that went away; the 408 is then ours to give. */
                     mc_http_abort_cb abort_cb = req->on_abort;
@@ -1444,7 +1444,7 @@ static void on_timer(uv_timer_t *t)
                     st->error_status = 408;
                     st->dispatched = 0;
                     due_add(hc, st);
-                } else if (req && !req->responded && !st->dispatched) {
+                } else if (req && !req->responded && !st->dispatched && !st->submitted) {
                     st->error_status = 408;
                     due_add(hc, st);
                 } else {

@@ -34,8 +34,10 @@ struct h2conn {
     struct pool_host *host;
     struct h2conn *next, *prev; /* in host->conns */
     nghttp2_session *session;
-    uv_timer_t timer; /* the dial deadline, then the idle deadline */
-    int handles;      /* conn + timer, until both close callbacks ran */
+    /* The dial deadline (TCP, TLS, and up to the node's first SETTINGS frame), then the idle
+     * deadline. */
+    uv_timer_t timer;
+    int handles; /* conn + timer, until both close callbacks ran */
     enum hc_state state;
     unsigned streams;             /* attached streams (waiting or submitted) */
     struct mc_h2_call *all;       /* every attached stream */
@@ -43,7 +45,8 @@ struct h2conn {
     int in_io;                    /* depth of nghttp2 calls that may call back */
     struct h2conn *send_next;     /* in client->send_list while a send is due */
     int fail_err;                 /* a failure deferred to the end of the I/O call */
-    unsigned fail_due : 1, connected : 1, send_due : 1;
+    unsigned fail_due : 1, connected : 1, send_due : 1,
+        settings_seen : 1; /* the node's first SETTINGS came: an HTTP/2 server is there */
 };
 
 struct pool_host {
@@ -375,6 +378,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
 {
     struct h2conn *hc = user_data;
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        !hc->settings_seen) {
+        hc->settings_seen = 1;
+        uv_timer_stop(&hc->timer); /* dialled: the idle clock starts after this I/O */
+        return 0;
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
         /* no new streams here; nghttp2 closes those above last_stream_id as REFUSED_STREAM */
         if (hc->state == HC_READY)
@@ -573,7 +582,9 @@ static void hc_fail(struct h2conn *hc, int err)
         }
         return;
     }
-    int dial_failed = !hc->connected;
+    /* Until the node's SETTINGS, a failure is a dial failure: a node that never spoke HTTP/2
+     * processed nothing. */
+    int dial_failed = !hc->connected || !hc->settings_seen;
     hc->state = HC_DEAD;
     if (hc->send_due) {
         for (struct h2conn **pp = &hc->client->send_list; *pp; pp = &(*pp)->send_next)
@@ -649,8 +660,14 @@ static void hc_after_io(struct h2conn *hc)
 static void idle_fire(uv_timer_t *t)
 {
     struct h2conn *hc = t->data;
-    if (hc->state == HC_CONNECTING) {
-        hc_fail(hc, MC_ETIMEDOUT);
+    if (hc->state == HC_CONNECTING || !hc->settings_seen) {
+        /* --dial_timeout: no connection, no TLS, or no SETTINGS from the node in time. A
+         * connect failure (the streams go to another node), not the call's deadline. */
+        mc_log_warn("h2 client: node %s %s within the dial timeout",
+                    hc->host ? hc->host->address : "-",
+                    hc->state == HC_CONNECTING ? "did not accept the connection"
+                                               : "sent no HTTP/2 SETTINGS");
+        hc_fail(hc, UV_ETIMEDOUT);
         return;
     }
     if (hc->streams == 0)
@@ -659,7 +676,7 @@ static void idle_fire(uv_timer_t *t)
 
 static void hc_idle_check(struct h2conn *hc)
 {
-    if (hc->state == HC_READY && hc->streams == 0)
+    if (hc->state == HC_READY && hc->streams == 0 && hc->settings_seen)
         uv_timer_start(&hc->timer, idle_fire, hc->client->config.idle_timeout_ms, 0);
 }
 
@@ -768,7 +785,7 @@ static void hc_connected(struct mc_conn *c, int status)
         hc_fail(hc, MC_EPROTO);
         return;
     }
-    uv_timer_stop(&hc->timer);
+    /* The dial timer runs on: the node's SETTINGS must come within it too (on_frame_recv). */
     nghttp2_session_client_new2(&hc->session, hc->client->callbacks, hc, hc->client->options);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -941,7 +958,8 @@ struct mc_h2_call *mc_h2_call_start(struct mc_h2_client *client, const struct mc
     stream_link(s, &hc->all);
     hc->streams++;
     if (hc->state == HC_READY) {
-        uv_timer_stop(&hc->timer); /* not idle any more */
+        if (hc->settings_seen)
+            uv_timer_stop(&hc->timer); /* not idle any more (else: the dial deadline runs) */
         stream_submit(hc, s);
         hc_send_soon(hc);
     }

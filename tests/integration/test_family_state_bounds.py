@@ -87,7 +87,7 @@ ROWS = {
 NOT_ROWS = {
     "MC_WS_HUB_CLOSE_BOUND_MS": "the shutdown's wait for every session (test_shutdown.py)",
     # The sidecar sets it from --dial_timeout; a loopback dial cannot be held half-open, and
-    # a node that accepts and stays silent is the grpc_upstream / h2_client_idle rows.
+    # a node that accepts and never sends its SETTINGS is test_grpc_silent_node.py.
     "h2_client.c:connect_timeout_ms": "the HTTP/2 client's dial bound (--dial_timeout)",
 }
 # Rows whose end is the end of one stream (stream 1), not of the connection, and the frame
