@@ -222,7 +222,10 @@ def test_request_timeout_bounds_calls_without_deadline(micro, apps):
     with pytest.raises(grpc.RpcError) as e:
         ch.unary_unary(PATH + "Slow")(b"5")  # no deadline: no grpc-timeout sent
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert "deadline exceeded" in e.value.details()  # the sidecar's own answer
+    # The sidecar's own answer ("deadline exceeded: ..."), or the node's "Deadline Exceeded":
+    # the node was sent a grpc-timeout of what was left of --request_timeout, so on a busy
+    # machine its own timer may fire first. Either way the bound is the sidecar's.
+    assert "deadline exceeded" in e.value.details().lower()
     ch.close()
 
 
