@@ -353,10 +353,16 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (!s || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-        int st = 0;
-        for (size_t i = 0; i < valuelen && i < 3; i++)
-            st = st * 10 + (value[i] - '0');
-        s->status = st;
+        /* three digits, 100-999 (RFC 9110 15): anything else is a malformed response, the
+         * stream's error, never a status passed on */
+        int ok = valuelen == 3;
+        for (size_t i = 0; ok && i < 3; i++)
+            ok = value[i] >= '0' && value[i] <= '9';
+        if (!ok || value[0] == '0') {
+            s->fail_err = MC_EPROTO;
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets the stream */
+        }
+        s->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
         return 0;
     }
     if (namelen > 0 && name[0] == ':')
