@@ -33,18 +33,21 @@ struct scan {
     int depth;
 };
 
+/* What a decoded string held besides plain text (struct sink's flags). */
+#define SINK_CTL 1 /* a control character (below 0x20, or DEL) */
+#define SINK_NUL 2 /* a NUL (\u0000) */
+
 /* Where a decoded string goes: a growable buffer, a fixed one (keys: longer than it is "no
- * key we know"), or nowhere (validation only). */
+ * key we know"), or nowhere (validation only). flags gathers SINK_* for what was decoded. */
 struct sink {
     struct mc_buf *buf;
     char *fix;
     size_t cap, len;
+    int flags;
 };
 
-static void sink_put(struct sink *k, const char *d, size_t n)
+static inline void sink_put(struct sink *k, const char *d, size_t n)
 {
-    if (!k)
-        return;
     if (k->buf) {
         mc_buf_append(k->buf, d, n);
         return;
@@ -64,6 +67,8 @@ static void sink_put_utf8(struct sink *k, uint32_t cp)
     if (cp < 0x80) {
         u[0] = (char)cp;
         n = 1;
+        if (cp < 0x20 || cp == 0x7f)
+            k->flags |= cp ? SINK_CTL : SINK_CTL | SINK_NUL;
     } else if (cp < 0x800) {
         u[0] = (char)(0xc0 | (cp >> 6));
         u[1] = (char)(0x80 | (cp & 0x3f));
@@ -83,10 +88,14 @@ static void sink_put_utf8(struct sink *k, uint32_t cp)
     sink_put(k, u, n);
 }
 
-static void skip_ws(struct scan *s)
+/* JSON's four whitespace bytes; anything above ' ' ends a run at the first compare. */
+static inline void skip_ws(struct scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
+    const char *p = s->p, *end = s->end;
+    while (p < end && (unsigned char)*p <= ' ' &&
+           (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    s->p = p;
 }
 
 static int is_digit(const struct scan *s)
@@ -94,13 +103,12 @@ static int is_digit(const struct scan *s)
     return s->p < s->end && *s->p >= '0' && *s->p <= '9';
 }
 
-static int read_hex4(struct scan *s, uint32_t *out)
+/* Four hex digits at p (end - p >= 4 checked by the caller) into *out. */
+static int read_hex4(const char *p, uint32_t *out)
 {
-    if (s->end - s->p < 4)
-        return MC_EPROTO;
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        char c = *s->p++;
+        char c = p[i];
         v <<= 4;
         if (c >= '0' && c <= '9')
             v |= (uint32_t)(c - '0');
@@ -115,11 +123,12 @@ static int read_hex4(struct scan *s, uint32_t *out)
     return 0;
 }
 
-/* Bytes that stand for themselves inside a JSON string: not '"', '\\' or a control. */
+/* Bytes that stand for themselves inside a JSON string and need no look: not '"', '\\', a
+ * control or DEL (DEL is valid JSON text, but a decoded name must say it holds one). */
 #define PLAIN16(b) 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
 static const unsigned char plain[256] = {[0x20] = 1,
                                          1,
-                                         0,
+                                         0 /* '"' */,
                                          1,
                                          1,
                                          1,
@@ -132,7 +141,7 @@ static const unsigned char plain[256] = {[0x20] = 1,
                                          1,
                                          1,
                                          1,
-                                         1, /* 0x22 '"' */
+                                         1,
                                          PLAIN16(0x30),
                                          PLAIN16(0x40),
                                          1,
@@ -147,12 +156,27 @@ static const unsigned char plain[256] = {[0x20] = 1,
                                          1,
                                          1,
                                          1,
-                                         0,
+                                         0 /* '\\' */,
                                          1,
                                          1,
-                                         1, /* 0x5c '\\' */
+                                         1,
                                          PLAIN16(0x60),
-                                         PLAIN16(0x70),
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         1,
+                                         0 /* DEL */,
                                          PLAIN16(0x80),
                                          PLAIN16(0x90),
                                          PLAIN16(0xa0),
@@ -162,86 +186,153 @@ static const unsigned char plain[256] = {[0x20] = 1,
                                          PLAIN16(0xe0),
                                          PLAIN16(0xf0)};
 
+/* The first byte in [p, end) that is not plain, or end. Eight bytes at a time where the
+ * machine allows it (the bulk of every key and name): a byte is flagged when it is below
+ * 0x20 or equal to '"', '\\' or DEL, each test the classic "has a zero byte" trick, whose
+ * lowest flagged byte is exact (a borrow only carries upward from a true hit); bytes of 0x80
+ * and above are never flagged (~x clears them), as they are plain. */
+static inline const char *plain_run(const char *p, const char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\'), d = x ^ (ones * 0x7f);
+        uint64_t hit = ((x - ones * 0x20) | (q - ones) | (b - ones) | (d - ones)) & ~x & high;
+        if (hit)
+            return p + (__builtin_ctzll(hit) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && plain[(unsigned char)*p])
+        p++;
+    return p;
+}
+
+/* The escape after a backslash at p (end - p >= 1 checked: p is the byte after '\\') into
+ * k; returns the byte after it, or NULL when it is not a valid escape. Lone surrogate escapes
+ * become U+FFFD, as Go's decoder does. */
+static const char *scan_escape(const char *p, const char *end, struct sink *k)
+{
+    char ch;
+    switch (*p++) {
+    case '"':
+        ch = '"';
+        break;
+    case '\\':
+        ch = '\\';
+        break;
+    case '/':
+        ch = '/';
+        break;
+    case 'b':
+        ch = '\b';
+        break;
+    case 'f':
+        ch = '\f';
+        break;
+    case 'n':
+        ch = '\n';
+        break;
+    case 'r':
+        ch = '\r';
+        break;
+    case 't':
+        ch = '\t';
+        break;
+    case 'u': {
+        uint32_t cp, lo;
+        if (end - p < 4 || read_hex4(p, &cp))
+            return NULL;
+        p += 4;
+        if (cp >= 0xd800 && cp < 0xdc00) {
+            if (end - p >= 2 && p[0] == '\\' && p[1] == 'u') {
+                if (end - p < 6 || read_hex4(p + 2, &lo))
+                    return NULL;
+                if (lo >= 0xdc00 && lo < 0xe000) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    p += 6;
+                } else {
+                    cp = 0xfffd; /* the next escape is read on its own */
+                }
+            } else {
+                cp = 0xfffd;
+            }
+        } else if (cp >= 0xdc00 && cp < 0xe000) {
+            cp = 0xfffd;
+        }
+        if (k)
+            sink_put_utf8(k, cp);
+        return p;
+    }
+    default:
+        return NULL;
+    }
+    if (k) {
+        if ((unsigned char)ch < 0x20)
+            k->flags |= SINK_CTL;
+        sink_put(k, &ch, 1);
+    }
+    return p;
+}
+
 /* A string at s->p (which must be '"'), decoded into k (may be NULL). Raw bytes >= 0x80 are
- * passed through unchecked; lone surrogate escapes become U+FFFD, as Go's decoder does. */
+ * passed through unchecked. */
 static int scan_string(struct scan *s, struct sink *k)
 {
-    if (s->p >= s->end || *s->p != '"')
+    const char *p = s->p, *end = s->end;
+    if (p >= end || *p != '"')
         return MC_EPROTO;
-    s->p++;
-    while (s->p < s->end) {
-        unsigned char c = (unsigned char)*s->p;
+    p++;
+    for (;;) {
+        const char *run = p;
+        p = plain_run(p, end);
+        if (k && p > run)
+            sink_put(k, run, (size_t)(p - run));
+        if (p >= end)
+            return MC_EPROTO;
+        unsigned char c = (unsigned char)*p;
         if (c == '"') {
-            s->p++;
+            s->p = p + 1;
             return 0;
         }
         if (c < 0x20)
             return MC_EPROTO;
-        if (c != '\\') {
-            /* a run of plain bytes, on a local pointer (s->p would be stored back per byte) */
-            const char *run = s->p, *p = run, *end = s->end;
-            while (p < end && plain[(unsigned char)*p])
-                p++;
-            s->p = p;
-            sink_put(k, run, (size_t)(p - run));
-            continue;
-        }
-        if (++s->p >= s->end)
-            return MC_EPROTO;
-        char e = *s->p++;
-        char ch;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            ch = e;
-            break;
-        case 'b':
-            ch = '\b';
-            break;
-        case 'f':
-            ch = '\f';
-            break;
-        case 'n':
-            ch = '\n';
-            break;
-        case 'r':
-            ch = '\r';
-            break;
-        case 't':
-            ch = '\t';
-            break;
-        case 'u': {
-            uint32_t cp, lo;
-            if (read_hex4(s, &cp))
-                return MC_EPROTO;
-            if (cp >= 0xd800 && cp < 0xdc00) {
-                struct scan peek = *s;
-                if (peek.end - peek.p >= 2 && peek.p[0] == '\\' && peek.p[1] == 'u') {
-                    peek.p += 2;
-                    if (read_hex4(&peek, &lo))
-                        return MC_EPROTO;
-                    if (lo >= 0xdc00 && lo < 0xe000) {
-                        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                        *s = peek;
-                    } else {
-                        cp = 0xfffd;
-                    }
-                } else {
-                    cp = 0xfffd;
-                }
-            } else if (cp >= 0xdc00 && cp < 0xe000) {
-                cp = 0xfffd;
+        if (c == 0x7f) {
+            if (k) {
+                k->flags |= SINK_CTL;
+                sink_put(k, p, 1);
             }
-            sink_put_utf8(k, cp);
+            p++;
             continue;
         }
-        default:
+        /* c == '\\' */
+        if (++p >= end || !(p = scan_escape(p, end, k)))
             return MC_EPROTO;
-        }
-        sink_put(k, &ch, 1);
     }
-    return MC_EPROTO;
+}
+
+/* A key at s->p (which must be '"'): *key and *len view its bytes in the body when it holds no
+ * escape (the rule), else it is decoded into buf[0..cap) (a longer one gets *len cap + 1,
+ * which matches no key we know). */
+static inline int scan_key(struct scan *s, char *buf, size_t cap, const char **key, size_t *len)
+{
+    const char *p = s->p, *end = s->end;
+    if (p < end && *p == '"') {
+        const char *q = plain_run(p + 1, end);
+        if (q < end && *q == '"') {
+            *key = p + 1;
+            *len = (size_t)(q - p - 1);
+            s->p = q + 1;
+            return 0;
+        }
+    }
+    struct sink k = {NULL, buf, cap, 0, 0};
+    int rc = scan_string(s, &k);
+    *key = buf;
+    *len = k.len;
+    return rc;
 }
 
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -275,14 +366,15 @@ static int scan_number(struct scan *s)
     return 0;
 }
 
-static int scan_literal(struct scan *s, const char *word)
+/* word is a literal of n bytes: the compare is inlined, no call */
+static inline int scan_literal_n(struct scan *s, const char *word, size_t n)
 {
-    size_t n = strlen(word);
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
         return MC_EPROTO;
     s->p += n;
     return 0;
 }
+#define scan_literal(s, word) scan_literal_n(s, word, sizeof word - 1)
 
 /* Called with s->p at a member's value, which it must consume. */
 typedef int (*member_fn)(void *ctx, struct scan *s, const char *key, size_t key_len);
@@ -291,12 +383,14 @@ static int scan_value(struct scan *s);
 
 /* After an object member or array element: ',' (another follows: returns 1) or the closing
  * character (the container ends: returns 0); anything else is MC_EPROTO. */
-static int scan_next_item(struct scan *s, char close)
+static inline int scan_next_item(struct scan *s, char close)
 {
-    skip_ws(s);
+    if (s->p < s->end && (unsigned char)*s->p <= ' ')
+        skip_ws(s);
     if (s->p < s->end && *s->p == ',') {
         s->p++;
-        skip_ws(s);
+        if (s->p < s->end && (unsigned char)*s->p <= ' ')
+            skip_ws(s);
         return 1;
     }
     if (s->p < s->end && *s->p == close) {
@@ -319,17 +413,21 @@ static int scan_object(struct scan *s, member_fn on_member, void *ctx)
         return 0;
     }
     for (;;) {
-        char key[16];
-        struct sink k = {NULL, key, sizeof key, 0};
-        int rc = scan_string(s, &k);
+        char buf[16];
+        const char *key = NULL;
+        size_t key_len = 0;
+        int rc = on_member ? scan_key(s, buf, sizeof buf, &key, &key_len) : scan_string(s, NULL);
         if (rc)
             return rc;
-        skip_ws(s);
+        /* compact JSON (the rule) has the ':' and the value at once: no whitespace loop */
+        if (s->p < s->end && *s->p != ':')
+            skip_ws(s);
         if (s->p >= s->end || *s->p != ':')
             return MC_EPROTO;
         s->p++;
-        skip_ws(s);
-        rc = on_member ? on_member(ctx, s, key, k.len) : scan_value(s);
+        if (s->p < s->end && (unsigned char)*s->p <= ' ')
+            skip_ws(s);
+        rc = on_member ? on_member(ctx, s, key, key_len) : scan_value(s);
         if (rc)
             return rc;
         rc = scan_next_item(s, '}');
@@ -395,35 +493,62 @@ static int scan_document(const char *text, size_t len, member_fn on_member, void
     return s.p == s.end ? 0 : MC_EPROTO;
 }
 
-/* Keys match case-insensitively, as Go's encoding/json matches struct fields. */
-static int key_is(const char *key, size_t key_len, const char *name)
+/* Keys match case-insensitively, as Go's encoding/json matches struct fields. name is
+ * lowercase letters, len of them: OR-ing 0x20 folds exactly the letters of key onto them
+ * (and never turns another byte into a letter of name). Compared a word at a time, two
+ * overlapping words covering the key (keys are short: 16 bytes at most here). */
+#define FOLD_AT(bits, a, b, off)                                                                   \
+    do {                                                                                           \
+        uint##bits##_t x, y;                                                                       \
+        memcpy(&x, (a) + (off), sizeof x);                                                         \
+        memcpy(&y, (b) + (off), sizeof y);                                                         \
+        if ((x | (uint##bits##_t)0x2020202020202020u) != y)                                        \
+            return 0;                                                                              \
+    } while (0)
+static inline int key_is(const char *key, size_t key_len, const char *name, size_t len)
 {
-    /* name is lowercase letters: OR-ing 0x20 folds exactly the letters of key onto them */
-    for (size_t i = 0; i < key_len; i++)
-        if (!name[i] || ((unsigned char)key[i] | 0x20) != (unsigned char)name[i])
-            return 0;
-    return name[key_len] == '\0';
+    if (key_len != len)
+        return 0;
+    if (len >= 8) {
+        size_t i = 0;
+        for (; i + 8 < len; i += 8)
+            FOLD_AT(64, key, name, i);
+        FOLD_AT(64, key, name, len - 8);
+    } else if (len >= 4) {
+        FOLD_AT(32, key, name, 0);
+        FOLD_AT(32, key, name, len - 4);
+    } else if (len >= 2) {
+        FOLD_AT(16, key, name, 0);
+        FOLD_AT(16, key, name, len - 2);
+    } else if (len == 1) {
+        FOLD_AT(8, key, name, 0);
+    }
+    return 1;
 }
 
 /* An unsigned integer value (digits only, as Go's uint64/int32 decoding requires) into *v;
  * MC_EPROTO if it is another kind of number or does not fit. */
 static int scan_uint(struct scan *s, uint64_t *v)
 {
-    const char *start = s->p;
-    if (!is_digit(s))
+    const char *p = s->p, *end = s->end;
+    if (p >= end || *p < '0' || *p > '9')
         return MC_EPROTO;
-    int rc = scan_number(s);
-    if (rc)
-        return rc;
     uint64_t n = 0;
-    for (const char *q = start; q < s->p; q++) {
-        if (*q < '0' || *q > '9')
-            return MC_EPROTO;
-        uint64_t d = (uint64_t)(*q - '0');
-        if (n > (UINT64_MAX - d) / 10)
-            return MC_EPROTO;
-        n = n * 10 + d;
+    if (*p == '0') {
+        p++; /* no leading zeros in JSON: "01" ends after the 0 (and fails after it) */
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            unsigned d = (unsigned)(*p - '0');
+            if (n > UINT64_MAX / 10 || (n == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+                return MC_EPROTO;
+            n = n * 10 + d;
+            p++;
+        }
     }
+    /* a fraction or an exponent makes another kind of number */
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+        return MC_EPROTO;
+    s->p = p;
     *v = n;
     return 0;
 }
@@ -439,7 +564,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
 {
     struct reply_ctx *rc = ctx;
     struct mc_jsonrpc_reply *out = rc->out;
-    if (key_is(key, key_len, "result")) {
+    if (key_is(key, key_len, "result", 6)) {
         const char *start = s->p;
         int err = scan_value(s);
         if (err)
@@ -451,7 +576,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
         out->result_len = out->result_null ? 0 : n;
         return 0;
     }
-    if (key_is(key, key_len, "error")) {
+    if (key_is(key, key_len, "error", 5)) {
         mc_free(out->error);
         out->error = NULL;
         out->error_len = 0;
@@ -460,7 +585,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
             return scan_literal(s, "null");
         struct mc_buf text;
         mc_buf_init(&text);
-        struct sink k = {&text, NULL, 0, 0};
+        struct sink k = {&text, NULL, 0, 0, 0};
         int err = scan_string(s, &k);
         if (err) {
             mc_buf_close(&text);
@@ -469,7 +594,7 @@ static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_l
         out->error = mc_buf_steal(&text, &out->error_len);
         return 0;
     }
-    if (key_is(key, key_len, "id")) {
+    if (key_is(key, key_len, "id", 2)) {
         out->has_id = 0;
         if (s->p < s->end && *s->p == 'n')
             return scan_literal(s, "null");
@@ -493,20 +618,25 @@ static int members_member(void *ctx, struct scan *s, const char *key, size_t key
     struct members_ctx *c = ctx;
     const char *start = s->p;
     struct mc_json_member *m = NULL;
+    /* the first letter rules out the other names before any loop */
+    unsigned char first = key_len ? (unsigned char)key[0] | 0x20 : 0;
     for (size_t i = 0; i < c->count && !m; i++)
-        if (key_is(key, key_len, c->members[i].key))
+        if ((unsigned char)c->members[i].key[0] == first &&
+            key_is(key, key_len, c->members[i].key, c->members[i].key_len))
             m = &c->members[i];
     if (!m)
         return scan_value(s);
     int err;
-    m->decoded = 0;
+    m->decoded = m->ctl = 0;
     if (m->buf && m->cap && s->p < s->end && *s->p == '"') {
         /* decoded in this pass: the names are not scanned a second time */
-        struct sink k = {NULL, m->buf, m->cap - 1, 0};
+        struct sink k = {NULL, m->buf, m->cap - 1, 0, 0};
         err = scan_string(s, &k);
-        if (!err && k.len <= k.cap && !memchr(m->buf, '\0', k.len)) {
+        if (!err && k.len <= k.cap && !(k.flags & SINK_NUL)) {
             m->buf[k.len] = '\0';
             m->decoded = 1;
+            m->decoded_len = k.len;
+            m->ctl = (k.flags & SINK_CTL) != 0;
         }
     } else {
         err = scan_value(s);
@@ -521,8 +651,10 @@ static int members_member(void *ctx, struct scan *s, const char *key, size_t key
 
 int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
-        members[i].found = members[i].decoded = 0;
+    for (size_t i = 0; i < count; i++) {
+        members[i].found = members[i].decoded = members[i].ctl = 0;
+        members[i].key_len = strlen(members[i].key);
+    }
     struct members_ctx ctx = {body, members, count};
     return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
 }
@@ -534,7 +666,7 @@ char *mc_json_string_decode(const char *text, size_t len)
         return NULL;
     struct mc_buf out;
     mc_buf_init(&out);
-    struct sink k = {&out, NULL, 0, 0};
+    struct sink k = {&out, NULL, 0, 0, 0};
     if (scan_string(&s, &k) || s.p != s.end || (out.len && memchr(out.data, '\0', out.len))) {
         mc_buf_close(&out);
         return NULL;
@@ -583,15 +715,15 @@ struct micro_error_ctx {
 static int micro_error_member(void *ctx, struct scan *s, const char *key, size_t key_len)
 {
     struct micro_error_ctx *me = ctx;
-    if (key_is(key, key_len, "code")) {
+    if (key_is(key, key_len, "code", 4)) {
         me->has_code = 0;
         if (scan_uint(s, &me->code))
             return MC_EPROTO;
         me->has_code = 1;
         return 0;
     }
-    if (key_is(key, key_len, "id") || key_is(key, key_len, "detail") ||
-        key_is(key, key_len, "status")) {
+    if (key_is(key, key_len, "id", 2) || key_is(key, key_len, "detail", 6) ||
+        key_is(key, key_len, "status", 6)) {
         if (s->p < s->end && *s->p == 'n')
             return scan_literal(s, "null");
         return scan_string(s, NULL);
