@@ -45,14 +45,16 @@ static int has_control_char(const char *s)
     return 0;
 }
 
-/* Every call, /rpc or path, starts here: the one check of the names it sends on. */
+/* Every call, /rpc or path, starts here: the one check of the names it sends on. clean has
+ * bit i set when name i (service, method, address) is known to hold no control character
+ * (the JSON decoder says so as it decodes): only the others are looked at. */
 static void start_call(struct mc_http_request *req, struct mc_api *api,
-                       const struct mc_call_request *creq)
+                       const struct mc_call_request *creq, unsigned clean)
 {
     const char *const fields[] = {"service", "method", "address"};
     const char *const values[] = {creq->service, creq->method, creq->address};
     for (int i = 0; i < 3; i++) {
-        if (values[i] && has_control_char(values[i])) {
+        if (values[i] && !(clean & (1u << i)) && has_control_char(values[i])) {
             char detail[64];
             snprintf(detail, sizeof detail, "invalid %s: contains a control character", fields[i]);
             mc_http_respond_error(req, 400, RPC_ID, detail);
@@ -151,14 +153,21 @@ static void respond_nul(struct mc_http_request *req, const char *field)
 }
 
 /* A member that must be a string: its value as mc_json_members decoded it into m->buf (no
- * allocation for the usual names), else (too long for it) a new string in *heap; NULL when
- * absent, not a string or holding a NUL. */
-static const char *string_member(const char *body, const struct mc_json_member *m, char **heap)
+ * allocation for the usual names; *len its length, and bit of *clean set when it holds no
+ * control character), else (too long for it) a new string in *heap (*len 0: unknown); NULL
+ * when absent, not a string or holding a NUL. */
+static const char *string_member(const char *body, const struct mc_json_member *m, char **heap,
+                                 size_t *len, unsigned *clean, unsigned bit)
 {
+    *len = 0;
     if (!m->found)
         return NULL;
-    if (m->decoded)
+    if (m->decoded) {
+        *len = m->decoded_len;
+        if (!m->ctl)
+            *clean |= bit;
         return m->buf;
+    }
     return *heap = mc_json_string_decode(body + m->start, m->len);
 }
 
@@ -203,6 +212,8 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     char *params = NULL;
     const char *params_view = NULL; /* the request's bytes in the body, when not copied */
     size_t params_len = 0;
+    size_t lens[3] = {0, 0, 0}; /* the names' lengths when the decoder gave them */
+    unsigned clean = 0;         /* start_call's: the names known free of control characters */
     if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
         /* One strict pass over the body, no tree: the call's strings are decoded, the
          * request is passed on as the bytes the caller sent. */
@@ -216,9 +227,9 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
             respond_bad_body(req, text, req->body.len);
             return;
         }
-        service = string_member(text, &m[0], &owned[0]);
-        method = string_member(text, &m[1], &owned[1]);
-        address = string_member(text, &m[2], &owned[2]);
+        service = string_member(text, &m[0], &owned[0], &lens[0], &clean, 1);
+        method = string_member(text, &m[1], &owned[1], &lens[1], &clean, 2);
+        address = string_member(text, &m[2], &owned[2], &lens[2], &clean, 4);
         const char *decoded[3] = {service, method, address};
         for (int i = 0; i < 3; i++) {
             /* a string that did not decode holds a \u0000: refused, never cut short or
@@ -271,12 +282,15 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         .service = service,
         .method = method,
         .address = address,
+        .service_len = lens[0],
+        .method_len = lens[1],
+        .address_len = lens[2],
         .params = params_view ? params_view : params,
         .params_len = params_len,
         .headers = req->headers,
         .header_count = req->header_count,
     };
-    start_call(req, api, &creq);
+    start_call(req, api, &creq, clean);
 out:
     for (int i = 0; i < 3; i++)
         mc_free(owned[i]);
@@ -317,7 +331,7 @@ void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api)
         .headers = req->headers,
         .header_count = req->header_count,
     };
-    start_call(req, api, &creq);
+    start_call(req, api, &creq, 0);
     mc_free(service);
     mc_free(method);
 }

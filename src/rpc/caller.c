@@ -29,14 +29,15 @@ struct mc_call {
     const char *request; /* the JSON-RPC body, built once (in text) */
     size_t request_len;
     uint64_t id;                    /* its JSON-RPC id, which the reply must echo when it has one */
-    struct mc_http_header *headers; /* in text: the caller's kept headers, then ours */
+    struct mc_http_header *headers; /* in text: the caller's kept headers (their names and
+                                       values borrowed from the request), then ours */
     size_t header_count;
     mc_call_done_cb done;
     void *ctx;
     struct mc_http_call *http;
     struct mc_upstream_try try; /* node choice, tried list, deadline */
     /* One block for everything the call owns (one allocation per call): the header array,
-     * then service, method and address, the copied headers' names and values, the body. */
+     * then service, method and address, the body. */
     _Alignas(struct mc_http_header) char text[];
 };
 
@@ -215,22 +216,59 @@ static int attempt(struct mc_call *call)
     return 0;
 }
 
-/* The first letter rules most names out before any comparison (this runs for every header of
- * every call); names are tokens, compared without a call. */
+/* Whether the token name[0..len) is lower (len bytes of lowercase letters and '-') but for
+ * ASCII case: a word at a time (OR-ing 0x20 folds exactly the letters of a token onto lower's:
+ * the only other byte it maps onto a letter or '-' is a control, never in a token). */
+static int name_is_n(const char *name, size_t len, const char *lower)
+{
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, name + i, 8);
+        memcpy(&y, lower + i, 8);
+        if ((x | 0x2020202020202020u) != y)
+            return 0;
+    }
+    for (; i < len; i++)
+        if ((unsigned char)(name[i] | 0x20) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* The headers a call does not pass on: framing and hop-by-hop ones, Host, Expect, and
+ * X-Micro-* (ours to set). The length rules most names out before any comparison (this runs
+ * for every header of every call). */
 static int dropped_header(const char *name)
 {
-    switch (name[0] | 0x20) {
-    case 'h':
-        return mc_http_name_is(name, "host", 4);
-    case 'c':
-        return mc_http_name_is(name, "content-length", 14) ||
-               mc_http_name_is(name, "content-type", 12) || mc_http_hop_by_hop(name);
-    case 'e':
-        return mc_http_name_is(name, "expect", 6);
-    case 'x':
-        return mc_http_name_eq(name, "x-micro-", 8); /* stops at a shorter name's NUL */
+    size_t n = strlen(name);
+    switch (n) {
+    case 4:
+        return name_is_n(name, 4, "host");
+    case 6:
+        return name_is_n(name, 6, "expect");
+    case 12:
+        if (name_is_n(name, 12, "content-type"))
+            return 1;
+        break;
+    case 14:
+        if (name_is_n(name, 14, "content-length"))
+            return 1;
+        break;
     default:
+        break;
+    }
+    if (n >= 8 && (name[0] | 0x20) == 'x' && name_is_n(name, 8, "x-micro-"))
+        return 1;
+    /* every hop-by-hop name starts with c, k, p, t or u (mc_http_hop_by_hop's own filter) */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
         return mc_http_hop_by_hop(name);
+    default:
+        return 0;
     }
 }
 
@@ -245,12 +283,15 @@ static char *put(char **at, const char *s, size_t n)
 struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
                               mc_call_done_cb done, void *ctx)
 {
-    /* Sizes first: the kept headers (minus hop-by-hop and framing: copied, since the call may
-     * outlive the request that asked for it), the names, and the body's bound. */
-    size_t sl = strlen(req->service), ml = strlen(req->method);
-    size_t al = req->address && *req->address ? strlen(req->address) : 0;
-    size_t kept = 0, header_text = 0;
-    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the copying pass */
+    /* Sizes first: the names, the kept headers (minus hop-by-hop and framing; borrowed: the
+     * request outlives its call), and the body's bound. */
+    size_t sl = req->service_len ? req->service_len : strlen(req->service);
+    size_t ml = req->method_len ? req->method_len : strlen(req->method);
+    size_t al = req->address && *req->address
+                    ? (req->address_len ? req->address_len : strlen(req->address))
+                    : 0;
+    size_t kept = 0;
+    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the filling pass */
     for (size_t i = 0; i < req->header_count; i++) {
         if (dropped_header(req->headers[i].name)) {
             if (i < 64)
@@ -258,7 +299,6 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
             continue;
         }
         kept++;
-        header_text += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
     }
     size_t params_len = req->params ? req->params_len : 0;
     /* mc_jsonrpc_encode_request writes at most 53 bytes of framing and digits, the method
@@ -266,7 +306,7 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
     size_t body_max = 64 + 6 * ml + params_len;
     size_t header_count = kept + 3;
     size_t size = sizeof(struct mc_call) + header_count * sizeof(struct mc_http_header) + sl + 1 +
-                  ml + 1 + (al ? al + 1 : 0) + header_text + body_max;
+                  ml + 1 + (al ? al + 1 : 0) + body_max;
     struct mc_call *call = mc_malloc(size);
     memset(call, 0, sizeof *call);
     call->headers = (struct mc_http_header *)call->text;
@@ -282,9 +322,7 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
         const struct mc_http_header *h = &req->headers[i];
         if (i < 64 ? (int)((dropped >> i) & 1) : dropped_header(h->name))
             continue;
-        call->headers[n].name = put(&at, h->name, strlen(h->name));
-        call->headers[n].value = put(&at, h->value, strlen(h->value));
-        n++;
+        call->headers[n++] = *h;
     }
     call->headers[n++] = (struct mc_http_header){"Content-Type", "application/json"};
     call->headers[n++] = (struct mc_http_header){"X-Micro-Service", call->service};
