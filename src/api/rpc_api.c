@@ -219,10 +219,10 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
         struct mc_json_member m[4] = {
-            {.key = "service", .buf = name_buf[0], .cap = sizeof name_buf[0]},
-            {.key = "method", .buf = name_buf[1], .cap = sizeof name_buf[1]},
-            {.key = "address", .buf = name_buf[2], .cap = sizeof name_buf[2]},
-            {.key = "request"}};
+            {.key = "service", .key_len = 7, .buf = name_buf[0], .cap = sizeof name_buf[0]},
+            {.key = "method", .key_len = 6, .buf = name_buf[1], .cap = sizeof name_buf[1]},
+            {.key = "address", .key_len = 7, .buf = name_buf[2], .cap = sizeof name_buf[2]},
+            {.key = "request", .key_len = 7}};
         if (mc_json_members(text, req->body.len, m, 4) < 0) {
             respond_bad_body(req, text, req->body.len);
             return;

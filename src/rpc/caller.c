@@ -216,53 +216,45 @@ static int attempt(struct mc_call *call)
     return 0;
 }
 
-/* Whether the token name[0..len) is lower (len bytes of lowercase letters and '-') but for
- * ASCII case: a word at a time (OR-ing 0x20 folds exactly the letters of a token onto lower's:
- * the only other byte it maps onto a letter or '-' is a control, never in a token). */
+/* Whether the token name[0..len) is lower (len >= 8 bytes of lowercase letters and '-') but
+ * for ASCII case, a word at a time, the last one overlapping (OR-ing 0x20 folds exactly the
+ * letters of a token onto lower's: the only other byte it maps onto a letter or '-' is a
+ * control, never in a token). */
 static int name_is_n(const char *name, size_t len, const char *lower)
 {
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t x, y;
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 < len; i += 8) {
         memcpy(&x, name + i, 8);
         memcpy(&y, lower + i, 8);
         if ((x | 0x2020202020202020u) != y)
             return 0;
     }
-    for (; i < len; i++)
-        if ((unsigned char)(name[i] | 0x20) != (unsigned char)lower[i])
-            return 0;
-    return 1;
+    memcpy(&x, name + len - 8, 8);
+    memcpy(&y, lower + len - 8, 8);
+    return (x | 0x2020202020202020u) == y;
 }
 
 /* The headers a call does not pass on: framing and hop-by-hop ones, Host, Expect, and
- * X-Micro-* (ours to set). The length rules most names out before any comparison (this runs
+ * X-Micro-* (ours to set). The first letter rules most names out, then the length (this runs
  * for every header of every call). */
 static int dropped_header(const char *name)
 {
-    size_t n = strlen(name);
-    switch (n) {
-    case 4:
-        return name_is_n(name, 4, "host");
-    case 6:
-        return name_is_n(name, 6, "expect");
-    case 12:
-        if (name_is_n(name, 12, "content-type"))
-            return 1;
-        break;
-    case 14:
-        if (name_is_n(name, 14, "content-length"))
-            return 1;
-        break;
-    default:
-        break;
-    }
-    if (n >= 8 && (name[0] | 0x20) == 'x' && name_is_n(name, 8, "x-micro-"))
-        return 1;
-    /* every hop-by-hop name starts with c, k, p, t or u (mc_http_hop_by_hop's own filter) */
     switch (name[0] | 0x20) {
-    case 'c':
-    case 'k':
+    case 'h':
+        return mc_http_name_is(name, "host", 4);
+    case 'e':
+        return mc_http_name_is(name, "expect", 6);
+    case 'x':
+        return mc_http_name_eq(name, "x-micro-", 8); /* stops at a shorter name's NUL */
+    case 'c': {
+        size_t n = strlen(name);
+        if (n == 12)
+            return name_is_n(name, 12, "content-type");
+        if (n == 14)
+            return name_is_n(name, 14, "content-length");
+        return mc_http_hop_by_hop(name);
+    }
+    case 'k': /* every other hop-by-hop name starts with k, p, t or u */
     case 'p':
     case 't':
     case 'u':

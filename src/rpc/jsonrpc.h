@@ -49,7 +49,7 @@ int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_repl
 struct mc_json_member {
     const char *key; /* matched case-insensitively, as Go's decoder does; 16 bytes at most,
                         lowercase ASCII letters */
-    size_t key_len;  /* set by mc_json_members: strlen(key) */
+    size_t key_len;  /* strlen(key), or 0: mc_json_members measures it */
     int found;       /* a repeated key counts its last value */
     size_t start;    /* the value's bytes in the body, untouched (numbers, spacing, order) */
     size_t len;
