@@ -85,10 +85,9 @@ void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const cha
 
 /* ---- scanning ---- */
 
-struct scan {
-    const char *p, *end;
-    int depth;
-};
+/* The scanner's functions take the position p and the end of the text and return the position
+ * after what they consumed, or NULL when the text is not what JSON allows there: the position
+ * lives in a register, never in memory. */
 
 /* What a decoded string held besides plain text (struct sink's flags). */
 #define SINK_CTL 1 /* a control character (below 0x20, or DEL) */
@@ -145,19 +144,19 @@ static void sink_put_utf8(struct sink *k, uint32_t cp)
     sink_put(k, u, n);
 }
 
-/* JSON's four whitespace bytes; anything above ' ' ends a run at the first compare. */
-static inline void skip_ws(struct scan *s)
+/* JSON's four whitespace bytes, skipped from p. */
+static const char *skip_ws(const char *p, const char *end)
 {
-    const char *p = s->p, *end = s->end;
-    while (p < end && (unsigned char)*p <= ' ' &&
-           (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
-    s->p = p;
+    return p;
 }
 
-static int is_digit(const struct scan *s)
+/* Compact JSON (the rule) has no whitespace between tokens: one compare decides that a byte
+ * is none, and the loop runs only when it may be. */
+static inline const char *ws(const char *p, const char *end)
 {
-    return s->p < s->end && *s->p >= '0' && *s->p <= '9';
+    return p < end && (unsigned char)*p <= ' ' ? skip_ws(p, end) : p;
 }
 
 /* Four hex digits at p (end - p >= 4 checked by the caller) into *out. */
@@ -334,13 +333,12 @@ static const char *scan_escape(const char *p, const char *end, struct sink *k)
     return p;
 }
 
-/* A string at s->p (which must be '"'), decoded into k (may be NULL). Raw bytes >= 0x80 are
- * passed through unchecked. */
-static int scan_string(struct scan *s, struct sink *k)
+/* A string at p (which must be '"'), decoded into k (may be NULL); returns the byte after its
+ * closing quote. Raw bytes >= 0x80 are passed through unchecked. */
+static const char *scan_string(const char *p, const char *end, struct sink *k)
 {
-    const char *p = s->p, *end = s->end;
     if (p >= end || *p != '"')
-        return MC_EPROTO;
+        return NULL;
     p++;
     for (;;) {
         const char *run = p;
@@ -348,14 +346,12 @@ static int scan_string(struct scan *s, struct sink *k)
         if (k && p > run)
             sink_put(k, run, (size_t)(p - run));
         if (p >= end)
-            return MC_EPROTO;
+            return NULL;
         unsigned char c = (unsigned char)*p;
-        if (c == '"') {
-            s->p = p + 1;
-            return 0;
-        }
+        if (c == '"')
+            return p + 1;
         if (c < 0x20)
-            return MC_EPROTO;
+            return NULL;
         if (c == 0x7f) {
             if (k) {
                 k->flags |= SINK_CTL;
@@ -366,188 +362,197 @@ static int scan_string(struct scan *s, struct sink *k)
         }
         /* c == '\\' */
         if (++p >= end || !(p = scan_escape(p, end, k)))
-            return MC_EPROTO;
+            return NULL;
     }
 }
 
-/* A key at s->p (which must be '"'): *key and *len view its bytes in the body when it holds no
- * escape (the rule), else it is decoded into buf[0..cap) (a longer one gets *len cap + 1,
- * which matches no key we know). */
-static inline int scan_key(struct scan *s, char *buf, size_t cap, const char **key, size_t *len)
+/* A string only validated: the common one (no escape, no DEL) in one run, inline. */
+static inline const char *skip_string(const char *p, const char *end)
 {
-    const char *p = s->p, *end = s->end;
-    if (p < end && *p == '"') {
-        const char *q = plain_run(p + 1, end);
-        if (q < end && *q == '"') {
-            *key = p + 1;
-            *len = (size_t)(q - p - 1);
-            s->p = q + 1;
-            return 0;
-        }
-    }
-    struct sink k = {NULL, buf, cap, 0, 0};
-    int rc = scan_string(s, &k);
-    *key = buf;
-    *len = k.len;
-    return rc;
+    const char *q = plain_run(p + 1, end);
+    if (q < end && *q == '"')
+        return q + 1;
+    return scan_string(p, end, NULL);
 }
 
 /* RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int scan_number(struct scan *s)
+static int digit_at(const char *p, const char *end)
 {
-    if (s->p < s->end && *s->p == '-')
-        s->p++;
-    if (!is_digit(s))
-        return MC_EPROTO;
-    if (*s->p == '0')
-        s->p++;
+    return p < end && *p >= '0' && *p <= '9';
+}
+
+static const char *scan_number(const char *p, const char *end)
+{
+    if (p < end && *p == '-')
+        p++;
+    if (!digit_at(p, end))
+        return NULL;
+    if (*p == '0')
+        p++;
     else
-        while (is_digit(s))
-            s->p++;
-    if (s->p < s->end && *s->p == '.') {
-        s->p++;
-        if (!is_digit(s))
-            return MC_EPROTO;
-        while (is_digit(s))
-            s->p++;
+        while (digit_at(p, end))
+            p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (!digit_at(p, end))
+            return NULL;
+        while (digit_at(p, end))
+            p++;
     }
-    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
-        s->p++;
-        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
-            s->p++;
-        if (!is_digit(s))
-            return MC_EPROTO;
-        while (is_digit(s))
-            s->p++;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (!digit_at(p, end))
+            return NULL;
+        while (digit_at(p, end))
+            p++;
     }
-    return 0;
+    return p;
 }
 
 /* word is a literal of n bytes: the compare is inlined, no call */
-static inline int scan_literal_n(struct scan *s, const char *word, size_t n)
+static inline const char *scan_literal_n(const char *p, const char *end, const char *word, size_t n)
 {
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
-        return MC_EPROTO;
-    s->p += n;
-    return 0;
+    if ((size_t)(end - p) < n || memcmp(p, word, n) != 0)
+        return NULL;
+    return p + n;
 }
-#define scan_literal(s, word) scan_literal_n(s, word, sizeof word - 1)
+#define scan_literal(p, end, word) scan_literal_n(p, end, word, sizeof word - 1)
 
-/* Called with s->p at a member's value, which it must consume. */
-typedef int (*member_fn)(void *ctx, struct scan *s, const char *key, size_t key_len);
+static const char *scan_value(const char *p, const char *end, int depth);
 
-static int scan_value(struct scan *s);
-
-/* After an object member or array element: ',' (another follows: returns 1) or the closing
- * character (the container ends: returns 0); anything else is MC_EPROTO. */
-static inline int scan_next_item(struct scan *s, char close)
+/* After an object member or array element (whitespace allowed before and after): ',' (another
+ * follows: *more = 1) or the closing character (*more = 0); NULL for anything else. */
+static inline const char *scan_next_item(const char *p, const char *end, char close, int *more)
 {
-    if (s->p < s->end && (unsigned char)*s->p <= ' ')
-        skip_ws(s);
-    if (s->p < s->end && *s->p == ',') {
-        s->p++;
-        if (s->p < s->end && (unsigned char)*s->p <= ' ')
-            skip_ws(s);
-        return 1;
+    if (p < end && *p != ',' && *p != close)
+        p = skip_ws(p, end); /* only then: compact JSON has the byte at once */
+    if (p < end && *p == ',') {
+        *more = 1;
+        p++;
+        /* the next key or element starts at once in compact JSON */
+        return p < end && *p != '"' ? skip_ws(p, end) : p;
     }
-    if (s->p < s->end && *s->p == close) {
-        s->p++;
-        s->depth--;
-        return 0;
+    if (p < end && *p == close) {
+        *more = 0;
+        return p + 1;
     }
-    return MC_EPROTO;
+    return NULL;
 }
 
-static int scan_object(struct scan *s, member_fn on_member, void *ctx)
+/* ':' after a key, whitespace allowed around it: returns the value's first byte. */
+static inline const char *scan_colon(const char *p, const char *end)
 {
-    if (++s->depth > MC_JSONRPC_MAX_DEPTH)
-        return MC_EPROTO;
-    s->p++; /* '{' */
-    skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        s->depth--;
-        return 0;
-    }
-    for (;;) {
-        char buf[16];
-        const char *key = NULL;
-        size_t key_len = 0;
-        int rc = on_member ? scan_key(s, buf, sizeof buf, &key, &key_len) : scan_string(s, NULL);
-        if (rc)
-            return rc;
-        /* compact JSON (the rule) has the ':' and the value at once: no whitespace loop */
-        if (s->p < s->end && *s->p != ':')
-            skip_ws(s);
-        if (s->p >= s->end || *s->p != ':')
-            return MC_EPROTO;
-        s->p++;
-        if (s->p < s->end && (unsigned char)*s->p <= ' ')
-            skip_ws(s);
-        rc = on_member ? on_member(ctx, s, key, key_len) : scan_value(s);
-        if (rc)
-            return rc;
-        rc = scan_next_item(s, '}');
-        if (rc <= 0)
-            return rc;
-    }
+    if (p < end && *p != ':')
+        p = skip_ws(p, end);
+    if (p >= end || *p != ':')
+        return NULL;
+    return ws(p + 1, end);
 }
 
-static int scan_array(struct scan *s)
+/* An object at p ('{') nested depth deep (the top object is 1), its members only validated. */
+static const char *scan_object(const char *p, const char *end, int depth)
 {
-    if (++s->depth > MC_JSONRPC_MAX_DEPTH)
-        return MC_EPROTO;
-    s->p++; /* '[' */
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        s->depth--;
-        return 0;
+    if (depth > MC_JSONRPC_MAX_DEPTH)
+        return NULL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}')
+        return p + 1;
+    for (int more = 1; more;) {
+        if (p >= end || *p != '"' || !(p = skip_string(p, end)) || !(p = scan_colon(p, end)) ||
+            !(p = scan_value(p, end, depth)) || !(p = scan_next_item(p, end, '}', &more)))
+            return NULL;
     }
-    for (;;) {
-        int rc = scan_value(s);
-        if (rc)
-            return rc;
-        rc = scan_next_item(s, ']');
-        if (rc <= 0)
-            return rc;
-    }
+    return p;
 }
 
-static int scan_value(struct scan *s)
+static const char *scan_array(const char *p, const char *end, int depth)
 {
-    if (s->p >= s->end)
-        return MC_EPROTO;
-    switch (*s->p) {
+    if (depth > MC_JSONRPC_MAX_DEPTH)
+        return NULL;
+    p = ws(p + 1, end);
+    if (p < end && *p == ']')
+        return p + 1;
+    for (int more = 1; more;) {
+        if (!(p = scan_value(p, end, depth)) || !(p = scan_next_item(p, end, ']', &more)))
+            return NULL;
+    }
+    return p;
+}
+
+/* A value at p inside a container depth deep. */
+static const char *scan_value(const char *p, const char *end, int depth)
+{
+    if (p >= end)
+        return NULL;
+    switch (*p) {
     case '{':
-        return scan_object(s, NULL, NULL);
+        return scan_object(p, end, depth + 1);
     case '[':
-        return scan_array(s);
+        return scan_array(p, end, depth + 1);
     case '"':
-        return scan_string(s, NULL);
+        return skip_string(p, end);
     case 't':
-        return scan_literal(s, "true");
+        return scan_literal(p, end, "true");
     case 'f':
-        return scan_literal(s, "false");
+        return scan_literal(p, end, "false");
     case 'n':
-        return scan_literal(s, "null");
+        return scan_literal(p, end, "null");
     default:
-        return scan_number(s);
+        return scan_number(p, end);
     }
 }
 
-/* Scans text[0..len) as exactly one JSON object, surrounding whitespace allowed. */
-static int scan_document(const char *text, size_t len, member_fn on_member, void *ctx)
+/* ---- the top object, member by member ----
+ * A document is exactly one object, surrounding whitespace allowed. Its members are walked by
+ * the decoder that reads them (no callback): doc_open, then per member doc_key and the value
+ * (the decoder's to consume), then doc_next; doc_close checks that nothing follows. */
+
+/* Returns the first key's position with *more = 1, or the position after "{}" with *more 0. */
+static const char *doc_open(const char *p, const char *end, int *more)
 {
-    struct scan s = {text, text + len, 0};
-    skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{')
-        return MC_EPROTO;
-    int rc = scan_object(&s, on_member, ctx);
-    if (rc)
-        return rc;
-    skip_ws(&s);
-    return s.p == s.end ? 0 : MC_EPROTO;
+    p = ws(p, end);
+    if (p >= end || *p != '{')
+        return NULL;
+    p = ws(p + 1, end);
+    *more = !(p < end && *p == '}');
+    return *more ? p : p + 1;
+}
+
+/* A key at p and its ':': *key and *len view its bytes in the body when it holds no escape
+ * (the rule), else it is decoded into buf[0..cap) (a longer one gets *len cap + 1, which
+ * matches no key we know). Returns the value's first byte. */
+static inline const char *doc_key(const char *p, const char *end, char *buf, size_t cap,
+                                  const char **key, size_t *len)
+{
+    if (p >= end || *p != '"')
+        return NULL;
+    const char *q = plain_run(p + 1, end);
+    if (q < end && *q == '"') {
+        *key = p + 1;
+        *len = (size_t)(q - p - 1);
+        p = q + 1;
+    } else {
+        struct sink k = {NULL, buf, cap, 0, 0};
+        p = scan_string(p, end, &k);
+        *key = buf;
+        *len = k.len;
+        if (!p)
+            return NULL;
+    }
+    return scan_colon(p, end);
+}
+
+static inline const char *doc_next(const char *p, const char *end, int *more)
+{
+    return scan_next_item(p, end, '}', more);
+}
+
+/* Whether only whitespace follows the top object. */
+static int doc_close(const char *p, const char *end)
+{
+    return ws(p, end) == end;
 }
 
 /* Keys match case-insensitively, as Go's encoding/json matches struct fields. name is
@@ -584,126 +589,124 @@ static inline int key_is(const char *key, size_t key_len, const char *name, size
 }
 
 /* An unsigned integer value (digits only, as Go's uint64/int32 decoding requires) into *v;
- * MC_EPROTO if it is another kind of number or does not fit. */
-static int scan_uint(struct scan *s, uint64_t *v)
+ * NULL if it is another kind of number or does not fit. */
+static const char *scan_uint(const char *p, const char *end, uint64_t *v)
 {
-    const char *p = s->p, *end = s->end;
     if (p >= end || *p < '0' || *p > '9')
-        return MC_EPROTO;
+        return NULL;
     uint64_t n = 0;
     if (*p == '0') {
         p++; /* no leading zeros in JSON: "01" ends after the 0 (and fails after it) */
     } else {
+        /* 19 digits always fit (10^19 - 1 < 2^64): the overflow check is for a 20th only */
+        const char *safe = end - p > 19 ? p + 19 : end;
+        while (p < safe && *p >= '0' && *p <= '9')
+            n = n * 10 + (unsigned)(*p++ - '0');
         while (p < end && *p >= '0' && *p <= '9') {
             unsigned d = (unsigned)(*p - '0');
             if (n > UINT64_MAX / 10 || (n == UINT64_MAX / 10 && d > UINT64_MAX % 10))
-                return MC_EPROTO;
+                return NULL;
             n = n * 10 + d;
             p++;
         }
     }
     /* a fraction or an exponent makes another kind of number */
     if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
-        return MC_EPROTO;
-    s->p = p;
+        return NULL;
     *v = n;
-    return 0;
+    return p;
 }
 
 /* ---- replies ---- */
 
-struct reply_ctx {
-    const char *body;
-    struct mc_jsonrpc_reply *out;
-};
-
-static int reply_member(void *ctx, struct scan *s, const char *key, size_t key_len)
+/* One member of a reply, its value at p: returns the position after it. */
+static const char *reply_member(const char *body, const char *p, const char *end, const char *key,
+                                size_t key_len, struct mc_jsonrpc_reply *out)
 {
-    struct reply_ctx *rc = ctx;
-    struct mc_jsonrpc_reply *out = rc->out;
-    if (key_is(key, key_len, "result", 6)) {
-        const char *start = s->p;
-        int err = scan_value(s);
-        if (err)
-            return err;
-        size_t n = (size_t)(s->p - start);
-        out->has_result = 1;
-        out->result_null = n == 4 && memcmp(start, "null", 4) == 0;
-        out->result_start = (size_t)(start - rc->body);
-        out->result_len = out->result_null ? 0 : n;
-        return 0;
-    }
-    if (key_is(key, key_len, "error", 5)) {
-        mc_free(out->error);
-        out->error = NULL;
-        out->error_len = 0;
-        out->has_error = 1;
-        if (s->p < s->end && *s->p == 'n')
-            return scan_literal(s, "null");
-        struct mc_buf text;
-        mc_buf_init(&text);
-        struct sink k = {&text, NULL, 0, 0, 0};
-        int err = scan_string(s, &k);
-        if (err) {
-            mc_buf_close(&text);
-            return err;
+    switch (key_len) {
+    case 6:
+        if (key_is(key, key_len, "result", 6)) {
+            const char *start = p;
+            if (!(p = scan_value(p, end, 1)))
+                return NULL;
+            size_t n = (size_t)(p - start);
+            out->has_result = 1;
+            out->result_null = n == 4 && memcmp(start, "null", 4) == 0;
+            out->result_start = (size_t)(start - body);
+            out->result_len = out->result_null ? 0 : n;
+            return p;
         }
-        out->error = mc_buf_steal(&text, &out->error_len);
-        return 0;
+        break;
+    case 5:
+        if (key_is(key, key_len, "error", 5)) {
+            mc_free(out->error);
+            out->error = NULL;
+            out->error_len = 0;
+            out->has_error = 1;
+            if (p < end && *p == 'n')
+                return scan_literal(p, end, "null");
+            struct mc_buf text;
+            mc_buf_init(&text);
+            struct sink k = {&text, NULL, 0, 0, 0};
+            if (!(p = scan_string(p, end, &k))) {
+                mc_buf_close(&text);
+                return NULL;
+            }
+            out->error = mc_buf_steal(&text, &out->error_len);
+            return p;
+        }
+        break;
+    case 2:
+        if (key_is(key, key_len, "id", 2)) {
+            out->has_id = 0;
+            if (p < end && *p == 'n')
+                return scan_literal(p, end, "null");
+            if (!(p = scan_uint(p, end, &out->id)))
+                return NULL;
+            out->has_id = 1;
+            return p;
+        }
+        break;
+    default:
+        break;
     }
-    if (key_is(key, key_len, "id", 2)) {
-        out->has_id = 0;
-        if (s->p < s->end && *s->p == 'n')
-            return scan_literal(s, "null");
-        int err = scan_uint(s, &out->id);
-        if (err)
-            return err;
-        out->has_id = 1;
-        return 0;
-    }
-    return scan_value(s);
+    return scan_value(p, end, 1);
 }
 
-struct members_ctx {
-    const char *body;
-    struct mc_json_member *members;
-    size_t count;
-};
-
-static int members_member(void *ctx, struct scan *s, const char *key, size_t key_len)
+/* One member of mc_json_members' object, its value at p. */
+static const char *members_member(const char *body, const char *p, const char *end, const char *key,
+                                  size_t key_len, struct mc_json_member *members, size_t count)
 {
-    struct members_ctx *c = ctx;
-    const char *start = s->p;
+    const char *start = p;
     struct mc_json_member *m = NULL;
-    /* the first letter rules out the other names before any loop */
+    /* the first letter rules out the other names before any compare */
     unsigned char first = key_len ? (unsigned char)key[0] | 0x20 : 0;
-    for (size_t i = 0; i < c->count && !m; i++)
-        if ((unsigned char)c->members[i].key[0] == first &&
-            key_is(key, key_len, c->members[i].key, c->members[i].key_len))
-            m = &c->members[i];
+    for (size_t i = 0; i < count && !m; i++)
+        if ((unsigned char)members[i].key[0] == first &&
+            key_is(key, key_len, members[i].key, members[i].key_len))
+            m = &members[i];
     if (!m)
-        return scan_value(s);
-    int err;
+        return scan_value(p, end, 1);
     m->decoded = m->ctl = 0;
-    if (m->buf && m->cap && s->p < s->end && *s->p == '"') {
+    if (m->buf && m->cap && p < end && *p == '"') {
         /* decoded in this pass: the names are not scanned a second time */
         struct sink k = {NULL, m->buf, m->cap - 1, 0, 0};
-        err = scan_string(s, &k);
-        if (!err && k.len <= k.cap && !(k.flags & SINK_NUL)) {
+        p = scan_string(p, end, &k);
+        if (p && k.len <= k.cap && !(k.flags & SINK_NUL)) {
             m->buf[k.len] = '\0';
             m->decoded = 1;
             m->decoded_len = k.len;
             m->ctl = (k.flags & SINK_CTL) != 0;
         }
     } else {
-        err = scan_value(s);
+        p = scan_value(p, end, 1);
     }
-    if (err)
-        return err;
+    if (!p)
+        return NULL;
     m->found = 1; /* the last one wins, as Go's decoder does */
-    m->start = (size_t)(start - c->body);
-    m->len = (size_t)(s->p - start);
-    return 0;
+    m->start = (size_t)(start - body);
+    m->len = (size_t)(p - start);
+    return p;
 }
 
 int mc_json_members(const char *body, size_t len, struct mc_json_member *members, size_t count)
@@ -713,19 +716,30 @@ int mc_json_members(const char *body, size_t len, struct mc_json_member *members
         if (!members[i].key_len)
             members[i].key_len = strlen(members[i].key);
     }
-    struct members_ctx ctx = {body, members, count};
-    return scan_document(body, len, members_member, &ctx) ? MC_EPROTO : 0;
+    const char *p = body, *end = body + len;
+    int more;
+    p = doc_open(p, end, &more);
+    while (p && more) {
+        char buf[16];
+        const char *key = NULL;
+        size_t key_len = 0;
+        if (!(p = doc_key(p, end, buf, sizeof buf, &key, &key_len)) ||
+            !(p = members_member(body, p, end, key, key_len, members, count)))
+            break;
+        p = doc_next(p, end, &more);
+    }
+    return p && doc_close(p, end) ? 0 : MC_EPROTO;
 }
 
 char *mc_json_string_decode(const char *text, size_t len)
 {
-    struct scan s = {text, text + len, 0};
     if (len == 0 || *text != '"')
         return NULL;
     struct mc_buf out;
     mc_buf_init(&out);
     struct sink k = {&out, NULL, 0, 0, 0};
-    if (scan_string(&s, &k) || s.p != s.end || (out.len && memchr(out.data, '\0', out.len))) {
+    const char *p = scan_string(text, text + len, &k);
+    if (!p || p != text + len || (k.flags & SINK_NUL)) {
         mc_buf_close(&out);
         return NULL;
     }
@@ -735,9 +749,19 @@ char *mc_json_string_decode(const char *text, size_t len)
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out)
 {
     memset(out, 0, sizeof *out);
-    struct reply_ctx ctx = {body, out};
-    int rc = scan_document(body, len, reply_member, &ctx);
-    if (rc) {
+    const char *p = body, *end = body + len;
+    int more;
+    p = doc_open(p, end, &more);
+    while (p && more) {
+        char buf[16];
+        const char *key = NULL;
+        size_t key_len = 0;
+        if (!(p = doc_key(p, end, buf, sizeof buf, &key, &key_len)) ||
+            !(p = reply_member(body, p, end, key, key_len, out)))
+            break;
+        p = doc_next(p, end, &more);
+    }
+    if (!p || !doc_close(p, end)) {
         mc_jsonrpc_reply_close(out);
         return MC_EPROTO;
     }
@@ -765,30 +789,6 @@ void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply)
 
 /* ---- go-micro error JSON ---- */
 
-struct micro_error_ctx {
-    int has_code;
-    uint64_t code;
-};
-
-static int micro_error_member(void *ctx, struct scan *s, const char *key, size_t key_len)
-{
-    struct micro_error_ctx *me = ctx;
-    if (key_is(key, key_len, "code", 4)) {
-        me->has_code = 0;
-        if (scan_uint(s, &me->code))
-            return MC_EPROTO;
-        me->has_code = 1;
-        return 0;
-    }
-    if (key_is(key, key_len, "id", 2) || key_is(key, key_len, "detail", 6) ||
-        key_is(key, key_len, "status", 6)) {
-        if (s->p < s->end && *s->p == 'n')
-            return scan_literal(s, "null");
-        return scan_string(s, NULL);
-    }
-    return scan_value(s);
-}
-
 int mc_jsonrpc_error_status(uint64_t code)
 {
     /* 1xx would announce another response (101: another protocol), 204, 205 and 304 a
@@ -801,9 +801,34 @@ int mc_jsonrpc_error_status(uint64_t code)
 
 int mc_jsonrpc_micro_error(const char *err, size_t len, int *status)
 {
-    struct micro_error_ctx me = {0, 0};
-    if (scan_document(err, len, micro_error_member, &me) || !me.has_code)
+    int has_code = 0;
+    uint64_t code = 0;
+    const char *p = err, *end = err + len;
+    int more;
+    p = doc_open(p, end, &more);
+    while (p && more) {
+        char buf[16];
+        const char *key = NULL;
+        size_t key_len = 0;
+        if (!(p = doc_key(p, end, buf, sizeof buf, &key, &key_len)))
+            break;
+        if (key_is(key, key_len, "code", 4)) {
+            has_code = 0;
+            if (!(p = scan_uint(p, end, &code)))
+                break;
+            has_code = 1;
+        } else if (key_is(key, key_len, "id", 2) || key_is(key, key_len, "detail", 6) ||
+                   key_is(key, key_len, "status", 6)) {
+            p = p < end && *p == 'n' ? scan_literal(p, end, "null") : scan_string(p, end, NULL);
+        } else {
+            p = scan_value(p, end, 1);
+        }
+        if (!p)
+            break;
+        p = doc_next(p, end, &more);
+    }
+    if (!p || !doc_close(p, end) || !has_code)
         return 0;
-    *status = mc_jsonrpc_error_status(me.code);
+    *status = mc_jsonrpc_error_status(code);
     return 1;
 }
