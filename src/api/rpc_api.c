@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "http/head.h"
 #include "http/url.h"
 #include "rpc/caller.h"
 #include "rpc/jsonrpc.h"
@@ -171,21 +172,48 @@ static const char *string_member(const char *body, const struct mc_json_member *
     return *heap = mc_json_string_decode(body + m->start, m->len);
 }
 
+/* Whether the Content-Type value ct is application/json, but for ASCII case, before any
+ * parameters (";...", spaces allowed before them). Word compares: OR-ing 0x20 folds exactly
+ * the letters onto the literal's; its one other byte, '/', is compared exactly. */
 static int is_json_content(const char *ct)
 {
     if (!ct)
         return 0;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+    size_t n = strlen(ct);
+    if (n < 16 || ct[11] != '/')
+        return 0;
+    uint64_t a, b;
+    memcpy(&a, ct, 8);
+    memcpy(&b, ct + 8, 8);
+    uint64_t la, lb;
+    memcpy(&la, "applicat", 8);
+    memcpy(&lb, "ion/json", 8);
+    const uint64_t fold = 0x2020202020202020u;
+    if ((a | fold) != la || (b | fold) != (lb | fold))
+        return 0;
+    const char *p = ct + 16;
+    while (*p == ' ')
+        p++;
+    return *p == '\0' || *p == ';';
+}
+
+/* The request's Content-Type (the first one), as mc_http_request_header would find it: names
+ * are tokens, so a length and a folded compare decide (this runs for every call). */
+static const char *content_type(const struct mc_http_request *req)
+{
+    for (size_t i = 0; i < req->header_count; i++) {
+        const char *name = req->headers[i].name;
+        if ((name[0] | 0x20) == 'c' && mc_http_name_is(name, "content-type", 12))
+            return req->headers[i].value;
+    }
+    return NULL;
 }
 
 /* The 400 for a call without a service. The commonest cause is a JSON body posted without
  * a JSON Content-Type (curl -d sends a form type), which then reads as form fields: say so. */
 static void respond_no_service(struct mc_http_request *req)
 {
-    const char *ct = mc_http_request_header(req, "Content-Type");
+    const char *ct = content_type(req);
     size_t i = 0;
     while (i < req->body.len && (req->body.data[i] == ' ' || req->body.data[i] == '\t' ||
                                  req->body.data[i] == '\r' || req->body.data[i] == '\n'))
@@ -214,15 +242,21 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     size_t params_len = 0;
     size_t lens[3] = {0, 0, 0}; /* the names' lengths when the decoder gave them */
     unsigned clean = 0;         /* start_call's: the names known free of control characters */
-    if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
+    if (is_json_content(content_type(req))) {
         /* One strict pass over the body, no tree: the call's strings are decoded, the
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
-        struct mc_json_member m[4] = {
-            {.key = "service", .key_len = 7, .buf = name_buf[0], .cap = sizeof name_buf[0]},
-            {.key = "method", .key_len = 6, .buf = name_buf[1], .cap = sizeof name_buf[1]},
-            {.key = "address", .key_len = 7, .buf = name_buf[2], .cap = sizeof name_buf[2]},
-            {.key = "request", .key_len = 7}};
+        /* set field by field: what mc_json_members reads (a whole initialiser would zero
+         * four structs on every call) */
+        struct mc_json_member m[4];
+        static const char *const keys[4] = {"service", "method", "address", "request"};
+        static const size_t key_lens[4] = {7, 6, 7, 7};
+        for (int i = 0; i < 4; i++) {
+            m[i].key = keys[i];
+            m[i].key_len = key_lens[i];
+            m[i].buf = i < 3 ? name_buf[i] : NULL;
+            m[i].cap = i < 3 ? sizeof name_buf[i] : 0;
+        }
         if (mc_json_members(text, req->body.len, m, 4) < 0) {
             respond_bad_body(req, text, req->body.len);
             return;

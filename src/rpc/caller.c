@@ -275,47 +275,36 @@ static char *put(char **at, const char *s, size_t n)
 struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
                               mc_call_done_cb done, void *ctx)
 {
-    /* Sizes first: the names, the kept headers (minus hop-by-hop and framing; borrowed: the
-     * request outlives its call), and the body's bound. */
+    /* Sizes first: the names, a header array with room for all of the request's headers
+     * (borrowed: the request outlives its call) and ours, and the body's bound. */
     size_t sl = req->service_len ? req->service_len : strlen(req->service);
     size_t ml = req->method_len ? req->method_len : strlen(req->method);
     size_t al = req->address && *req->address
                     ? (req->address_len ? req->address_len : strlen(req->address))
                     : 0;
-    size_t kept = 0;
-    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the filling pass */
-    for (size_t i = 0; i < req->header_count; i++) {
-        if (dropped_header(req->headers[i].name)) {
-            if (i < 64)
-                dropped |= (uint64_t)1 << i;
-            continue;
-        }
-        kept++;
-    }
     size_t params_len = req->params ? req->params_len : 0;
     /* mc_jsonrpc_encode_request writes at most 53 bytes of framing and digits, the method
      * escaped (6 bytes per byte at worst: \u00XX), and the params (or "{}") */
     size_t body_max = 64 + 6 * ml + params_len;
-    size_t header_count = kept + 3;
-    size_t size = sizeof(struct mc_call) + header_count * sizeof(struct mc_http_header) + sl + 1 +
+    size_t header_max = req->header_count + 3;
+    size_t size = sizeof(struct mc_call) + header_max * sizeof(struct mc_http_header) + sl + 1 +
                   ml + 1 + (al ? al + 1 : 0) + body_max;
     struct mc_call *call = mc_malloc(size);
-    memset(call, 0, sizeof *call);
-    call->headers = (struct mc_http_header *)call->text;
-    char *at = call->text + header_count * sizeof(struct mc_http_header);
+    /* every field set here (no memset: the try, the bulk of the call, is set by its init) */
     call->caller = caller;
+    call->headers = (struct mc_http_header *)call->text;
+    char *at = call->text + header_max * sizeof(struct mc_http_header);
     call->service = put(&at, req->service, sl);
     call->method = put(&at, req->method, ml);
     call->address = al ? put(&at, req->address, al) : NULL;
     call->done = done;
     call->ctx = ctx;
+    call->http = NULL;
+    /* the kept headers in one pass (minus hop-by-hop and framing), then ours */
     size_t n = 0;
-    for (size_t i = 0; i < req->header_count; i++) {
-        const struct mc_http_header *h = &req->headers[i];
-        if (i < 64 ? (int)((dropped >> i) & 1) : dropped_header(h->name))
-            continue;
-        call->headers[n++] = *h;
-    }
+    for (size_t i = 0; i < req->header_count; i++)
+        if (!dropped_header(req->headers[i].name))
+            call->headers[n++] = req->headers[i];
     call->headers[n++] = (struct mc_http_header){"Content-Type", "application/json"};
     call->headers[n++] = (struct mc_http_header){"X-Micro-Service", call->service};
     call->headers[n++] = (struct mc_http_header){"X-Micro-Method", call->method};
