@@ -13,7 +13,17 @@
 
 #define CLIENT_ID "go.micro.client"
 
+/* Finished call blocks kept for the next calls (no malloc and free per call in the steady
+ * state): at most this many, each of at most SPARE_MAX_SIZE bytes (64 KiB in all); a call
+ * that needs more takes a block of its own, freed when it ends. */
+#define SPARE_CALLS 16
+#define SPARE_MAX_SIZE 4096
+
+struct mc_call;
+
 struct mc_caller {
+    struct mc_call *spare[SPARE_CALLS];
+    size_t spare_count;
     uv_loop_t *loop;
     struct mc_upstream *upstream;
     struct mc_http_client *client;
@@ -23,6 +33,7 @@ struct mc_caller {
 
 struct mc_call {
     struct mc_caller *caller;
+    size_t block_size; /* what the block holds (sizeof the call and its text) */
     char *service;
     char *method;
     char *address;       /* direct node, or NULL */
@@ -56,6 +67,8 @@ struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
 
 void mc_caller_free(struct mc_caller *caller)
 {
+    for (size_t i = 0; i < caller->spare_count; i++)
+        mc_free(caller->spare[i]);
     mc_free(caller);
 }
 
@@ -64,9 +77,31 @@ struct mc_upstream *mc_caller_upstream(struct mc_caller *caller)
     return caller->upstream;
 }
 
+/* A block of at least size bytes for a call: a spare one when one is big enough. */
+static struct mc_call *call_block(struct mc_caller *caller, size_t size)
+{
+    for (size_t i = caller->spare_count; i-- > 0;) {
+        struct mc_call *call = caller->spare[i];
+        if (call->block_size >= size) {
+            caller->spare[i] = caller->spare[--caller->spare_count];
+            return call;
+        }
+    }
+    if (size < 1024)
+        size = 1024; /* a usual call fits, so the block serves the next calls too */
+    struct mc_call *call = mc_malloc(size);
+    call->block_size = size;
+    return call;
+}
+
 static void call_free(struct mc_call *call)
 {
     mc_upstream_try_close(&call->try);
+    struct mc_caller *caller = call->caller;
+    if (call->block_size <= SPARE_MAX_SIZE && caller->spare_count < SPARE_CALLS) {
+        caller->spare[caller->spare_count++] = call;
+        return;
+    }
     mc_free(call);
 }
 
@@ -289,7 +324,7 @@ struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_req
     size_t header_max = req->header_count + 3;
     size_t size = sizeof(struct mc_call) + header_max * sizeof(struct mc_http_header) + sl + 1 +
                   ml + 1 + (al ? al + 1 : 0) + body_max;
-    struct mc_call *call = mc_malloc(size);
+    struct mc_call *call = call_block(caller, size);
     /* every field set here (no memset: the try, the bulk of the call, is set by its init) */
     call->caller = caller;
     call->headers = (struct mc_http_header *)call->text;
