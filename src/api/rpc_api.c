@@ -335,9 +335,12 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     };
     start_call(req, api, &creq, clean);
 out:
+    /* the usual call owns nothing here: no call to free(NULL) four times */
     for (int i = 0; i < 3; i++)
-        mc_free(owned[i]);
-    mc_free(params);
+        if (owned[i])
+            mc_free(owned[i]);
+    if (params)
+        mc_free(params);
 }
 
 /* --handler=rpc: /foo/bar -> <namespace>.foo Foo.Bar, the body is the request. */

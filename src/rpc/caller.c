@@ -129,7 +129,8 @@ static void answer(struct mc_call *call, int status, const char *body, size_t le
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(heap);
+    if (heap) /* the rule is a node address that fits buf */
+        mc_free(heap);
 }
 
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */

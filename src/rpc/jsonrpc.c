@@ -833,7 +833,8 @@ int mc_jsonrpc_reply_answers(const struct mc_jsonrpc_reply *reply, uint64_t id, 
 
 void mc_jsonrpc_reply_close(struct mc_jsonrpc_reply *reply)
 {
-    mc_free(reply->error);
+    if (reply->error)
+        mc_free(reply->error);
     memset(reply, 0, sizeof *reply);
 }
 
