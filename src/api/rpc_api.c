@@ -54,7 +54,8 @@ static void start_call(struct mc_http_request *req, struct mc_api *api,
 {
     const char *const fields[] = {"service", "method", "address"};
     const char *const values[] = {creq->service, creq->method, creq->address};
-    for (int i = 0; i < 3; i++) {
+    unsigned present = (values[0] ? 1u : 0) | (values[1] ? 2u : 0) | (values[2] ? 4u : 0);
+    for (int i = 0; (clean & present) != present && i < 3; i++) {
         if (values[i] && !(clean & (1u << i)) && has_control_char(values[i])) {
             char detail[64];
             snprintf(detail, sizeof detail, "invalid %s: contains a control character", fields[i]);

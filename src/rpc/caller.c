@@ -290,10 +290,11 @@ static int dropped_header(const char *name)
             return name_is_n(name, 14, "content-length");
         return mc_http_hop_by_hop(name);
     }
-    case 'k': /* every other hop-by-hop name starts with k, p, t or u */
+    case 'u': /* the one hop-by-hop name with a u (User-Agent is the usual header here) */
+        return mc_http_name_is(name, "upgrade", 7);
+    case 'k': /* every other hop-by-hop name starts with k, p or t */
     case 'p':
     case 't':
-    case 'u':
         return mc_http_hop_by_hop(name);
     default:
         return 0;
