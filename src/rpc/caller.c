@@ -67,6 +67,8 @@ struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
 
 void mc_caller_free(struct mc_caller *caller)
 {
+    if (!caller)
+        return; /* a start-up that failed before the caller was made */
     for (size_t i = 0; i < caller->spare_count; i++)
         mc_free(caller->spare[i]);
     mc_free(caller);

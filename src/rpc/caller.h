@@ -23,6 +23,8 @@ struct mc_caller;
 struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
                                 struct mc_http_client *client,
                                 const struct mc_caller_config *config);
+/* Frees the caller and the finished call blocks it kept; NULL is a no-op. Calls in flight
+ * must have ended or been cancelled first. */
 void mc_caller_free(struct mc_caller *caller);
 
 /* The final answer of a call: an HTTP status and a JSON body (the service's result bytes
