@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "http/head.h"
 #include "http/url.h"
 #include "rpc/caller.h"
 #include "rpc/jsonrpc.h"
@@ -45,14 +46,17 @@ static int has_control_char(const char *s)
     return 0;
 }
 
-/* Every call, /rpc or path, starts here: the one check of the names it sends on. */
+/* Every call, /rpc or path, starts here: the one check of the names it sends on. clean has
+ * bit i set when name i (service, method, address) is known to hold no control character
+ * (the JSON decoder says so as it decodes): only the others are looked at. */
 static void start_call(struct mc_http_request *req, struct mc_api *api,
-                       const struct mc_call_request *creq)
+                       const struct mc_call_request *creq, unsigned clean)
 {
     const char *const fields[] = {"service", "method", "address"};
     const char *const values[] = {creq->service, creq->method, creq->address};
-    for (int i = 0; i < 3; i++) {
-        if (values[i] && has_control_char(values[i])) {
+    unsigned present = (values[0] ? 1u : 0) | (values[1] ? 2u : 0) | (values[2] ? 4u : 0);
+    for (int i = 0; (clean & present) != present && i < 3; i++) {
+        if (values[i] && !(clean & (1u << i)) && has_control_char(values[i])) {
             char detail[64];
             snprintf(detail, sizeof detail, "invalid %s: contains a control character", fields[i]);
             mc_http_respond_error(req, 400, RPC_ID, detail);
@@ -151,32 +155,75 @@ static void respond_nul(struct mc_http_request *req, const char *field)
 }
 
 /* A member that must be a string: its value as mc_json_members decoded it into m->buf (no
- * allocation for the usual names), else (too long for it) a new string in *heap; NULL when
- * absent, not a string or holding a NUL. */
-static const char *string_member(const char *body, const struct mc_json_member *m, char **heap)
+ * allocation for the usual names; *len its length, and bit of *clean set when it holds no
+ * control character), else (too long for it) a new string in *heap (*len 0: unknown); NULL
+ * when absent, not a string or holding a NUL. */
+static const char *string_member(const char *body, const struct mc_json_member *m, char **heap,
+                                 size_t *len, unsigned *clean, unsigned bit)
 {
+    *len = 0;
     if (!m->found)
         return NULL;
-    if (m->decoded)
+    if (m->decoded) {
+        *len = m->decoded_len;
+        if (!m->ctl)
+            *clean |= bit;
         return m->buf;
+    }
     return *heap = mc_json_string_decode(body + m->start, m->len);
 }
 
+/* Whether the Content-Type value ct is application/json, but for ASCII case, before any
+ * parameters (";...", spaces allowed before them). Word compares: OR-ing 0x20 folds exactly
+ * the letters onto the literal's; its one other byte, '/', is compared exactly. */
 static int is_json_content(const char *ct)
 {
     if (!ct)
         return 0;
-    size_t n = strcspn(ct, ";");
-    while (n > 0 && ct[n - 1] == ' ')
-        n--;
-    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+    size_t n = strlen(ct);
+    if (n < 16 || ct[11] != '/')
+        return 0;
+    uint64_t a, b;
+    memcpy(&a, ct, 8);
+    memcpy(&b, ct + 8, 8);
+    uint64_t la, lb;
+    memcpy(&la, "applicat", 8);
+    memcpy(&lb, "ion/json", 8);
+    const uint64_t fold = 0x2020202020202020u;
+    if ((a | fold) != la || (b | fold) != (lb | fold))
+        return 0;
+    const char *p = ct + 16;
+    while (*p == ' ')
+        p++;
+    return *p == '\0' || *p == ';';
+}
+
+/* The request's Content-Type (the first one), as mc_http_request_header would find it: names
+ * are tokens, so a length and a folded compare decide (this runs for every call). */
+static const char *content_type(const struct mc_http_request *req)
+{
+    for (size_t i = 0; i < req->header_count; i++) {
+        const char *name = req->headers[i].name;
+        if ((name[0] | 0x20) != 'c' || strlen(name) != 12)
+            continue;
+        /* two words, the second overlapping: a token folds onto letters and '-' exactly */
+        uint64_t a, b, la, lb;
+        memcpy(&a, name, 8);
+        memcpy(&b, name + 4, 8);
+        memcpy(&la, "content-", 8);
+        memcpy(&lb, "ent-type", 8);
+        const uint64_t fold = 0x2020202020202020u;
+        if ((a | fold) == la && (b | fold) == lb)
+            return req->headers[i].value;
+    }
+    return NULL;
 }
 
 /* The 400 for a call without a service. The commonest cause is a JSON body posted without
  * a JSON Content-Type (curl -d sends a form type), which then reads as form fields: say so. */
 static void respond_no_service(struct mc_http_request *req)
 {
-    const char *ct = mc_http_request_header(req, "Content-Type");
+    const char *ct = content_type(req);
     size_t i = 0;
     while (i < req->body.len && (req->body.data[i] == ' ' || req->body.data[i] == '\t' ||
                                  req->body.data[i] == '\r' || req->body.data[i] == '\n'))
@@ -203,22 +250,30 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     char *params = NULL;
     const char *params_view = NULL; /* the request's bytes in the body, when not copied */
     size_t params_len = 0;
-    if (is_json_content(mc_http_request_header(req, "Content-Type"))) {
+    size_t lens[3] = {0, 0, 0}; /* the names' lengths when the decoder gave them */
+    unsigned clean = 0;         /* start_call's: the names known free of control characters */
+    if (is_json_content(content_type(req))) {
         /* One strict pass over the body, no tree: the call's strings are decoded, the
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";
-        struct mc_json_member m[4] = {
-            {.key = "service", .buf = name_buf[0], .cap = sizeof name_buf[0]},
-            {.key = "method", .buf = name_buf[1], .cap = sizeof name_buf[1]},
-            {.key = "address", .buf = name_buf[2], .cap = sizeof name_buf[2]},
-            {.key = "request"}};
+        /* set field by field: what mc_json_members reads (a whole initialiser would zero
+         * four structs on every call) */
+        struct mc_json_member m[4];
+        static const char *const keys[4] = {"service", "method", "address", "request"};
+        static const size_t key_lens[4] = {7, 6, 7, 7};
+        for (int i = 0; i < 4; i++) {
+            m[i].key = keys[i];
+            m[i].key_len = key_lens[i];
+            m[i].buf = i < 3 ? name_buf[i] : NULL;
+            m[i].cap = i < 3 ? sizeof name_buf[i] : 0;
+        }
         if (mc_json_members(text, req->body.len, m, 4) < 0) {
             respond_bad_body(req, text, req->body.len);
             return;
         }
-        service = string_member(text, &m[0], &owned[0]);
-        method = string_member(text, &m[1], &owned[1]);
-        address = string_member(text, &m[2], &owned[2]);
+        service = string_member(text, &m[0], &owned[0], &lens[0], &clean, 1);
+        method = string_member(text, &m[1], &owned[1], &lens[1], &clean, 2);
+        address = string_member(text, &m[2], &owned[2], &lens[2], &clean, 4);
         const char *decoded[3] = {service, method, address};
         for (int i = 0; i < 3; i++) {
             /* a string that did not decode holds a \u0000: refused, never cut short or
@@ -271,16 +326,22 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
         .service = service,
         .method = method,
         .address = address,
+        .service_len = lens[0],
+        .method_len = lens[1],
+        .address_len = lens[2],
         .params = params_view ? params_view : params,
         .params_len = params_len,
         .headers = req->headers,
         .header_count = req->header_count,
     };
-    start_call(req, api, &creq);
+    start_call(req, api, &creq, clean);
 out:
+    /* the usual call owns nothing here: no call to free(NULL) four times */
     for (int i = 0; i < 3; i++)
-        mc_free(owned[i]);
-    mc_free(params);
+        if (owned[i])
+            mc_free(owned[i]);
+    if (params)
+        mc_free(params);
 }
 
 /* --handler=rpc: /foo/bar -> <namespace>.foo Foo.Bar, the body is the request. */
@@ -317,7 +378,7 @@ void mc_api_path_rpc(struct mc_http_request *req, struct mc_api *api)
         .headers = req->headers,
         .header_count = req->header_count,
     };
-    start_call(req, api, &creq);
+    start_call(req, api, &creq, 0);
     mc_free(service);
     mc_free(method);
 }

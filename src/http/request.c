@@ -1,7 +1,6 @@
 /* The protocol-neutral request: accessors, and the response API dispatched to the codec. */
 #include "http/request.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,10 +11,12 @@
 const char *mc_http_headers_find(const struct mc_http_header *headers, size_t count,
                                  const char *name)
 {
-    /* The first letter rules most headers out without a call (this runs per request). */
-    int first = tolower((unsigned char)name[0]);
+    /* The first letter rules most headers out without a call (this runs per request, for
+     * Origin and Expect at least): bytes equal but for ASCII case are equal with 0x20 set, so
+     * the fold never rules out a match, and strcasecmp decides. */
+    unsigned char first = (unsigned char)name[0] | 0x20;
     for (size_t i = 0; i < count; i++)
-        if (tolower((unsigned char)headers[i].name[0]) == first &&
+        if (((unsigned char)headers[i].name[0] | 0x20) == first &&
             strcasecmp(headers[i].name, name) == 0)
             return headers[i].value;
     return NULL;

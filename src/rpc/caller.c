@@ -13,7 +13,17 @@
 
 #define CLIENT_ID "go.micro.client"
 
+/* Finished call blocks kept for the next calls (no malloc and free per call in the steady
+ * state): at most this many, each of at most SPARE_MAX_SIZE bytes (64 KiB in all); a call
+ * that needs more takes a block of its own, freed when it ends. */
+#define SPARE_CALLS 16
+#define SPARE_MAX_SIZE 4096
+
+struct mc_call;
+
 struct mc_caller {
+    struct mc_call *spare[SPARE_CALLS];
+    size_t spare_count;
     uv_loop_t *loop;
     struct mc_upstream *upstream;
     struct mc_http_client *client;
@@ -23,20 +33,22 @@ struct mc_caller {
 
 struct mc_call {
     struct mc_caller *caller;
+    size_t block_size; /* what the block holds (sizeof the call and its text) */
     char *service;
     char *method;
     char *address;       /* direct node, or NULL */
     const char *request; /* the JSON-RPC body, built once (in text) */
     size_t request_len;
     uint64_t id;                    /* its JSON-RPC id, which the reply must echo when it has one */
-    struct mc_http_header *headers; /* in text: the caller's kept headers, then ours */
+    struct mc_http_header *headers; /* in text: the caller's kept headers (their names and
+                                       values borrowed from the request), then ours */
     size_t header_count;
     mc_call_done_cb done;
     void *ctx;
     struct mc_http_call *http;
     struct mc_upstream_try try; /* node choice, tried list, deadline */
     /* One block for everything the call owns (one allocation per call): the header array,
-     * then service, method and address, the copied headers' names and values, the body. */
+     * then service, method and address, the body. */
     _Alignas(struct mc_http_header) char text[];
 };
 
@@ -55,6 +67,10 @@ struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
 
 void mc_caller_free(struct mc_caller *caller)
 {
+    if (!caller)
+        return; /* a start-up that failed before the caller was made */
+    for (size_t i = 0; i < caller->spare_count; i++)
+        mc_free(caller->spare[i]);
     mc_free(caller);
 }
 
@@ -63,9 +79,31 @@ struct mc_upstream *mc_caller_upstream(struct mc_caller *caller)
     return caller->upstream;
 }
 
+/* A block of at least size bytes for a call: a spare one when one is big enough. */
+static struct mc_call *call_block(struct mc_caller *caller, size_t size)
+{
+    for (size_t i = caller->spare_count; i-- > 0;) {
+        struct mc_call *call = caller->spare[i];
+        if (call->block_size >= size) {
+            caller->spare[i] = caller->spare[--caller->spare_count];
+            return call;
+        }
+    }
+    if (size < 1024)
+        size = 1024; /* a usual call fits, so the block serves the next calls too */
+    struct mc_call *call = mc_malloc(size);
+    call->block_size = size;
+    return call;
+}
+
 static void call_free(struct mc_call *call)
 {
     mc_upstream_try_close(&call->try);
+    struct mc_caller *caller = call->caller;
+    if (call->block_size <= SPARE_MAX_SIZE && caller->spare_count < SPARE_CALLS) {
+        caller->spare[caller->spare_count++] = call;
+        return;
+    }
     mc_free(call);
 }
 
@@ -93,7 +131,8 @@ static void answer(struct mc_call *call, int status, const char *body, size_t le
     void *ctx = call->ctx;
     call_free(call);
     done(ctx, &a);
-    mc_free(heap);
+    if (heap) /* the rule is a node address that fits buf */
+        mc_free(heap);
 }
 
 /* detail[0..len) may hold NULs (a service's error string): the client sees them escaped. */
@@ -215,22 +254,52 @@ static int attempt(struct mc_call *call)
     return 0;
 }
 
-/* The first letter rules most names out before any comparison (this runs for every header of
- * every call); names are tokens, compared without a call. */
+/* Whether the token name[0..len) is lower (len >= 8 bytes of lowercase letters and '-') but
+ * for ASCII case, a word at a time, the last one overlapping (OR-ing 0x20 folds exactly the
+ * letters of a token onto lower's: the only other byte it maps onto a letter or '-' is a
+ * control, never in a token). */
+static int name_is_n(const char *name, size_t len, const char *lower)
+{
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, name + i, 8);
+        memcpy(&y, lower + i, 8);
+        if ((x | 0x2020202020202020u) != y)
+            return 0;
+    }
+    memcpy(&x, name + len - 8, 8);
+    memcpy(&y, lower + len - 8, 8);
+    return (x | 0x2020202020202020u) == y;
+}
+
+/* The headers a call does not pass on: framing and hop-by-hop ones, Host, Expect, and
+ * X-Micro-* (ours to set). The first letter rules most names out, then the length (this runs
+ * for every header of every call). */
 static int dropped_header(const char *name)
 {
     switch (name[0] | 0x20) {
     case 'h':
         return mc_http_name_is(name, "host", 4);
-    case 'c':
-        return mc_http_name_is(name, "content-length", 14) ||
-               mc_http_name_is(name, "content-type", 12) || mc_http_hop_by_hop(name);
     case 'e':
         return mc_http_name_is(name, "expect", 6);
     case 'x':
         return mc_http_name_eq(name, "x-micro-", 8); /* stops at a shorter name's NUL */
-    default:
+    case 'c': {
+        size_t n = strlen(name);
+        if (n == 12)
+            return name_is_n(name, 12, "content-type");
+        if (n == 14)
+            return name_is_n(name, 14, "content-length");
         return mc_http_hop_by_hop(name);
+    }
+    case 'u': /* the one hop-by-hop name with a u (User-Agent is the usual header here) */
+        return mc_http_name_is(name, "upgrade", 7);
+    case 'k': /* every other hop-by-hop name starts with k, p or t */
+    case 'p':
+    case 't':
+        return mc_http_hop_by_hop(name);
+    default:
+        return 0;
     }
 }
 
@@ -245,47 +314,36 @@ static char *put(char **at, const char *s, size_t n)
 struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
                               mc_call_done_cb done, void *ctx)
 {
-    /* Sizes first: the kept headers (minus hop-by-hop and framing: copied, since the call may
-     * outlive the request that asked for it), the names, and the body's bound. */
-    size_t sl = strlen(req->service), ml = strlen(req->method);
-    size_t al = req->address && *req->address ? strlen(req->address) : 0;
-    size_t kept = 0, header_text = 0;
-    uint64_t dropped = 0; /* the first 64 headers' verdicts, for the copying pass */
-    for (size_t i = 0; i < req->header_count; i++) {
-        if (dropped_header(req->headers[i].name)) {
-            if (i < 64)
-                dropped |= (uint64_t)1 << i;
-            continue;
-        }
-        kept++;
-        header_text += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
-    }
+    /* Sizes first: the names, a header array with room for all of the request's headers
+     * (borrowed: the request outlives its call) and ours, and the body's bound. */
+    size_t sl = req->service_len ? req->service_len : strlen(req->service);
+    size_t ml = req->method_len ? req->method_len : strlen(req->method);
+    size_t al = req->address && *req->address
+                    ? (req->address_len ? req->address_len : strlen(req->address))
+                    : 0;
     size_t params_len = req->params ? req->params_len : 0;
     /* mc_jsonrpc_encode_request writes at most 53 bytes of framing and digits, the method
      * escaped (6 bytes per byte at worst: \u00XX), and the params (or "{}") */
     size_t body_max = 64 + 6 * ml + params_len;
-    size_t header_count = kept + 3;
-    size_t size = sizeof(struct mc_call) + header_count * sizeof(struct mc_http_header) + sl + 1 +
-                  ml + 1 + (al ? al + 1 : 0) + header_text + body_max;
-    struct mc_call *call = mc_malloc(size);
-    memset(call, 0, sizeof *call);
-    call->headers = (struct mc_http_header *)call->text;
-    char *at = call->text + header_count * sizeof(struct mc_http_header);
+    size_t header_max = req->header_count + 3;
+    size_t size = sizeof(struct mc_call) + header_max * sizeof(struct mc_http_header) + sl + 1 +
+                  ml + 1 + (al ? al + 1 : 0) + body_max;
+    struct mc_call *call = call_block(caller, size);
+    /* every field set here (no memset: the try, the bulk of the call, is set by its init) */
     call->caller = caller;
+    call->headers = (struct mc_http_header *)call->text;
+    char *at = call->text + header_max * sizeof(struct mc_http_header);
     call->service = put(&at, req->service, sl);
     call->method = put(&at, req->method, ml);
     call->address = al ? put(&at, req->address, al) : NULL;
     call->done = done;
     call->ctx = ctx;
+    call->http = NULL;
+    /* the kept headers in one pass (minus hop-by-hop and framing), then ours */
     size_t n = 0;
-    for (size_t i = 0; i < req->header_count; i++) {
-        const struct mc_http_header *h = &req->headers[i];
-        if (i < 64 ? (int)((dropped >> i) & 1) : dropped_header(h->name))
-            continue;
-        call->headers[n].name = put(&at, h->name, strlen(h->name));
-        call->headers[n].value = put(&at, h->value, strlen(h->value));
-        n++;
-    }
+    for (size_t i = 0; i < req->header_count; i++)
+        if (!dropped_header(req->headers[i].name))
+            call->headers[n++] = req->headers[i];
     call->headers[n++] = (struct mc_http_header){"Content-Type", "application/json"};
     call->headers[n++] = (struct mc_http_header){"X-Micro-Service", call->service};
     call->headers[n++] = (struct mc_http_header){"X-Micro-Method", call->method};

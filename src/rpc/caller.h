@@ -23,6 +23,8 @@ struct mc_caller;
 struct mc_caller *mc_caller_new(uv_loop_t *loop, struct mc_upstream *upstream,
                                 struct mc_http_client *client,
                                 const struct mc_caller_config *config);
+/* Frees the caller and the finished call blocks it kept; NULL is a no-op. Calls in flight
+ * must have ended or been cancelled first. */
 void mc_caller_free(struct mc_caller *caller);
 
 /* The final answer of a call: an HTTP status and a JSON body (the service's result bytes
@@ -39,16 +41,21 @@ struct mc_call_request {
     const char *service;
     const char *method;
     const char *address; /* a node to call directly, or NULL to let the balancer pick */
-    const char *params;  /* JSON text (validated by the caller); NULL or "" for {} */
+    /* strlen of each when the caller knows it (a decoder does), else 0: measured here */
+    size_t service_len, method_len, address_len;
+    const char *params; /* JSON text (validated by the caller); NULL or "" for {} */
     size_t params_len;
     const struct mc_http_header *headers; /* the caller's headers to pass on (hop-by-hop
-                                             ones and framing are dropped here) */
+                                             ones and framing are dropped here); borrowed */
     size_t header_count;
 };
 
 struct mc_call;
-/* Starts a call (everything in req is copied); done runs exactly once, unless the call is
- * cancelled first. Returns NULL when done already ran (e.g. an unknown service: 404). */
+/* Starts a call; done runs exactly once, unless the call is cancelled first. Everything in
+ * req is copied but the headers' names and values, which are borrowed: they must stay valid
+ * until done runs or the call is cancelled (a request's own headers do: the request outlives
+ * its call, which it cancels when it goes away). Returns NULL when done already ran (e.g. an
+ * unknown service: 404). */
 struct mc_call *mc_call_start(struct mc_caller *caller, const struct mc_call_request *req,
                               mc_call_done_cb done, void *ctx);
 /* Abandons a call (the client went away): no callback; the node connection is dropped. */

@@ -47,7 +47,9 @@ void mc_jsonrpc_encode_request(struct mc_buf *out, const char *method, const cha
 int mc_jsonrpc_decode_reply(const char *body, size_t len, struct mc_jsonrpc_reply *out);
 /* A top-level member of a JSON object looked up by mc_json_members: key in, the rest out. */
 struct mc_json_member {
-    const char *key; /* matched case-insensitively, as Go's decoder does; 16 bytes at most */
+    const char *key; /* matched case-insensitively, as Go's decoder does; 16 bytes at most,
+                        lowercase ASCII letters */
+    size_t key_len;  /* strlen(key), or 0: mc_json_members measures it */
     int found;       /* a repeated key counts its last value */
     size_t start;    /* the value's bytes in the body, untouched (numbers, spacing, order) */
     size_t len;
@@ -57,6 +59,9 @@ struct mc_json_member {
     char *buf;
     size_t cap;
     int decoded;
+    size_t decoded_len; /* when decoded: strlen(buf) */
+    int ctl; /* when decoded: buf holds a control character (below 0x20, or DEL), which only
+                an escape or a raw DEL can produce: the caller need not look for one */
 };
 
 /* Scans body[0..len) once, strictly (it must be exactly one well-formed JSON object), filling

@@ -587,6 +587,23 @@ def test_rpc_method_with_crlf_is_400_and_nothing_reaches_the_node(sidecar, recor
     assert_error_json(r, 400)
     assert r.json()["detail"] == "invalid address: contains a control character", r
     assert recording_node.data() == b""
+    # The JSON decoder tells clean names from others as it decodes them: every way a control
+    # character can get into a decoded name (an escape, \u007f, a raw DEL), in a short name
+    # (decoded on the stack) and in a long one (decoded on its own), is still refused.
+    long_method = "A." + "b" * 200
+    for field, value in [("method", "A.B\\u007f"), ("method", "A.B\\u000d"),
+                         ("method", "A.B\\t"), ("service", SVC + "\\u0001"),
+                         ("address", HOST + ":1\\u007F"), ("method", long_method + "\\n"),
+                         ("method", long_method + "\x7f"), ("service", "s" * 300 + "\\u0000x")]:
+        body = {"service": f'"{SVC}"', "method": '"A.B"'}
+        body[field] = f'"{value}"'
+        text = "{" + ",".join(f'"{k}":{v}' for k, v in body.items()) + "}"
+        r = rpc_raw(sidecar, text)
+        assert_error_json(r, 400)
+        detail = r.json()["detail"]
+        assert detail in (f"invalid {field}: contains a control character",
+                          f"invalid {field}: contains a NUL"), (text, detail)
+    assert recording_node.data() == b""
     assert_node_saw_only_the_good_call(sidecar, recording_node)
 
 

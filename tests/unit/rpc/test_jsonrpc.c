@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -428,6 +429,191 @@ static void test_string_decode_and_keys(void **state)
     assert_int_equal(mc_json_members("{\"a\":", 5, d, 4), MC_EPROTO);
 }
 
+/* The id's digits at every length (two per division), and a method that needs the escaper
+ * only from its middle on, or only at its end (the plain part is copied as it is). */
+static void test_encode_ids_and_methods(void **state)
+{
+    (void)state;
+    const uint64_t ids[] = {
+        0, 9, 10, 99, 100, 101, 999, 1000, 12345, 4294967296u, 10000000000000000000u, UINT64_MAX};
+    const char *want[] = {"0",
+                          "9",
+                          "10",
+                          "99",
+                          "100",
+                          "101",
+                          "999",
+                          "1000",
+                          "12345",
+                          "4294967296",
+                          "10000000000000000000",
+                          "18446744073709551615"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char w[128];
+        snprintf(w, sizeof w, "{\"method\":\"M\",\"params\":[{}],\"id\":%s}\n", want[i]);
+        assert_encodes("M", "", ids[i], w);
+    }
+    assert_encodes("Svc.Call\"x", "1", 2,
+                   "{\"method\":\"Svc.Call\\\"x\",\"params\":[1],\"id\":2}\n");
+    assert_encodes("Svc.Call.Longer.Than.Sixteen\x7f", "1", 2,
+                   "{\"method\":\"Svc.Call.Longer.Than.Sixteen\x7f\",\"params\":[1],\"id\":2}\n");
+    assert_encodes("A\xff", "1", 3, "{\"method\":\"A\\ufffd\",\"params\":[1],\"id\":3}\n");
+    /* a growable buffer that starts empty grows as needed */
+    struct mc_buf b;
+    mc_buf_init(&b);
+    char method[300];
+    memset(method, 'm', sizeof method - 1);
+    method[sizeof method - 1] = '\0';
+    method[150] = '\n';
+    mc_jsonrpc_encode_request(&b, method, "", 0, 5);
+    assert_int_equal(b.len, 11 + 298 + 2 + 12 + 2 + 7 + 1 + 2);
+    assert_int_equal(b.data[b.len], '\0');
+    mc_buf_close(&b);
+}
+
+/* Strings of every length up to 40 with one special byte at every position: the sixteen- and
+ * eight-byte scans must find the same first byte a byte-by-byte scan does. */
+static void test_string_runs_at_every_offset(void **state)
+{
+    (void)state;
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (int kind = 0; kind < 4; kind++) {
+                char text[64], want[64];
+                size_t n = 0, w = 0;
+                text[n++] = '"';
+                for (size_t i = 0; i < len; i++) {
+                    if (i == at && kind == 0) { /* an escaped quote */
+                        text[n++] = '\\';
+                        text[n++] = '"';
+                        want[w++] = '"';
+                    } else if (i == at && kind == 1) { /* a raw DEL: plain text */
+                        text[n++] = 0x7f;
+                        want[w++] = 0x7f;
+                    } else if (i == at && kind == 2) { /* a raw control: refused */
+                        text[n++] = 0x1f;
+                    } else {
+                        char c = (char)('a' + i % 26);
+                        text[n++] = i % 7 == 3 ? (char)0xc3 : c; /* bytes >= 0x80 are plain */
+                        want[w++] = text[n - 1];
+                    }
+                }
+                text[n++] = '"';
+                char *d = mc_json_string_decode(text, n);
+                if (kind == 2 && at < len) {
+                    assert_null(d);
+                } else {
+                    assert_non_null(d);
+                    assert_int_equal(strlen(d), w);
+                    assert_memory_equal(d, want, w);
+                    mc_free(d);
+                }
+                (void)kind;
+            }
+        }
+    }
+}
+
+/* The decoded names say whether they hold a control character (only an escape or a raw DEL
+ * can put one there) and give their length; keys match by length, of any length up to 16,
+ * escaped or not, and nothing longer matches. */
+static void test_members_names_and_keys(void **state)
+{
+    (void)state;
+    char b[3][32];
+    struct mc_json_member m[3] = {{.key = "service", .buf = b[0], .cap = 32},
+                                  {.key = "method", .key_len = 6, .buf = b[1], .cap = 32},
+                                  {.key = "address", .buf = b[2], .cap = 32}};
+    const char *plain = "{\"service\":\"go.micro.srv.example\",\"METHOD\":\"Svc.Call\"}";
+    assert_int_equal(mc_json_members(plain, strlen(plain), m, 3), 0);
+    assert_true(m[0].decoded && !m[0].ctl && m[0].decoded_len == 20);
+    assert_string_equal(b[0], "go.micro.srv.example");
+    assert_true(m[1].decoded && !m[1].ctl && m[1].decoded_len == 8);
+    assert_false(m[2].found);
+    assert_int_equal(m[0].key_len, 7); /* measured once */
+
+    const char *ctl[] = {"\"a\\nb\"", "\"a\\u0001\"", "\"a\\u007f\"",
+                         "\"a\x7f\"", "\"\\t\"",      "\"x\\u001F\""};
+    for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+        char doc[64];
+        snprintf(doc, sizeof doc, "{\"address\":%s}", ctl[i]);
+        assert_int_equal(mc_json_members(doc, strlen(doc), m, 3), 0);
+        assert_true(m[2].found && m[2].decoded);
+        assert_true(m[2].ctl);
+        assert_int_equal(m[2].decoded_len, strlen(b[2]));
+    }
+    const char *clean[] = {"\"a\\u00e9\"", "\"a\\/b\"", "\"\\u0020\"", "\"\\ud83d\\ude00\""};
+    for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
+        char doc[64];
+        snprintf(doc, sizeof doc, "{\"address\":%s}", clean[i]);
+        assert_int_equal(mc_json_members(doc, strlen(doc), m, 3), 0);
+        assert_true(m[2].found && m[2].decoded && !m[2].ctl);
+        assert_int_equal(m[2].decoded_len, strlen(b[2]));
+    }
+
+    struct mc_json_member k[4] = {
+        {.key = "a"}, {.key = "abcdefgh"}, {.key = "abcdefghi"}, {.key = "abcdefghijklmnop"}};
+    const char *keys = "{\"A\":1,\"abcdefgH\":2,\"ABCDEFGHI\":3,\"abcdefghijklmnoP\":4,"
+                       "\"abcdefghijklmnopq\":5,\"abcdefghijklmnoq\":6,\"abcdefgi\":7,\"b\":8}";
+    assert_int_equal(mc_json_members(keys, strlen(keys), k, 4), 0);
+    const char *want[] = {"1", "2", "3", "4"};
+    for (int i = 0; i < 4; i++) {
+        assert_true(k[i].found);
+        assert_memory_equal(keys + k[i].start, want[i], 1);
+    }
+    /* an escaped key still matches; one too long for the key buffer matches nothing */
+    struct mc_json_member e = {.key = "service"};
+    const char *esc = "{\"\\u0073ervice\":1,\"\\u0073erviceserviceservice\":2}";
+    assert_int_equal(mc_json_members(esc, strlen(esc), &e, 1), 0);
+    assert_true(e.found);
+    assert_memory_equal(esc + e.start, "1", 1);
+    /* a name too long for its buffer is found but not decoded */
+    char small[4];
+    struct mc_json_member s = {.key = "service", .buf = small, .cap = sizeof small};
+    const char *longer = "{\"service\":\"abcd\"}";
+    assert_int_equal(mc_json_members(longer, strlen(longer), &s, 1), 0);
+    assert_true(s.found && !s.decoded);
+    const char *fits = "{\"service\":\"abc\"}";
+    assert_int_equal(mc_json_members(fits, strlen(fits), &s, 1), 0);
+    assert_true(s.found && s.decoded);
+    assert_string_equal(small, "abc");
+}
+
+/* The reply's id: an unsigned integer of up to 20 digits that fits, nothing else. */
+static void test_reply_ids(void **state)
+{
+    (void)state;
+    struct {
+        const char *id;
+        int ok;
+        uint64_t v;
+    } cases[] = {{"0", 1, 0},
+                 {"7", 1, 7},
+                 {"1234567890123456789", 1, 1234567890123456789u},
+                 {"18446744073709551615", 1, UINT64_MAX},
+                 {"18446744073709551616", 0, 0},
+                 {"99999999999999999999", 0, 0},
+                 {"100000000000000000000", 0, 0},
+                 {"01", 0, 0},
+                 {"00", 0, 0},
+                 {"1.0", 0, 0},
+                 {"1e2", 0, 0},
+                 {"-1", 0, 0},
+                 {"\"1\"", 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char body[96];
+        snprintf(body, sizeof body, "{\"result\":1,\"id\":%s}", cases[i].id);
+        struct mc_jsonrpc_reply r;
+        int rc = mc_jsonrpc_decode_reply(body, strlen(body), &r);
+        assert_int_equal(rc, cases[i].ok ? 0 : MC_EPROTO);
+        if (cases[i].ok) {
+            assert_true(r.has_id);
+            assert_true(r.id == cases[i].v);
+        }
+        mc_jsonrpc_reply_close(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +629,10 @@ int main(void)
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_string_decode_and_keys),
         cmocka_unit_test(test_reply_must_answer_the_call),
+        cmocka_unit_test(test_encode_ids_and_methods),
+        cmocka_unit_test(test_string_runs_at_every_offset),
+        cmocka_unit_test(test_members_names_and_keys),
+        cmocka_unit_test(test_reply_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
