@@ -98,3 +98,15 @@ def health_app(tmp_path, request):
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print("--- health_app log:\n" + app.log_path.read_text(errors="replace"))
+
+
+@pytest.fixture
+def app(tmp_path, request):
+    """A running apps/http_app.py node "a" (the plain HTTP app behind --handler=proxy); its
+    log is printed when the test failed."""
+    a = harness.AppProcess(tmp_path, "http_app.py", "a")
+    yield a
+    a.stop()
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print("--- http_app log:\n" + a.log_path.read_text(errors="replace"))

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-import harness
-from harness import HOST, AppProcess, http_req, node, service, wait_until
+from harness import HOST, http_req, node, service, wait_until
 from test_proxy import rss_kb, small_quarantine_env
 from ws_raw import RawWS
 
@@ -217,13 +216,6 @@ def test_half_closed_connections_are_answered_or_closed_in_bounded_time(micro):
 
 # ---------------------------------------------------------------------------------------------
 # Resets by the client
-
-
-@pytest.fixture
-def app(tmp_path):
-    a = AppProcess(tmp_path, "http_app.py", "a")
-    yield a
-    a.stop()
 
 
 @pytest.mark.timeout_s(90)

@@ -16,23 +16,13 @@ import time
 import h2.events
 import pytest
 
-from harness import HOST, AppProcess, http_req, node, service
+from harness import HOST, http_req, node, service
 from test_http2 import H2Client
 
 SVC = "go.micro.srv.foo"
 FLAGS = ("--body_timeout=2s", "--body_min_rate=500")
 TRICKLE_S = 0.25  # one byte every TRICKLE_S: never silent for --body_timeout
 CUT_BOUND_S = 12  # the trickle must be answered within this (the rule cuts it at ~2 s)
-
-
-@pytest.fixture
-def app(tmp_path, request):
-    a = AppProcess(tmp_path, "http_app.py", "a")
-    yield a
-    a.stop()
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print("--- http_app log:\n" + a.log_path.read_text(errors="replace"))
 
 
 def trickle_h1(port, path, total=10000):

@@ -8,11 +8,10 @@ import re
 import select
 import signal
 import subprocess
-import time
 
 import pytest
 
-from harness import HOST, child_env, free_port, micro_bin, node, run_micro, service, wait_until
+from harness import HOST, child_env, free_port, micro_bin, node, run_micro, service
 from test_rpc import apps  # noqa: F401  (the JSON-RPC node fixture)
 
 SVC = "go.micro.srv.example"

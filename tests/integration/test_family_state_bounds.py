@@ -19,7 +19,6 @@ a timer started there with a literal delay: a new one fails it until it gets a r
 whose bound is over 15 s run in the normal pass only (the sanitizer pass runs the short ones:
 the wait is wall time, the same under ASan, and CI's budget is wall time)."""
 
-import os
 import re
 import socket
 import subprocess

@@ -7,13 +7,12 @@ instead of after the 60 s idle close."""
 
 import socket
 import threading
-import time
 
 import grpc
 import pytest
 
 from harness import HOST, node, service, wait_until
-from test_grpc import PATH, SVC, apps, channel, hello  # noqa: F401 (apps is a fixture)
+from test_grpc import SVC, apps, channel, hello  # noqa: F401 (apps is a fixture)
 
 
 class SilentNode:

@@ -67,18 +67,6 @@ def nghttp(port, path, method="GET", body_file=None):
     return status, body
 
 
-class HttpApp(AppProcess):
-    def __init__(self, tmp_path, name):
-        super().__init__(tmp_path, "http_app.py", name)
-
-
-@pytest.fixture
-def app(tmp_path):
-    a = HttpApp(tmp_path, "a")
-    yield a
-    a.stop()
-
-
 # ---- every route family, the same answer over both protocols ----
 
 
@@ -427,7 +415,6 @@ def test_drain_at_shutdown_sends_goaway(micro):
     finally:
         c.close()
     assert sc.wait_exit(15) == 0
-
 
 
 def test_max_connections_counts_http2_connections(micro):

@@ -17,26 +17,9 @@ import websockets
 
 import harness
 
-from harness import HOST, AppProcess, RawConn, assert_error_json, free_port, http_req, node, service
+from harness import HOST, RawConn, assert_error_json, free_port, http_req, node, service
 
 SVC = "go.micro.srv.foo"
-
-
-class HttpApp(AppProcess):
-    """A running apps/http_app.py node called `name`."""
-
-    def __init__(self, tmp_path, name):
-        super().__init__(tmp_path, "http_app.py", name)
-
-
-@pytest.fixture
-def app(tmp_path, request):
-    a = HttpApp(tmp_path, "a")
-    yield a
-    a.stop()
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print("--- http_app log:\n" + a.log_path.read_text(errors="replace"))
 
 
 @pytest.fixture

@@ -12,21 +12,11 @@ import time
 
 import pytest
 
-from harness import HOST, AppProcess, assert_error_json, http_req, service, wait_until
+from harness import HOST, assert_error_json, http_req, service, wait_until
 
 SVC = "go.micro.srv.foo"
 MAX_CONNECTIONS = 20
 CLIENTS = MAX_CONNECTIONS + 4  # more than the slots: any leak starves the next client
-
-
-@pytest.fixture
-def app(tmp_path, request):
-    a = AppProcess(tmp_path, "http_app.py", "a")
-    yield a
-    a.stop()
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print("--- http_app log:\n" + a.log_path.read_text(errors="replace"))
 
 
 def fd_count(pid):

@@ -2,7 +2,6 @@
 field. A C string ends at the NUL, so "s%00junk" would otherwise name "s"."""
 
 import json
-import urllib.parse
 
 import pytest
 
