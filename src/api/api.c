@@ -10,7 +10,6 @@
 #include "rpc/route.h"
 #include "stats/stats.h"
 #include "util/alloc.h"
-#include "util/error.h"
 #include "util/units.h"
 
 /* --handler=proxy's route: gRPC calls first (any handler forwards them over HTTP/2), then the
@@ -129,18 +128,10 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
     }
     /* The name on the stack: deciding where a request goes allocates nothing unless the name
      * is longer than any a registry is likely to hold. */
-    char name[128], *service = name;
-    size_t need;
-    int http = 0;
-    int rc = mc_route_service_into(req->path, req->path_len, api->config->namespace, name,
-                                   sizeof name, &need);
-    if (rc == MC_ETOOBIG) {
-        service = mc_malloc(need);
-        rc = mc_route_service_into(req->path, req->path_len, api->config->namespace, service, need,
-                                   &need);
-    }
-    if (rc == 0)
-        http = speaks_http(api->registry, service);
+    char name[128];
+    char *service =
+        mc_route_service_in(req->path, req->path_len, api->config->namespace, name, sizeof name);
+    int http = service && speaks_http(api->registry, service);
     if (service != name)
         mc_free(service);
     if (http) {

@@ -13,7 +13,6 @@
 #include "rpc/caller.h"
 #include "rpc/route.h"
 #include "util/alloc.h"
-#include "util/error.h"
 #include "util/log.h"
 #include "upstream/upstream.h"
 
@@ -495,19 +494,12 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
     struct mc_api *api = ctx;
     /* The service name goes into the state's own buffer (a longer one into a new string). */
     struct mc_proxy *p = proxy_new(api);
-    size_t need;
-    int rc = mc_route_service_into(req->path, req->path_len, api->config->namespace,
-                                   p->service_inline, sizeof p->service_inline, &need);
-    if (rc == MC_ENOTFOUND) {
+    p->service = mc_route_service_in(req->path, req->path_len, api->config->namespace,
+                                     p->service_inline, sizeof p->service_inline);
+    if (!p->service) {
         proxy_free(p);
         mc_http_respond_error(req, 404, PROXY_ID, "not found");
         return;
-    }
-    p->service = p->service_inline;
-    if (rc == MC_ETOOBIG) {
-        p->service = mc_malloc(need);
-        mc_route_service_into(req->path, req->path_len, api->config->namespace, p->service, need,
-                              &need);
     }
     p->req = req;
     p->api = api;

@@ -194,16 +194,23 @@ int mc_route_service_into(const char *path, size_t len, const char *namespace_, 
     return 0;
 }
 
+char *mc_route_service_in(const char *path, size_t len, const char *namespace_, char *buf,
+                          size_t cap)
+{
+    size_t need;
+    int rc = mc_route_service_into(path, len, namespace_, buf, cap, &need);
+    if (rc == MC_ENOTFOUND)
+        return NULL;
+    if (rc == 0)
+        return buf;
+    char *s = mc_malloc(need);
+    mc_route_service_into(path, len, namespace_, s, need, &need);
+    return s;
+}
+
 int mc_route_path_to_service(const char *path, size_t len, const char *namespace_,
                              char **service_out)
 {
-    *service_out = NULL;
-    size_t need;
-    int rc = mc_route_service_into(path, len, namespace_, NULL, 0, &need);
-    if (rc == MC_ENOTFOUND)
-        return rc;
-    char *s = mc_malloc(need);
-    mc_route_service_into(path, len, namespace_, s, need, &need);
-    *service_out = s;
-    return 0;
+    *service_out = mc_route_service_in(path, len, namespace_, NULL, 0);
+    return *service_out ? 0 : MC_ENOTFOUND;
 }

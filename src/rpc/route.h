@@ -30,5 +30,10 @@ int mc_route_path_to_service(const char *path, size_t len, const char *namespace
  * cap: nothing usable in out; call again with *need bytes) or MC_ENOTFOUND (*need untouched). */
 int mc_route_service_into(const char *path, size_t len, const char *namespace_, char *out,
                           size_t cap, size_t *need);
+/* The same into buf[0..cap) when the name fits there (nothing allocated: the hot paths' way),
+ * else into a new string; NULL when the path names no service. The caller mc_free()s a
+ * result other than buf. */
+char *mc_route_service_in(const char *path, size_t len, const char *namespace_, char *buf,
+                          size_t cap);
 
 #endif
