@@ -204,16 +204,8 @@ static const char *content_type(const struct mc_http_request *req)
 {
     for (size_t i = 0; i < req->header_count; i++) {
         const char *name = req->headers[i].name;
-        if ((name[0] | 0x20) != 'c' || strlen(name) != 12)
-            continue;
-        /* two words, the second overlapping: a token folds onto letters and '-' exactly */
-        uint64_t a, b, la, lb;
-        memcpy(&a, name, 8);
-        memcpy(&b, name + 4, 8);
-        memcpy(&la, "content-", 8);
-        memcpy(&lb, "ent-type", 8);
-        const uint64_t fold = 0x2020202020202020u;
-        if ((a | fold) == la && (b | fold) == lb)
+        if ((name[0] | 0x20) == 'c' && strlen(name) == 12 &&
+            mc_http_name_eq_words(name, "content-type", 12))
             return req->headers[i].value;
     }
     return NULL;

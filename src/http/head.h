@@ -6,6 +6,8 @@
 #define MC_HTTP_HEAD_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "http/server.h" /* struct mc_http_header */
 #include "util/buf.h"
@@ -42,6 +44,23 @@ static inline int mc_http_name_eq(const char *name, const char *lower, size_t le
         if ((unsigned char)(name[i] | 0x20) != (unsigned char)lower[i])
             return 0;
     return 1;
+}
+
+/* mc_http_name_eq a word at a time, the last word overlapping, for a name whose length is
+ * known to be len (>= 8): it reads all len bytes, so never a shorter name. For names compared
+ * for every header of every call. */
+static inline int mc_http_name_eq_words(const char *name, const char *lower, size_t len)
+{
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, name + i, 8);
+        memcpy(&y, lower + i, 8);
+        if ((x | 0x2020202020202020u) != y)
+            return 0;
+    }
+    memcpy(&x, name + len - 8, 8);
+    memcpy(&y, lower + len - 8, 8);
+    return (x | 0x2020202020202020u) == y;
 }
 
 /* Whether the NUL-terminated token name is lower but for ASCII case (len: lower's length).

@@ -254,24 +254,6 @@ static int attempt(struct mc_call *call)
     return 0;
 }
 
-/* Whether the token name[0..len) is lower (len >= 8 bytes of lowercase letters and '-') but
- * for ASCII case, a word at a time, the last one overlapping (OR-ing 0x20 folds exactly the
- * letters of a token onto lower's: the only other byte it maps onto a letter or '-' is a
- * control, never in a token). */
-static int name_is_n(const char *name, size_t len, const char *lower)
-{
-    uint64_t x, y;
-    for (size_t i = 0; i + 8 < len; i += 8) {
-        memcpy(&x, name + i, 8);
-        memcpy(&y, lower + i, 8);
-        if ((x | 0x2020202020202020u) != y)
-            return 0;
-    }
-    memcpy(&x, name + len - 8, 8);
-    memcpy(&y, lower + len - 8, 8);
-    return (x | 0x2020202020202020u) == y;
-}
-
 /* The headers a call does not pass on: framing and hop-by-hop ones, Host, Expect, and
  * X-Micro-* (ours to set). The first letter rules most names out, then the length (this runs
  * for every header of every call). */
@@ -287,9 +269,9 @@ static int dropped_header(const char *name)
     case 'c': {
         size_t n = strlen(name);
         if (n == 12)
-            return name_is_n(name, 12, "content-type");
+            return mc_http_name_eq_words(name, "content-type", 12);
         if (n == 14)
-            return name_is_n(name, 14, "content-length");
+            return mc_http_name_eq_words(name, "content-length", 14);
         return mc_http_hop_by_hop(name);
     }
     case 'u': /* the one hop-by-hop name with a u (User-Agent is the usual header here) */
