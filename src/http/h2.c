@@ -305,6 +305,17 @@ static void pass_body_turn(struct h2_conn *hc)
     }
 }
 
+/* st no longer takes its body (it ended, erred, or the stream went): if it held the turn
+ * past the budget, the turn passes on (not while the connection is being torn down). */
+static void end_body_turn(struct h2_conn *hc, struct mc_h2_stream *st)
+{
+    if (hc->body_turn != st)
+        return;
+    hc->body_turn = NULL;
+    if (hc->session)
+        pass_body_turn(hc);
+}
+
 /* Room again under the bodies' budget: the windows kept shut reopen. */
 static void consume_held_bodies(struct h2_conn *hc)
 {
@@ -328,11 +339,7 @@ static void stream_free(struct h2_conn *hc, struct mc_h2_stream *st)
         st->next->prev = st->prev;
     hc->stream_count--;
     hc->body_bytes -= st->body_counted;
-    if (hc->body_turn == st) {
-        hc->body_turn = NULL;
-        if (hc->session)
-            pass_body_turn(hc);
-    }
+    end_body_turn(hc, st); /* st is off the list: the turn goes to another */
     if (st->body_counted && hc->session)
         consume_held_bodies(hc);
     if (st->tunnel) {
@@ -1086,8 +1093,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 static void body_done(struct mc_h2_stream *st)
 {
     st->body_done = 1;
-    if (st->hc->body_turn == st)
-        pass_body_turn(st->hc);
+    end_body_turn(st->hc, st);
     st->body_deadline = 0;
     mc_http_body_clock_stop(&st->clock);
     if (st->tunnel) {
@@ -1211,8 +1217,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         st->error_status = 413;
         st->body_deadline = 0;
         due_add(st->hc, st);
-        if (st->hc->body_turn == st)
-            pass_body_turn(st->hc); /* its body is no longer taken */
+        end_body_turn(st->hc, st); /* its body is no longer taken */
         return 0;
     }
     mc_buf_append(&req->body, data, len);
@@ -1434,17 +1439,17 @@ static void on_timer(uv_timer_t *t)
                     mc_http_body_clock_check(&st->clock, now, hc->server->body_timeout_ms,
                                              hc->server->body_min_rate) == MC_HTTP_BODY_SLOW;
                 mc_http_body_clock_stop(&st->clock);
-                if (req && !req->responded && st->dispatched && !st->submitted && req->on_abort) {
-                    /* A streaming handler (proxied upload) lets go first, as for a client
-                     * that went away; the 408 is then ours to give. */
-                    mc_http_abort_cb abort_cb = req->on_abort;
-                    req->on_abort = NULL;
-                    req->on_body = NULL;
-                    abort_cb(req);
-                    st->error_status = 408;
-                    st->dispatched = 0;
-                    due_add(hc, st);
-                } else if (req && !req->responded && !st->dispatched && !st->submitted) {
+                if (req && !req->responded && !st->submitted &&
+                    (!st->dispatched || req->on_abort)) {
+                    if (st->dispatched) {
+                        /* A streaming handler (proxied upload) lets go first, as for a client
+                         * that went away; the 408 is then ours to give. */
+                        mc_http_abort_cb abort_cb = req->on_abort;
+                        req->on_abort = NULL;
+                        req->on_body = NULL;
+                        abort_cb(req);
+                        st->dispatched = 0;
+                    }
                     st->error_status = 408;
                     due_add(hc, st);
                 } else {
