@@ -111,6 +111,13 @@ static void backlog_ref(struct mc_ws_session *s, const void *data, size_t len,
     s->backlog_bytes += len;
 }
 
+/* Whether the next message waits in the backlog: one is there already (order), or the
+ * connection holds direct_max. */
+static int goes_to_backlog(const struct mc_ws_session *s)
+{
+    return !backlog_empty(s) || mc_conn_pending(s->conn) >= s->cfg.direct_max;
+}
+
 /* A frame was produced whole: the backlog may be cut after what it holds now. */
 static void backlog_frame_end(struct mc_ws_session *s)
 {
@@ -547,7 +554,7 @@ int mc_ws_session_send(struct mc_ws_session *s, int is_text, const void *data, s
     int rc = make_room(s, len + MC_WS_FRAME_HEADER_MAX);
     if (rc < 0)
         return rc;
-    s->to_backlog = !backlog_empty(s) || mc_conn_pending(s->conn) >= s->cfg.direct_max;
+    s->to_backlog = goes_to_backlog(s);
     rc = mc_ws_send(s->ws, is_text, data, len);
     s->to_backlog = 0;
     backlog_frame_end(s);
@@ -559,7 +566,7 @@ int mc_ws_session_send_shared(struct mc_ws_session *s, struct mc_ws_shared_frame
     int rc = make_room(s, f->hdr_len + f->len);
     if (rc < 0)
         return rc;
-    if (!backlog_empty(s) || mc_conn_pending(s->conn) >= s->cfg.direct_max) {
+    if (goes_to_backlog(s)) {
         backlog_ref(s, f->hdr, f->hdr_len, frame_segment_done, mc_ws_shared_frame_ref(f));
         backlog_ref(s, f->payload, f->len, frame_segment_done, mc_ws_shared_frame_ref(f));
         backlog_frame_end(s);
