@@ -25,6 +25,14 @@ TRICKLE_S = 0.25  # one byte every TRICKLE_S: never silent for --body_timeout
 CUT_BOUND_S = 12  # the trickle must be answered within this (the rule cuts it at ~2 s)
 
 
+@pytest.fixture
+def proxy(micro, app):
+    """A --handler=proxy sidecar under the body rule's test flags, `app` registered as SVC."""
+    sc = micro("--handler=proxy", *FLAGS)
+    assert sc.register(service(SVC, [app.node()])).status == 200
+    return sc
+
+
 def trickle_h1(port, path, total=10000):
     """Sends a head announcing `total` body bytes, then one body byte every TRICKLE_S until the
     sidecar answers or closes; returns (everything it sent, seconds from the body's start).
@@ -120,21 +128,17 @@ def test_steady_registration_longer_than_the_timeout_is_served(micro):
 
 
 @pytest.mark.timeout_s(60)
-def test_trickled_proxied_upload_is_a_408_and_frees_the_node(micro, app):
-    sc = micro("--handler=proxy", *FLAGS)
-    assert sc.register(service(SVC, [app.node()])).status == 200
-    got, elapsed = trickle_h1(sc.port, "/foo/x/upload")
+def test_trickled_proxied_upload_is_a_408_and_frees_the_node(proxy):
+    got, elapsed = trickle_h1(proxy.port, "/foo/x/upload")
     assert got.startswith(b"HTTP/1.1 408 "), (got[:300], elapsed)
     # the node's side of the cut upload is closed: the app saw its request end
-    assert sc.get("/foo/x/probe").status == 200
+    assert proxy.get("/foo/x/probe").status == 200
 
 
 @pytest.mark.timeout_s(60)
-def test_steady_proxied_upload_longer_than_the_timeout_is_served(micro, app):
-    sc = micro("--handler=proxy", *FLAGS)
-    assert sc.register(service(SVC, [app.node()])).status == 200
+def test_steady_proxied_upload_longer_than_the_timeout_is_served(proxy):
     body = bytes(range(256)) * 120  # 30 KB at 6 KB/s: 5 s
-    got = steady_h1(sc.port, "/foo/x/upload", body, 6000)
+    got = steady_h1(proxy.port, "/foo/x/upload", body, 6000)
     assert got.startswith(b"HTTP/1.1 200 "), got[:300]
     answer = body_of(got)
     assert answer["bytes"] == len(body)
@@ -186,19 +190,15 @@ def test_trickled_http2_registration_is_a_408(micro):
 
 
 @pytest.mark.timeout_s(60)
-def test_trickled_http2_proxied_upload_ends(micro, app):
-    sc = micro("--handler=proxy", *FLAGS)
-    assert sc.register(service(SVC, [app.node()])).status == 200
-    status, elapsed = trickle_h2(sc.port, "/foo/x/upload")
+def test_trickled_http2_proxied_upload_ends(proxy):
+    status, elapsed = trickle_h2(proxy.port, "/foo/x/upload")
     assert status == "408", (status, elapsed)
-    assert sc.get("/foo/x/probe").status == 200
+    assert proxy.get("/foo/x/probe").status == 200
 
 
-def test_steady_http2_upload_longer_than_the_timeout_is_served(micro, app):
-    sc = micro("--handler=proxy", *FLAGS)
-    assert sc.register(service(SVC, [app.node()])).status == 200
+def test_steady_http2_upload_longer_than_the_timeout_is_served(proxy):
     body = bytes(range(256)) * 120  # 30 KB at 6 KB/s
-    c = H2Client(sc.port)
+    c = H2Client(proxy.port)
     try:
         sid = c.conn.get_next_available_stream_id()
         c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
