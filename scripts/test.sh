@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` runs: build, every unit test, the integration suite; then the same again
 # under ASan+UBSan; then the unit binaries under valgrind memcheck (one pass per binary) and the
-# fuzz smoke (every libFuzzer target FUZZ_SECONDS [30], two at a time: one pass per target).
+# fuzz smoke (every libFuzzer target FUZZ_SECONDS [30], two at a time: one pass per target),
+# while the integration tests marked long_wait run against both builds in the background.
 # Ends with exactly one line "N passed, N failed" (totals over every step; a step that does not
 # build counts as one failure) and exits non-zero if anything failed.
 #
@@ -111,30 +112,68 @@ print(p, f)
 EOF
 }
 
-# The standing connection-state test waits out the longest bounds (75 s of wall time, little
-# CPU): in the normal pass it runs beside memcheck and the fuzz smoke instead of in the suite.
-BOUNDS_TEST=tests/integration/test_family_state_bounds.py::test_every_connection_state_closes_within_its_bound
+# Tests marked long_wait (tests/integration/conftest.py) wait out a fixed bound of 10 s or more
+# with little CPU. When both passes run, each pass's foreground suite leaves them out and they
+# run in the background for both builds at once, beside memcheck and the fuzz smoke.
+if [ $san_only = 0 ]; then
+    FOREGROUND_ARGS=(-m "not long_wait")
+else
+    FOREGROUND_ARGS=()
+fi
 
-# run_integration BINARY LABEL [PYTEST ARGS]: the pytest suite against BINARY, counted from
-# its JUnit XML.
-run_integration() {
-    local bin=$1 label=$2 junit=$tmp/junit-$2.xml rc counts p f
-    shift 2
-    echo "== integration tests ($bin)"
-    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-        --junitxml="$junit" "$@" tests/integration
-    rc=$?
+# count_report JUNIT LABEL STATUS: adds a pytest run's JUnit counts to the totals.
+count_report() {
+    local junit=$1 label=$2 rc=$3 p f
     if [ ! -s "$junit" ]; then
         fail_step "integration ($label): pytest wrote no report (status $rc)"
         return
     fi
-    counts=$(count_junit "$junit")
-    read -r p f <<<"$counts"
+    read -r p f < <(count_junit "$junit")
     passed=$((passed + p))
     failed=$((failed + f))
-    if [ "$f" -eq 0 ] && [ $rc -ne 0 ]; then
+    if [ "$f" -eq 0 ] && [ "$rc" -ne 0 ]; then
         fail_step "integration ($label): pytest exited with status $rc"
     fi
+}
+
+# run_integration BINARY LABEL [PYTEST ARGS]: the pytest suite against BINARY, counted from
+# its JUnit XML.
+run_integration() {
+    local bin=$1 label=$2 rc
+    shift 2
+    echo "== integration tests ($bin)"
+    MICRO_BIN=$PWD/$bin timeout 1200 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+        --junitxml="$tmp/junit-$label.xml" "$@" tests/integration
+    rc=$?
+    count_report "$tmp/junit-$label.xml" "$label" $rc
+}
+
+# start_long_waits BINARY LABEL: the long_wait tests against BINARY in the background; their
+# output waits in $tmp until finish_long_waits prints and counts it.
+background_pids=()
+background_labels=()
+start_long_waits() {
+    local bin=$1 label=$2
+    echo "== long_wait tests ($bin, in the background)"
+    (
+        MICRO_BIN=$PWD/$bin timeout 900 /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+            --junitxml="$tmp/junit-$label.xml" -m long_wait tests/integration \
+            >"$tmp/$label.out" 2>&1
+        echo $? >"$tmp/$label.rc"
+    ) &
+    background_pids+=($!)
+    background_labels+=("$label")
+}
+
+finish_long_waits() {
+    local i label
+    for i in "${!background_pids[@]}"; do
+        wait "${background_pids[$i]}"
+        label=${background_labels[$i]}
+        echo "== long_wait tests ($label, result)"
+        cat "$tmp/$label.out"
+        count_report "$tmp/junit-$label.xml" "$label" "$(cat "$tmp/$label.rc" 2>/dev/null || echo 1)"
+    done
 }
 
 # run_pass BUILD SANITIZE LABEL
@@ -143,11 +182,7 @@ run_pass() {
     echo "== build ($label: make SANITIZE=$san BUILD=$build)"
     if make -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" all; then
         run_units "$build" "$san"
-        if [ "$san" = 0 ] && [ $san_only = 0 ]; then
-            run_integration "$build/micro" "$label" --deselect "$BOUNDS_TEST"
-        else
-            run_integration "$build/micro" "$label"
-        fi
+        run_integration "$build/micro" "$label" "${FOREGROUND_ARGS[@]}"
     else
         fail_step "$label build"
         # Unit tests need only the library; run those that still build.
@@ -184,11 +219,13 @@ else
 fi
 
 if [ $san_only = 0 ]; then
-    echo "== $BOUNDS_TEST ($normal_build/micro, in the background)"
-    MICRO_BIN=$PWD/$normal_build/micro timeout 600 /usr/bin/python3 -m pytest -q \
-        -p no:cacheprovider --junitxml="$tmp/junit-bounds.xml" "$BOUNDS_TEST" \
-        >"$tmp/bounds.out" 2>&1 &
-    bounds_pid=$!
+    if [ -x "$normal_build/micro" ]; then
+        start_long_waits "$normal_build/micro" long-normal
+    fi
+    if [ -x "$san_build/micro" ]; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+            start_long_waits "$san_build/micro" long-sanitize
+    fi
 fi
 # valgrind over the normal build's unit binaries (about 2 minutes on two cores).
 if [ $san_only = 0 ] && [ "${RUN_MEMCHECK:-1}" != 0 ]; then
@@ -201,19 +238,7 @@ if [ "${RUN_FUZZ:-1}" != 0 ]; then
     run_counted "fuzz smoke (${FUZZ_SECONDS:-30} s per target)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" \
         bash scripts/fuzz.sh
 fi
-
-if [ -n "${bounds_pid:-}" ]; then
-    wait "$bounds_pid"
-    echo "== $BOUNDS_TEST (result)"
-    cat "$tmp/bounds.out"
-    if [ -s "$tmp/junit-bounds.xml" ]; then
-        read -r p f < <(count_junit "$tmp/junit-bounds.xml")
-        passed=$((passed + p))
-        failed=$((failed + f))
-    else
-        fail_step "$BOUNDS_TEST wrote no report"
-    fi
-fi
+finish_long_waits
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,6 +17,9 @@ DEFAULT_TEST_TIMEOUT = 90
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout_s(n): fail the test if it runs longer than n seconds")
+    config.addinivalue_line(
+        "markers", "long_wait: waits out a fixed bound of 10 s or more, with little CPU (make test runs "
+        "these in the background, beside memcheck and the fuzz smoke)")
 
 
 @pytest.hookimpl(hookwrapper=True)

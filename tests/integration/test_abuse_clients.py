@@ -111,6 +111,7 @@ def registration_body(name):
 # Slowloris
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(60)
 def test_slowloris_heads_are_cut_at_10s_and_others_are_served(micro):
     sc = micro("--max_connections=100", env=small_quarantine_env())

@@ -196,6 +196,7 @@ def wait_closed(s, limit):
             return time.monotonic() - start
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(180)
 def test_every_connection_state_closes_within_its_bound(micro, tmp_path):
     bounds = constants()

@@ -253,6 +253,7 @@ def test_chunked_body_over_max_body_size_413(micro):
     assert_still_serving(sc)
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(40)
 def test_slow_head_408_after_10s(sidecar):
     """A head trickled one byte every half second is never complete: 408 at ~10 s (the limit

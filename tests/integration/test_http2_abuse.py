@@ -241,6 +241,7 @@ def test_invalid_preface_is_closed(micro):
     still_served(sc)
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(40)
 def test_a_preface_never_followed_by_a_request_is_closed(micro):
     sc = micro()
@@ -265,6 +266,7 @@ def test_max_concurrent_streams_is_128(micro):
 
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(40)
 def test_a_header_block_that_never_ends_is_closed(micro):
     """HEADERS without END_HEADERS, then silence: the connection can carry nothing else until

@@ -183,6 +183,7 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(60)
 def test_close_after_an_answer_the_client_never_reads_is_bounded(micro):
     """A client asks with Connection: close and never reads: the sidecar closes after writing

@@ -285,6 +285,7 @@ def test_plain_http_on_the_tls_port_gets_400_or_close(micro, certs):
     assert https(sc.port, client_ctx(certs))[0] == 200
 
 
+@pytest.mark.long_wait
 @pytest.mark.timeout_s(60)
 def test_a_silent_client_is_closed_by_the_handshake_bound(micro, certs):
     sc = micro(*tls_flags(certs))
