@@ -69,6 +69,7 @@ struct h1_conn {
     int error_status;         /* set by a parser callback that refuses the request */
     const char *error_detail; /* its reason, when llhttp's own would not say it */
     unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
+    size_t expect_field;      /* 1 + the index of the head's first Expect field; 0: none */
     int handles_open;
     unsigned answered;   /* responses finished since the client last took all our output */
     unsigned batch_pass; /* the flush pass ending the loop turn a batch of answers was made in */
@@ -216,6 +217,7 @@ static void reset_head_state(struct h1_conn *hc)
     hc->error_status = 0;
     hc->error_detail = NULL;
     hc->host_count = 0;
+    hc->expect_field = 0;
     hc->route = NULL;
     hc->verdict = MC_HTTP_ROUTE_RUN;
     hc->message_done = 0;
@@ -361,10 +363,15 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     struct h1_conn *hc = hc_of(p);
     struct mc_buf *b = hc->strings;
     if (hc->last_token != TOK_VALUE) {
-        /* The name is complete here: count Host fields now rather than search them later. */
+        /* The name is complete here: count Host fields and note the first Expect now rather
+         * than search the head for them later. */
         size_t name = hc->header_offsets[hc->header_count * 2];
-        if (b->len - name == 4 && strncasecmp(b->data + name, "host", 4) == 0)
+        const char *n = b->data + name;
+        if (b->len - name == 4 && strncasecmp(n, "host", 4) == 0)
             hc->host_count++;
+        else if (b->len - name == 6 && (*n | 0x20) == 'e' && !hc->expect_field &&
+                 !hc->in_trailers && strncasecmp(n, "expect", 6) == 0)
+            hc->expect_field = hc->header_count + 1;
         mc_buf_append(b, "", 1);
         hc->header_offsets[hc->header_count * 2 + 1] = b->len;
         hc->header_count++;
@@ -407,8 +414,10 @@ static struct mc_http_header *fix_fields(struct h1_conn *hc, struct mc_buf *b, s
 /* curl and others wait for "100 Continue" before sending a large body. */
 static void send_continue(struct h1_conn *hc)
 {
-    const char *expect = mc_http_request_header(hc->req, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && hc->req->http_minor >= 1) {
+    if (!hc->expect_field)
+        return;
+    const char *expect = hc->req->headers[hc->expect_field - 1].value;
+    if (strcasecmp(expect, "100-continue") == 0 && hc->req->http_minor >= 1) {
         static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
         mc_conn_write_copy(hc->conn, line, sizeof line - 1);
         mc_conn_flush(hc->conn); /* the client is waiting for it: no batching */

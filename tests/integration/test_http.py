@@ -47,6 +47,26 @@ def test_keep_alive_two_requests_one_socket(sidecar):
         assert r2.json()[0]["name"] == "go.micro.sidecar"
 
 
+def test_expect_100_continue_is_answered_before_the_body_and_only_when_asked(sidecar):
+    """A client that asks (any case) gets "100 Continue" before it sends the body; the next
+    request on the connection, which does not ask, gets its answer alone."""
+    body = reg_bytes("continued.svc")
+    head = http_req("POST", "/registry", headers=[("Content-Type", "application/json"),
+                                                  ("Content-Length", str(len(body))),
+                                                  ("EXPECT", "100-Continue")])
+    with sidecar.raw() as c:
+        assert c.send(head)
+        interim = c.read_response()
+        assert interim.status == 100, interim
+        assert c.send(body)
+        assert c.read_response().status == 200
+        assert c.send(http_req("POST", "/registry", body=reg_bytes("after.svc")))
+        assert c.read_response().status == 200
+        assert c.send(http_req("GET", "/registry?service=continued.svc"))
+        r = c.read_response()
+    assert r.status == 200 and r.json()[0]["name"] == "continued.svc", r
+
+
 def test_pipelining_three_requests_one_write(sidecar):
     reqs = (http_req("POST", "/registry", body=reg_bytes("piped.svc"))
             + http_req("GET", "/registry?service=piped.svc")
