@@ -75,7 +75,8 @@ struct h1_conn {
     unsigned batch_pass; /* the flush pass ending the loop turn a batch of answers was made in */
     unsigned parser_paused : 1, message_done : 1, user_paused : 1, processing : 1, peer_eof : 1,
         fresh : 1, dispatch_due : 1, finish_due : 1, output_wait : 1, in_trailers : 1,
-        h2_checked : 1; /* the first bytes were looked at for HTTP/2 */
+        h2_checked : 1,   /* the first bytes were looked at for HTTP/2 */
+        body_arm_due : 1; /* the body began or grew in this parse: its bound is armed after */
     /* The response being written. */
     unsigned keep_alive : 1, close_after : 1, streaming : 1, chunked_out : 1, body_none : 1,
         trailers_sent : 1;
@@ -273,11 +274,11 @@ static void arm_body(struct h1_conn *hc)
     arm_timer(hc, due > now ? due - now : 0);
 }
 
-/* A request body begins: its clock starts now. */
+/* A request body begins: its clock starts now (its bound is armed when the parse ends). */
 static void start_body(struct h1_conn *hc)
 {
     mc_http_body_clock_start(&hc->body, uv_now(hc->server->net->loop));
-    arm_body(hc);
+    hc->body_arm_due = 1;
 }
 
 /* A shorter wait (for the client to take output) ended: the body's bound, if one is still
@@ -506,8 +507,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         if (!req->responded) {
             /* Counted before the handler sees it: it may pause the body or answer. */
             mc_http_body_clock_add(&hc->body, uv_now(hc->server->net->loop), len);
-            if (!hc->drain_timeout_ms)
-                arm_body(hc);
+            hc->body_arm_due = 1;
             if (req->on_body)
                 req->on_body(req, at, len);
         } else {
@@ -523,7 +523,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     }
     mc_buf_append(&req->body, at, len);
     mc_http_body_clock_add(&hc->body, uv_now(hc->server->net->loop), len);
-    arm_body(hc);
+    hc->body_arm_due = 1;
     return 0;
 }
 
@@ -927,6 +927,14 @@ static void dispatch(struct h1_conn *hc)
 static size_t feed(struct h1_conn *hc, const char *data, size_t len)
 {
     enum llhttp_errno err = llhttp_execute(&hc->parser, data, len);
+    /* The body's bound once per parse, not per piece of it: a body that arrived whole with
+     * its head (the common case) is complete by now and never arms it. A shorter wait the
+     * handler began meanwhile (drain_timeout_ms) keeps the timer until end_wait. */
+    if (hc->body_arm_due) {
+        hc->body_arm_due = 0;
+        if (body_bounded(hc) && !hc->drain_timeout_ms)
+            arm_body(hc);
+    }
     if (err == HPE_OK)
         return len;
     size_t used = len;
