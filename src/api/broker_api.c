@@ -116,7 +116,7 @@ static void subscribe(struct mc_http_request *req, struct mc_api *api, char *top
         mc_free(topic);
         return;
     }
-    const char *ct = mc_http_request_header(req, "Content-Type");
+    const char *ct = req->content_type;
     struct broker_sub *sub = mc_calloc(1, sizeof *sub);
     sub->api = api;
     sub->topic = topic;

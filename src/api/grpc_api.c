@@ -45,7 +45,7 @@ int mc_api_is_grpc(const struct mc_http_request *req)
 {
     if (req->method_bit != MC_HTTP_POST)
         return 0;
-    const char *ct = mc_http_request_header(req, "content-type");
+    const char *ct = req->content_type;
     if (!ct || strncasecmp(ct, "application/grpc", 16) != 0)
         return 0;
     return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';

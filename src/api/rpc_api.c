@@ -6,7 +6,6 @@
 #include <strings.h>
 
 #include "api/api.h"
-#include "http/head.h"
 #include "http/url.h"
 #include "rpc/caller.h"
 #include "rpc/jsonrpc.h"
@@ -198,24 +197,11 @@ static int is_json_content(const char *ct)
     return *p == '\0' || *p == ';';
 }
 
-/* The request's Content-Type (the first one), as mc_http_request_header would find it: names
- * are tokens, so a length and a folded compare decide (this runs for every call). */
-static const char *content_type(const struct mc_http_request *req)
-{
-    for (size_t i = 0; i < req->header_count; i++) {
-        const char *name = req->headers[i].name;
-        if ((name[0] | 0x20) == 'c' && strlen(name) == 12 &&
-            mc_http_name_eq_words(name, "content-type", 12))
-            return req->headers[i].value;
-    }
-    return NULL;
-}
-
 /* The 400 for a call without a service. The commonest cause is a JSON body posted without
  * a JSON Content-Type (curl -d sends a form type), which then reads as form fields: say so. */
 static void respond_no_service(struct mc_http_request *req)
 {
-    const char *ct = content_type(req);
+    const char *ct = req->content_type;
     size_t i = 0;
     while (i < req->body.len && (req->body.data[i] == ' ' || req->body.data[i] == '\t' ||
                                  req->body.data[i] == '\r' || req->body.data[i] == '\n'))
@@ -244,7 +230,7 @@ void mc_api_rpc(struct mc_http_request *req, void *ctx)
     size_t params_len = 0;
     size_t lens[3] = {0, 0, 0}; /* the names' lengths when the decoder gave them */
     unsigned clean = 0;         /* start_call's: the names known free of control characters */
-    if (is_json_content(content_type(req))) {
+    if (is_json_content(req->content_type)) {
         /* One strict pass over the body, no tree: the call's strings are decoded, the
          * request is passed on as the bytes the caller sent. */
         const char *text = req->body.data ? req->body.data : "";

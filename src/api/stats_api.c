@@ -7,7 +7,7 @@
 
 static int wants_json(const struct mc_http_request *req)
 {
-    const char *ct = mc_http_request_header(req, "Content-Type");
+    const char *ct = req->content_type;
     const char *accept = mc_http_request_header(req, "Accept");
     return (ct && strstr(ct, "application/json")) || (accept && strstr(accept, "application/json"));
 }

@@ -11,6 +11,7 @@
 #include "http/access_log.h"
 #include "http/body_clock.h"
 #include "http/h2.h"
+#include "http/head.h"
 #include "net/tls.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -69,7 +70,9 @@ struct h1_conn {
     int error_status;         /* set by a parser callback that refuses the request */
     const char *error_detail; /* its reason, when llhttp's own would not say it */
     unsigned host_count;      /* Host header fields in this head (RFC 9112 3.2) */
-    size_t expect_field;      /* 1 + the index of the head's first Expect field; 0: none */
+    /* 1 + the index of the head's first Expect, Origin and Content-Type fields (0: none),
+     * noted as their names complete (note_field) so that nothing searches the head for them. */
+    size_t expect_field, origin_field, content_type_field;
     int handles_open;
     unsigned answered;   /* responses finished since the client last took all our output */
     unsigned batch_pass; /* the flush pass ending the loop turn a batch of answers was made in */
@@ -218,7 +221,7 @@ static void reset_head_state(struct h1_conn *hc)
     hc->error_status = 0;
     hc->error_detail = NULL;
     hc->host_count = 0;
-    hc->expect_field = 0;
+    hc->expect_field = hc->origin_field = hc->content_type_field = 0;
     hc->route = NULL;
     hc->verdict = MC_HTTP_ROUTE_RUN;
     hc->message_done = 0;
@@ -359,20 +362,48 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return count_head(hc, len, 1);
 }
 
+/* A field name of len bytes at n, complete (its field is the next one): Host fields are
+ * counted, and the first Expect, Origin and Content-Type of the head noted, as they come. */
+static void note_field(struct h1_conn *hc, const char *n, size_t len)
+{
+    size_t *field = NULL;
+    unsigned first = (unsigned char)*n | 0x20;
+    switch (len) {
+    case 4:
+        if (strncasecmp(n, "host", 4) == 0)
+            hc->host_count++;
+        return;
+    case 6:
+        if (first == 'e' && strncasecmp(n, "expect", 6) == 0)
+            field = &hc->expect_field;
+        else if (first == 'o' && strncasecmp(n, "origin", 6) == 0)
+            field = &hc->origin_field;
+        break;
+    case 12:
+        if (first == 'c' && mc_http_name_eq_words(n, "content-type", 12))
+            field = &hc->content_type_field;
+        break;
+    default:
+        return;
+    }
+    if (field && !*field && !hc->in_trailers)
+        *field = hc->header_count + 1;
+}
+
+/* The value of a field note_field noted (NULL when none: also before the head is complete). */
+static const char *noted_field(const struct h1_conn *hc, size_t field)
+{
+    const struct mc_http_request *req = hc->req;
+    return field && req && field <= req->header_count ? req->headers[field - 1].value : NULL;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct h1_conn *hc = hc_of(p);
     struct mc_buf *b = hc->strings;
     if (hc->last_token != TOK_VALUE) {
-        /* The name is complete here: count Host fields and note the first Expect now rather
-         * than search the head for them later. */
         size_t name = hc->header_offsets[hc->header_count * 2];
-        const char *n = b->data + name;
-        if (b->len - name == 4 && strncasecmp(n, "host", 4) == 0)
-            hc->host_count++;
-        else if (b->len - name == 6 && (*n | 0x20) == 'e' && !hc->expect_field &&
-                 !hc->in_trailers && strncasecmp(n, "expect", 6) == 0)
-            hc->expect_field = hc->header_count + 1;
+        note_field(hc, b->data + name, b->len - name); /* the name is complete here */
         mc_buf_append(b, "", 1);
         hc->header_offsets[hc->header_count * 2 + 1] = b->len;
         hc->header_count++;
@@ -415,10 +446,8 @@ static struct mc_http_header *fix_fields(struct h1_conn *hc, struct mc_buf *b, s
 /* curl and others wait for "100 Continue" before sending a large body. */
 static void send_continue(struct h1_conn *hc)
 {
-    if (!hc->expect_field)
-        return;
-    const char *expect = hc->req->headers[hc->expect_field - 1].value;
-    if (strcasecmp(expect, "100-continue") == 0 && hc->req->http_minor >= 1) {
+    const char *expect = noted_field(hc, hc->expect_field);
+    if (expect && strcasecmp(expect, "100-continue") == 0 && hc->req->http_minor >= 1) {
         static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
         mc_conn_write_copy(hc->conn, line, sizeof line - 1);
         mc_conn_flush(hc->conn); /* the client is waiting for it: no batching */
@@ -430,6 +459,7 @@ static int on_headers_complete(llhttp_t *p)
     struct h1_conn *hc = hc_of(p);
     struct mc_http_request *req = hc->req;
     req->headers = fix_fields(hc, &hc->raw, &req->header_count);
+    req->content_type = noted_field(hc, hc->content_type_field);
     hc->in_trailers = 1; /* from here on, fields are trailers */
     hc->strings = &hc->traw;
     hc->header_count = 0;
@@ -621,7 +651,7 @@ static void h1_respond(struct mc_http_request *req, int status, const char *cont
     for (size_t i = 0; i < extra_count; i++)
         mc_buf_append_header(head, extra[i].name, extra[i].value);
     struct mc_http_header cors[MC_CORS_MAX_HEADERS];
-    size_t ncors = mc_cors_headers(&hc->server->cors, mc_http_request_header(req, "Origin"), cors);
+    size_t ncors = mc_cors_headers(&hc->server->cors, noted_field(hc, hc->origin_field), cors);
     for (size_t i = 0; i < ncors; i++)
         mc_buf_append_header(head, cors[i].name, cors[i].value);
     end_head(hc, head);

@@ -58,7 +58,8 @@ struct mc_h2_stream {
     struct mc_http_header headers_inline[H2_INLINE_FIELDS];
     size_t head_bytes;
     size_t method_off, path_off, authority_off, protocol_off; /* SIZE_MAX: absent */
-    int error_status; /* 431/400 decided while the head came in */
+    size_t content_type_field; /* 1 + the index of the first content-type field; 0: none */
+    int error_status;          /* 431/400 decided while the head came in */
     const struct mc_http_route *route;
     enum mc_http_route_verdict verdict;
     /* Request body held while the handler has paused it (at most one window: not consumed). */
@@ -393,6 +394,16 @@ static void push_field(struct mc_h2_stream *st, struct mc_buf *b, const uint8_t 
     b->len += nl + vl + 2;
     b->data[b->len] = '\0'; /* the buffer's own invariant */
     st->nfields++;
+}
+
+/* A field of the head (names lowercase: nghttp2 refuses others, the h2c copy lowers them);
+ * the first content-type is noted for the request as it comes. */
+static void push_head_field(struct mc_h2_stream *st, const uint8_t *name, size_t namelen,
+                            const uint8_t *value, size_t valuelen)
+{
+    if (namelen == 12 && !st->content_type_field && memcmp(name, "content-type", 12) == 0)
+        st->content_type_field = st->nfields + 1;
+    push_field(st, &st->raw, name, namelen, value, valuelen);
 }
 
 /* The fields collected in b as an array pointing into it (b no longer grows). */
@@ -853,7 +864,7 @@ static int is_grpc(const struct mc_http_request *req)
 {
     if (req->method_bit != MC_HTTP_POST)
         return 0;
-    const char *ct = mc_http_request_header(req, "content-type");
+    const char *ct = req->content_type;
     return ct && strncasecmp(ct, "application/grpc", 16) == 0 &&
            (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
 }
@@ -894,6 +905,8 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     size_t extra = st->authority_off != SIZE_MAX ? 1 : 0;
     req->headers = fix_fields(st, &st->raw, extra, 1);
     req->header_count = st->nfields;
+    if (st->content_type_field)
+        req->content_type = req->headers[st->content_type_field - 1].value;
     st->nfields = 0;
     if (st->error_status) {
         due_add(hc, st);
@@ -1086,7 +1099,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         st->error_status = 431;
         return 0;
     }
-    push_field(st, &st->raw, name, namelen, value, valuelen);
+    push_head_field(st, name, namelen, value, valuelen);
     return 0;
 }
 
@@ -1713,7 +1726,7 @@ int mc_h2_upgrade(struct mc_http_server *s, struct mc_http_request *req)
         p += strlen(p) + 1;
         const char *v = p;
         p += strlen(p) + 1;
-        push_field(st, &st->raw, (const uint8_t *)n, strlen(n), (const uint8_t *)v, strlen(v));
+        push_head_field(st, (const uint8_t *)n, strlen(n), (const uint8_t *)v, strlen(v));
     }
     mc_buf_close(&copy);
     head_complete(st, 1);

@@ -88,6 +88,9 @@ struct mc_http_request {
     size_t query_len;
     struct mc_http_header *headers; /* NUL-terminated names and values */
     size_t header_count;
+    /* The first Content-Type field's value (NULL: none), noted by the codec as the head came
+     * in: the handlers that read it (every /rpc call) do not search the headers. */
+    const char *content_type;
     struct mc_http_header *trailers; /* after the body ends (chunked trailers); else NULL */
     size_t trailer_count;
     int http_major, http_minor;

@@ -13,7 +13,8 @@ import urllib.parse
 
 import pytest
 
-from harness import HOST, AppProcess, assert_error_json, free_port, loads_strict, node, service, wait_until
+from harness import (HOST, AppProcess, assert_error_json, free_port, http_req, loads_strict, node, service,
+                     wait_until)
 
 SVC = "go.micro.srv.example"
 
@@ -136,6 +137,21 @@ def test_json_input_request_as_object_and_as_string(sidecar, apps):
     # An absent request is {}.
     r = rpc(sidecar, {"service": SVC, "method": "Test.Echo"})
     assert r.status == 200 and r.json()["params"] == [{}], r
+
+
+def test_first_content_type_and_origin_are_read_in_any_case_and_place(sidecar, apps):
+    """The codec notes these fields as the head comes in: the first of each counts, its name in
+    any case, wherever it stands among the others."""
+    (a,) = apps(1)
+    register(sidecar, SVC, [a])
+    body = json.dumps({"service": SVC, "method": "Example.Call", "request": {"name": "Case"}})
+    head = [("X-First", "1"), ("content-TYPE", "application/json"), ("Content-Type", "text/plain"),
+            ("X-Between", "2"), ("ORIGIN", "http://a.example"), ("Origin", "http://b.example")]
+    with sidecar.raw() as c:
+        assert c.send(http_req("POST", "/rpc", headers=head, body=body.encode()))
+        r = c.read_response()
+    assert r.status == 200 and r.json() == {"msg": "Hello Case", "node": "a"}, r
+    assert r.header("Access-Control-Allow-Origin") == "http://a.example", r
 
 
 def test_request_reaches_the_node_byte_for_byte(sidecar, apps):

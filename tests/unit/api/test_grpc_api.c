@@ -43,7 +43,8 @@ static void test_message_encoding(void **state)
 static struct mc_http_request post(const char *ct, struct mc_http_header *h)
 {
     h[0] = (struct mc_http_header){"Content-Type", ct};
-    return (struct mc_http_request){.method_bit = MC_HTTP_POST, .headers = h, .header_count = 1};
+    return (struct mc_http_request){
+        .method_bit = MC_HTTP_POST, .headers = h, .header_count = 1, .content_type = ct};
 }
 
 static void test_is_grpc(void **state)
