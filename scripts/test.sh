@@ -181,6 +181,7 @@ run_pass() {
     local build=$1 san=$2 label=$3
     echo "== build ($label: make SANITIZE=$san BUILD=$build)"
     if make -j"$JOBS" --no-print-directory SANITIZE="$san" BUILD="$build" all; then
+        touch "$tmp/built-$label" # its long_wait tests may run: the binary is this tree's
         run_units "$build" "$san"
         run_integration "$build/micro" "$label" "${FOREGROUND_ARGS[@]}"
     else
@@ -219,10 +220,10 @@ else
 fi
 
 if [ $san_only = 0 ]; then
-    if [ -x "$normal_build/micro" ]; then
+    if [ -e "$tmp/built-normal" ]; then
         start_long_waits "$normal_build/micro" long-normal
     fi
-    if [ -x "$san_build/micro" ]; then
+    if [ -e "$tmp/built-sanitize" ]; then
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
             start_long_waits "$san_build/micro" long-sanitize
     fi
