@@ -16,7 +16,7 @@
  * HTTP/1.1 reverse proxy. */
 static void proxy_route(struct mc_http_request *req, void *ctx)
 {
-    if (mc_api_is_grpc(req)) {
+    if (mc_http_request_is_grpc(req)) {
         mc_api_grpc(req, ctx);
         return;
     }
@@ -122,7 +122,7 @@ static void auto_body(struct mc_http_request *req, const char *data, size_t len)
 void mc_api_auto(struct mc_http_request *req, void *ctx)
 {
     struct mc_api *api = ctx;
-    if (mc_api_is_grpc(req)) {
+    if (mc_http_request_is_grpc(req)) {
         mc_api_grpc(req, api);
         return;
     }
@@ -145,7 +145,7 @@ void mc_api_auto(struct mc_http_request *req, void *ctx)
 
 void mc_api_fallback(struct mc_http_request *req, void *ctx)
 {
-    if (mc_api_is_grpc(req)) {
+    if (mc_http_request_is_grpc(req)) {
         /* --handler=rpc's fallback is a buffered route, but the HTTP/2 codec streams gRPC
          * whatever the route (HTTP/1.x gRPC is refused before any body is read) */
         mc_api_grpc(req, ctx);

@@ -41,16 +41,6 @@ struct grpc_call {
     int grpc_status; /* for the stats: the node's, or the sidecar's own */
 };
 
-int mc_api_is_grpc(const struct mc_http_request *req)
-{
-    if (req->method_bit != MC_HTTP_POST)
-        return 0;
-    const char *ct = req->content_type;
-    if (!ct || strncasecmp(ct, "application/grpc", 16) != 0)
-        return 0;
-    return ct[16] == '\0' || ct[16] == '+' || ct[16] == ';';
-}
-
 uint64_t mc_grpc_timeout_ms(const char *v)
 {
     uint64_t n = 0;

@@ -19,10 +19,6 @@ enum {
     MC_GRPC_UNAVAILABLE = 14,
 };
 
-/* Whether req is a gRPC call: a POST whose content-type is application/grpc, alone or with a
- * "+codec" or parameters. Cheap (one header scan, only for POSTs): every proxied request asks. */
-int mc_api_is_grpc(const struct mc_http_request *req);
-
 /* Takes a gRPC request over: answers it, now or as the call goes. The request must have been
  * dispatched as a stream (body through on_body): the HTTP/2 codec streams every gRPC request
  * whatever the route. Over HTTP/1.x, which cannot carry trailers, it answers 505 at once with

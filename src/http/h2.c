@@ -859,16 +859,6 @@ static void refuse(struct mc_h2_stream *st, int status, const char *detail)
     mc_http_respond_error(st->req, status, "go.micro.sidecar", detail);
 }
 
-/* A gRPC call: a POST with content-type application/grpc, alone, +codec or with parameters. */
-static int is_grpc(const struct mc_http_request *req)
-{
-    if (req->method_bit != MC_HTTP_POST)
-        return 0;
-    const char *ct = req->content_type;
-    return ct && strncasecmp(ct, "application/grpc", 16) == 0 &&
-           (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
-}
-
 /* An extended CONNECT for a WebSocket also carries the fields of its HTTP/1.1 form (Upgrade,
  * Connection, a fresh Sec-WebSocket-Key): the reverse proxy forwards it to the node as the
  * HTTP/1.1 upgrade it understands, and relays the frames once the node switches (RFC 8441
@@ -957,7 +947,7 @@ static void head_complete(struct mc_h2_stream *st, int end_stream)
     }
     /* gRPC streams whatever the route (a client- or bidi-streaming call cannot wait for its
      * whole body): src/api/grpc_api.c takes these requests on every handler's fallback. */
-    st->grpc = is_grpc(req);
+    st->grpc = mc_http_request_is_grpc(req);
     if (stream_route(st) || req->upgrade) {
         due_add(hc, st); /* an extended CONNECT's DATA is the tunnel's, held till it exists */
         /* A streamed body (a proxied upload) is bounded as a buffered one is; a tunnel's data

@@ -23,6 +23,15 @@ const char *mc_http_headers_find(const struct mc_http_header *headers, size_t co
     return NULL;
 }
 
+int mc_http_request_is_grpc(const struct mc_http_request *req)
+{
+    if (req->method_bit != MC_HTTP_POST)
+        return 0;
+    const char *ct = req->content_type;
+    return ct && strncasecmp(ct, "application/grpc", 16) == 0 &&
+           (ct[16] == '\0' || ct[16] == '+' || ct[16] == ';');
+}
+
 const char *mc_http_request_header(const struct mc_http_request *req, const char *name)
 {
     return mc_http_headers_find(req->headers, req->header_count, name);

@@ -117,6 +117,11 @@ struct mc_http_request {
     unsigned char family;
 };
 
+/* Whether req is a gRPC call: a POST whose Content-Type is application/grpc, alone or with a
+ * "+codec" or parameters. Cheap (the noted Content-Type, only for POSTs): every proxied request
+ * and every HTTP/2 stream asks. */
+int mc_http_request_is_grpc(const struct mc_http_request *req);
+
 /* Finds header name (case-insensitive) in headers[0..count); NULL when absent. */
 const char *mc_http_headers_find(const struct mc_http_header *headers, size_t count,
                                  const char *name);

@@ -52,18 +52,18 @@ static void test_is_grpc(void **state)
     (void)state;
     struct mc_http_header h[1];
     struct mc_http_request r = post("application/grpc", h);
-    assert_true(mc_api_is_grpc(&r));
+    assert_true(mc_http_request_is_grpc(&r));
     r = post("application/grpc+proto", h);
-    assert_true(mc_api_is_grpc(&r));
+    assert_true(mc_http_request_is_grpc(&r));
     r = post("Application/GRPC; charset=utf-8", h);
-    assert_true(mc_api_is_grpc(&r));
+    assert_true(mc_http_request_is_grpc(&r));
     r = post("application/grpc-web", h); /* another protocol */
-    assert_false(mc_api_is_grpc(&r));
+    assert_false(mc_http_request_is_grpc(&r));
     r = post("application/json", h);
-    assert_false(mc_api_is_grpc(&r));
+    assert_false(mc_http_request_is_grpc(&r));
     r = post("application/grpc", h);
     r.method_bit = MC_HTTP_GET;
-    assert_false(mc_api_is_grpc(&r));
+    assert_false(mc_http_request_is_grpc(&r));
 }
 
 int main(void)
