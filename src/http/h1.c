@@ -284,6 +284,14 @@ static void start_body(struct h1_conn *hc)
     hc->body_arm_due = 1;
 }
 
+/* The body grew or resumed: its bound is armed again, unless a shorter wait (for the client
+ * to take output, drain_timeout_ms) holds the timer; end_wait restores the bound after it. */
+static void rearm_body(struct h1_conn *hc)
+{
+    if (body_bounded(hc) && !hc->drain_timeout_ms)
+        arm_body(hc);
+}
+
 /* A shorter wait (for the client to take output) ended: the body's bound, if one is still
  * running, is the bound again. */
 static void end_wait(struct h1_conn *hc)
@@ -821,8 +829,7 @@ static void h1_resume(struct mc_http_request *req)
         return;
     hc->user_paused = 0;
     mc_http_body_clock_resume(&hc->body, uv_now(hc->server->net->loop));
-    if (body_bounded(hc) && !hc->drain_timeout_ms)
-        arm_body(hc);
+    rearm_body(hc);
     if (!hc->peer_eof)
         mc_conn_read_start(hc->conn);
     process(hc);
@@ -958,12 +965,10 @@ static size_t feed(struct h1_conn *hc, const char *data, size_t len)
 {
     enum llhttp_errno err = llhttp_execute(&hc->parser, data, len);
     /* The body's bound once per parse, not per piece of it: a body that arrived whole with
-     * its head (the common case) is complete by now and never arms it. A shorter wait the
-     * handler began meanwhile (drain_timeout_ms) keeps the timer until end_wait. */
+     * its head (the common case) is complete by now and never arms it. */
     if (hc->body_arm_due) {
         hc->body_arm_due = 0;
-        if (body_bounded(hc) && !hc->drain_timeout_ms)
-            arm_body(hc);
+        rearm_body(hc);
     }
     if (err == HPE_OK)
         return len;
