@@ -502,7 +502,6 @@ void mc_api_proxy(struct mc_http_request *req, void *ctx)
         return;
     }
     p->req = req;
-    p->api = api;
     mc_buf_init(&p->replay);
     p->has_body = req->chunked || (req->has_content_length && req->content_length > 0);
     mc_upstream_try_init(&p->try, mc_caller_upstream(api->caller), p->service, NULL, NULL, 504);

@@ -378,13 +378,13 @@ static void note_field(struct h1_conn *hc, const char *n, size_t len)
     unsigned first = (unsigned char)*n | 0x20;
     switch (len) {
     case 4:
-        if (strncasecmp(n, "host", 4) == 0)
+        if (mc_http_name_eq(n, "host", 4))
             hc->host_count++;
         return;
     case 6:
-        if (first == 'e' && strncasecmp(n, "expect", 6) == 0)
+        if (first == 'e' && mc_http_name_eq(n, "expect", 6))
             field = &hc->expect_field;
-        else if (first == 'o' && strncasecmp(n, "origin", 6) == 0)
+        else if (first == 'o' && mc_http_name_eq(n, "origin", 6))
             field = &hc->origin_field;
         break;
     case 12:
